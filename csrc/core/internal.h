@@ -1,0 +1,187 @@
+/* internal.h — what the core's files share and op planners use: the context and its device, the
+ * memory pool, kernels (pipelines with specialization), and the dispatch recorder. Not public. */
+#ifndef VACCEL_INTERNAL_H
+#define VACCEL_INTERNAL_H
+
+#include <pthread.h>
+#include <vulkan/vulkan.h>
+
+#include "../vaccel.h"
+
+/* ---- errors (error.c) ---- */
+va_status va_fail(va_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+va_status va_vk_fail(VkResult r, const char *what);
+void va_clear_error(void);
+#define VA_TRY(expr)                        \
+    do {                                    \
+        va_status va_try_s_ = (expr);       \
+        if (va_try_s_ != VA_SUCCESS) return va_try_s_; \
+    } while (0)
+#define VK_TRY(expr, what)                  \
+    do {                                    \
+        VkResult vk_try_r_ = (expr);        \
+        if (vk_try_r_ != VK_SUCCESS) return va_vk_fail(vk_try_r_, what); \
+    } while (0)
+
+/* ---- instance and devices (device.c) ---- */
+typedef struct va_instance {
+    VkInstance instance;
+    int validation;
+    VkDebugUtilsMessengerEXT messenger;
+    uint32_t physical_count;
+    VkPhysicalDevice *physical;
+} va_instance;
+va_status va_instance_get(int validation, va_instance **out);
+va_status va_query_device(VkPhysicalDevice pd, int index, va_device_info *info);
+
+/* ---- memory (memory.c) ---- */
+typedef enum va_mem_kind {
+    VA_MEM_DEVICE = 0,   /* device-local; host-visible too on unified devices */
+    VA_MEM_UPLOAD = 1,   /* host-visible, write-combined is fine */
+    VA_MEM_READBACK = 2, /* host-visible, cached preferred */
+    VA_MEM_KINDS = 3
+} va_mem_kind;
+
+typedef struct va_block va_block;
+typedef struct va_span { uint64_t offset, size; } va_span;
+
+struct va_block {
+    va_block *next;
+    VkDeviceMemory memory;
+    VkBuffer buffer;
+    uint64_t size;
+    void *mapped;            /* non-NULL when host-visible */
+    va_span *free;           /* free list sorted by offset */
+    uint32_t free_count, free_cap;
+    uint64_t used;
+    int dedicated;           /* one allocation of its own; freed when released */
+    int imported;            /* wraps host memory */
+};
+
+typedef struct va_pool {
+    va_block *blocks;
+    uint32_t memory_type;
+    int valid;
+    uint64_t reserved, in_use, peak, nblocks;
+} va_pool;
+
+struct va_buffer {
+    va_context *ctx;
+    va_block *block;
+    uint64_t offset;         /* within block */
+    uint64_t size;
+    int refs;
+    va_mem_kind kind;
+};
+
+va_status va_memory_init(va_context *ctx);
+void va_memory_destroy(va_context *ctx);
+va_status va_buffer_alloc(va_context *ctx, va_mem_kind kind, uint64_t size, va_buffer **out);
+/* Imports [ptr, ptr+size) rounded out to the import alignment. */
+va_status va_buffer_import(va_context *ctx, void *ptr, uint64_t size, va_buffer **out,
+                           uint64_t *offset);
+static inline void *va_buffer_map(const va_buffer *b) {
+    return b->block->mapped ? (char *)b->block->mapped + b->offset : NULL;
+}
+
+/* ---- kernels (pipeline.c) ---- */
+typedef struct va_spirv {
+    const char *name;
+    const uint32_t *code;
+    size_t words;
+} va_spirv;
+extern const va_spirv va_spirv_table[];
+extern const size_t va_spirv_count;
+
+#define VA_MAX_SPEC 16
+#define VA_MAX_BINDINGS 8
+#define VA_PUSH_BYTES 128
+
+typedef struct va_kernel {
+    const char *name;
+    uint32_t spec[VA_MAX_SPEC];
+    uint32_t nspec;
+    uint32_t required_subgroup;
+    uint32_t nbindings;
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout layout;
+    VkPipeline pipeline;
+    struct va_kernel *next;
+} va_kernel;
+
+/* The pipeline for shader `name` with specialization constants spec[0..nspec) (constant_id =
+ * index; ids 0..2 are the workgroup size by convention). required_subgroup != 0 asks for that
+ * subgroup size where the device allows it. Created once and kept. */
+va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec, uint32_t nspec,
+                        uint32_t required_subgroup, const va_kernel **out);
+va_status va_pipeline_init(va_context *ctx, const char *cache_dir);
+void va_pipeline_destroy(va_context *ctx);
+
+/* ---- context ---- */
+#define VA_VALIDATION_MAX 256
+struct va_context {
+    va_instance *inst;
+    VkPhysicalDevice physical;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    va_device_info info;
+    VkPhysicalDeviceMemoryProperties memprops;
+    pthread_mutex_t lock;          /* pool, kernels, queue */
+    va_pool pools[VA_MEM_KINDS];
+    uint64_t imports;
+    uint64_t block_size;
+    /* kernels */
+    va_kernel *kernels;
+    VkPipelineCache cache;
+    char cache_path[1024];
+    int cache_loaded;
+    uint64_t pipelines_created, pipeline_hits;
+    PFN_vkGetMemoryHostPointerPropertiesEXT get_host_ptr_props;
+};
+
+/* ---- streams (stream.c) ---- */
+typedef struct va_binding {
+    va_buffer *buf;
+    uint64_t offset;     /* bytes, within buf */
+    uint64_t size;       /* bytes; VK_WHOLE_SIZE for the rest of buf */
+    va_access access;
+} va_binding;
+
+/* Records one dispatch, with a barrier before it only if an earlier unbarriered command touches an
+ * overlapping range in a conflicting way. Binding offsets need not be aligned: the aligned-down
+ * window is bound and the remainder (in bytes) is returned in misalign[i] for the push constants. */
+va_status va_stream_dispatch(va_stream *s, const va_kernel *k, const va_binding *b, uint32_t nb,
+                             const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                             uint32_t gz);
+/* The aligned binding window for a byte offset: returns the offset that will be bound, and the
+ * remainder in elements of elem_size (which the kernel adds to its indices). */
+uint64_t va_align_binding(const va_context *ctx, uint64_t offset, uint32_t elem_size,
+                          uint32_t *elem_remainder);
+va_context *va_stream_context(va_stream *s);
+
+/* ---- tensors (tensor.c) ---- */
+/* Bytes from the first to one past the last element, or 0 when empty. */
+uint64_t va_tensor_span(const va_tensor *t);
+/* Validates a rank-2 view whose last axis is contiguous; names the argument on failure. */
+va_status va_check_matrix(const va_tensor *t, const char *arg, va_dtype want0, va_dtype want1);
+va_binding va_tensor_binding(const va_tensor *t, va_access access);
+
+/* Op registry generated by the build from VA_REGISTER_OP lines in csrc/ops/. */
+typedef struct va_op_entry { const char *name; va_op_fn fn; } va_op_entry;
+/* Makes fn reachable as op `name`: setup.py collects these lines into the generated table. */
+#define VA_REGISTER_OP(name, fn)                                                                   \
+    va_status va_op_##name(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,      \
+                           int n_out, const int64_t *ip, int n_i, const double *fp, int n_f);      \
+    va_status va_op_##name(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,      \
+                           int n_out, const int64_t *ip, int n_i, const double *fp, int n_f) {     \
+        return fn(s, in, n_in, out, n_out, ip, n_i, fp, n_f);                                      \
+    }
+
+static inline uint32_t va_ceil_div(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
+
+#endif

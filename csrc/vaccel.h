@@ -1,0 +1,240 @@
+/* vaccel.h — the public C interface of vaccel's core: contexts on a Vulkan device, pooled device
+ * buffers, command streams that batch many dispatches into one submit, and the ops that record
+ * into them. Usable from C without Python. Every function returns a va_status; on failure the
+ * message is kept per thread and read with va_last_error(). Handles are opaque. */
+#ifndef VACCEL_H
+#define VACCEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VA_VERSION_MAJOR 0
+#define VA_VERSION_MINOR 1
+#define VA_VERSION_PATCH 0
+#define VA_MAX_DIMS 4
+
+typedef enum va_status {
+    VA_SUCCESS = 0,
+    VA_ERROR_INVALID_ARGUMENT = -1,
+    VA_ERROR_DEVICE_NOT_AVAILABLE = -2,
+    VA_ERROR_FEATURE_NOT_SUPPORTED = -3,
+    VA_ERROR_OUT_OF_DEVICE_MEMORY = -4,
+    VA_ERROR_OUT_OF_HOST_MEMORY = -5,
+    VA_ERROR_DEVICE_LOST = -6,
+    VA_ERROR_INTERNAL = -7
+} va_status;
+
+/* The message of the last failing call on this thread ("" if none). */
+const char *va_last_error(void);
+/* A fixed name for a status code ("VA_ERROR_OUT_OF_DEVICE_MEMORY"). */
+const char *va_status_name(va_status s);
+
+typedef enum va_dtype {
+    VA_F32 = 0, VA_F16 = 1, VA_BF16 = 2, VA_U8 = 3, VA_I32 = 4, VA_U32 = 5, VA_I64 = 6, VA_F64 = 7
+} va_dtype;
+size_t va_dtype_size(va_dtype t);
+
+typedef struct va_context va_context;
+typedef struct va_buffer va_buffer;
+typedef struct va_stream va_stream;
+
+/* ---- devices and capabilities ---------------------------------------------------------- */
+
+typedef enum va_device_type {
+    VA_DEVICE_OTHER = 0, VA_DEVICE_INTEGRATED = 1, VA_DEVICE_DISCRETE = 2, VA_DEVICE_VIRTUAL = 3,
+    VA_DEVICE_CPU = 4
+} va_device_type;
+
+typedef enum va_zero_copy {
+    VA_ZERO_COPY_STAGING = 0,  /* host data goes through a staging buffer (one memcpy) */
+    VA_ZERO_COPY_IMPORT = 1,   /* host pages are imported and DMA'd to device memory */
+    VA_ZERO_COPY_UNIFIED = 2   /* host pages are imported and used in place by kernels */
+} va_zero_copy;
+
+#define VA_MAX_HEAPS 16
+typedef struct va_heap_info {
+    uint64_t size;
+    uint64_t budget;  /* VK_EXT_memory_budget, or size when unknown */
+    uint64_t usage;   /* by this process, when known */
+    int device_local;
+} va_heap_info;
+
+typedef struct va_device_info {
+    int index;
+    char name[256];
+    char driver_name[256];
+    char driver_info[256];
+    uint32_t vendor_id, device_id, driver_version, api_version; /* api_version: VK_MAKE_API_VERSION */
+    uint8_t uuid[16];
+    va_device_type type;
+    uint32_t subgroup_size, min_subgroup_size, max_subgroup_size;
+    int subgroup_size_control;     /* requiredSubgroupSize usable in compute */
+    int subgroup_arithmetic;
+    uint32_t shared_memory_per_workgroup;
+    uint32_t max_workgroup_invocations;
+    uint32_t max_workgroup_count[3];
+    uint64_t max_storage_buffer_range;
+    uint64_t max_buffer_size;
+    uint32_t min_storage_buffer_offset_alignment;
+    int fp16, int8, bf16, fp64, int64;  /* shader arithmetic types */
+    int storage_16bit, storage_8bit;    /* 16/8-bit types in storage buffers */
+    int integer_dot_product;
+    int cooperative_matrix;             /* VK_KHR_cooperative_matrix */
+    int cooperative_matrix_nv2;         /* VK_NV_cooperative_matrix2 */
+    int external_memory_host;           /* VK_EXT_external_memory_host */
+    uint64_t min_imported_host_pointer_alignment;
+    int memory_budget;                  /* VK_EXT_memory_budget */
+    int unified_memory;                 /* every device-local type is also host-visible */
+    int device_local_host_visible;      /* a device-local host-visible type exists (ReBAR) */
+    int timestamps;                     /* compute queue writes timestamps */
+    float timestamp_period_ns;
+    int transfer_queue;                 /* a queue family with transfer but no compute/graphics */
+    va_zero_copy zero_copy;             /* the host-data path this device takes */
+    uint32_t heap_count;
+    va_heap_info heaps[VA_MAX_HEAPS];
+} va_device_info;
+
+/* Devices Vulkan offers, in the loader's order. Creates the process-wide instance on first use. */
+va_status va_device_count(int *count);
+va_status va_device_get_info(int index, va_device_info *info);
+
+/* ---- contexts ---------------------------------------------------------------------------- */
+
+typedef struct va_context_options {
+    /* Device index ("1") or a case-insensitive substring of its name; NULL or "" picks
+     * discrete > integrated > virtual > CPU. NULL also consults VACCEL_DEVICE. */
+    const char *device;
+    int validation;        /* enable VK_LAYER_KHRONOS_validation and record its messages */
+    const char *cache_dir; /* pipeline cache folder; NULL: $XDG_CACHE_HOME/vaccel or ~/.cache/vaccel;
+                              "" disables the disk cache */
+} va_context_options;
+
+va_status va_context_create(const va_context_options *opts, va_context **out);
+/* Waits for the device, writes the pipeline cache, frees everything. */
+void va_context_destroy(va_context *ctx);
+va_status va_context_get_info(va_context *ctx, va_device_info *info);
+/* Writes the pipeline cache now (also done by va_context_destroy). */
+va_status va_context_save_cache(va_context *ctx);
+
+typedef struct va_memory_stats {
+    uint64_t device_bytes_reserved;  /* device-local blocks held by the pool */
+    uint64_t device_bytes_in_use;    /* suballocated from them */
+    uint64_t device_bytes_peak;      /* high-water mark of in_use since the last reset */
+    uint64_t host_bytes_reserved;    /* staging blocks */
+    uint64_t device_blocks, host_blocks;
+    uint64_t imports;                /* host-memory imports made */
+    uint64_t pipelines_created, pipeline_cache_hits; /* cache hits: pipelines found in memory */
+    int disk_cache_loaded;           /* the on-disk pipeline cache was valid and used */
+} va_memory_stats;
+va_status va_context_memory_stats(va_context *ctx, va_memory_stats *out);
+void va_context_reset_peak(va_context *ctx);
+
+/* Validation messages recorded since the last call (validation contexts only). Copies up to
+ * cap bytes of newline-separated messages into buf and returns the count through *count;
+ * clears the list when clear != 0. */
+va_status va_validation_messages(char *buf, size_t cap, int clear, int *count);
+
+/* ---- buffers ---------------------------------------------------------------------------- */
+
+/* A device buffer of size bytes, suballocated from the pool. Reference counted: streams that use
+ * a buffer hold it until their work is done, so releasing early is safe. */
+va_status va_buffer_create(va_context *ctx, uint64_t size, va_buffer **out);
+void va_buffer_retain(va_buffer *buf);
+void va_buffer_release(va_buffer *buf);
+uint64_t va_buffer_size(const va_buffer *buf);
+
+/* ---- tensors ---------------------------------------------------------------------------- */
+
+/* A strided view of a buffer. Strides are in elements; shape[ndim-1] is the fastest axis. */
+typedef struct va_tensor {
+    va_buffer *buf;
+    uint64_t offset;                 /* bytes from the buffer's start */
+    va_dtype dtype;
+    int ndim;
+    int64_t shape[VA_MAX_DIMS];
+    int64_t strides[VA_MAX_DIMS];
+} va_tensor;
+
+/* ---- streams ------------------------------------------------------------------------------ */
+
+va_status va_stream_create(va_context *ctx, va_stream **out);
+void va_stream_destroy(va_stream *s);
+/* Host -> device copy. The bytes are read at record time or during the stream's work, so src must
+ * stay valid and unchanged until va_stream_wait returns. */
+va_status va_stream_upload(va_stream *s, va_buffer *dst, uint64_t dst_offset, const void *src,
+                           uint64_t size);
+/* Device -> host copy, complete when va_stream_wait returns. */
+va_status va_stream_download(va_stream *s, va_buffer *src, uint64_t src_offset, void *dst,
+                             uint64_t size);
+/* Device -> device copy through the copy kernel (sizes multiple of 4 bytes take the fast path). */
+va_status va_stream_copy(va_stream *s, va_buffer *src, uint64_t src_offset, va_buffer *dst,
+                         uint64_t dst_offset, uint64_t size);
+
+typedef enum va_access { VA_READ = 1, VA_WRITE = 2, VA_READ_WRITE = 3 } va_access;
+/* Host memory as a device buffer for this stream's work: imported in place where the device is
+ * unified, imported and copied by DMA where it can import, else staged. READ data is on the
+ * device before the next recorded op; WRITE data reaches host memory when va_stream_wait returns.
+ * The memory must stay valid until then. *buf is owned by the stream. */
+va_status va_stream_host_operand(va_stream *s, void *ptr, uint64_t size, va_access access,
+                                 va_buffer **buf, uint64_t *offset);
+/* A scratch device buffer that lives until the stream's work is done. */
+va_status va_stream_scratch(va_stream *s, uint64_t size, va_buffer **buf);
+
+/* Submit what was recorded (non-blocking); va_stream_wait submits if needed, waits once, finishes
+ * host copies and resets the stream for reuse. */
+va_status va_stream_submit(va_stream *s);
+va_status va_stream_wait(va_stream *s);
+/* Discards what was recorded and not yet submitted (after a failed op), or waits out what was
+ * submitted; the stream is reusable afterwards. */
+void va_stream_abort(va_stream *s);
+/* Number of ops/dispatches recorded and not yet waited for. */
+uint32_t va_stream_pending(const va_stream *s);
+
+/* Profiling: GPU timestamps around each dispatch (when the device has timestamps). */
+va_status va_stream_set_profiling(va_stream *s, int enabled);
+typedef struct va_dispatch_timing {
+    const char *label;   /* kernel name; valid while the context lives */
+    double gpu_ns;       /* -1 when not measured */
+} va_dispatch_timing;
+/* Timings of the last waited-for batch; *count receives how many exist. */
+va_status va_stream_timings(const va_stream *s, va_dispatch_timing *out, uint32_t cap,
+                            uint32_t *count);
+typedef struct va_stream_stats {
+    uint64_t dispatches, submits, barriers, bytes_uploaded, bytes_downloaded;
+} va_stream_stats;
+va_status va_stream_get_stats(const va_stream *s, va_stream_stats *out);
+
+/* ---- ops ------------------------------------------------------------------------------------ */
+
+typedef enum va_metric {
+    VA_METRIC_SQEUCLIDEAN = 0, VA_METRIC_EUCLIDEAN = 1, VA_METRIC_COSINE = 2,
+    VA_METRIC_INNER = 3, VA_METRIC_CITYBLOCK = 4, VA_METRIC_CHEBYSHEV = 5,
+    VA_METRIC_MINKOWSKI = 6, VA_METRIC_HAMMING = 7, VA_METRIC_BITWISE_HAMMING = 8
+} va_metric;
+
+/* out[i, j] = metric(xa[i, :], xb[j, :]).  xa (m, d), xb (n, d): f32 or f16 (u8 for
+ * BITWISE_HAMMING, whose d is a byte count and whose rows must be 4-byte aligned); out (m, n)
+ * f32. Rows may be strided; the last axis must be contiguous. p is Minkowski's order. */
+va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_metric metric,
+                   float p, const va_tensor *out);
+/* out[i, :] = x[i, :] / ||x[i, :]||, zero rows stay zero. x (m, d) f32/f16; out (m, d) f32. */
+va_status va_normalize(va_stream *s, const va_tensor *x, const va_tensor *out);
+/* out[i] = sum_j x[i, j]^2. x (m, d) f32/f16; out (m,) f32. */
+va_status va_row_sqnorms(va_stream *s, const va_tensor *x, const va_tensor *out);
+
+/* Ops by name, for bindings: the same ops with integer and float parameters by position. */
+typedef va_status (*va_op_fn)(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,
+                              int n_out, const int64_t *iparams, int n_i, const double *fparams,
+                              int n_f);
+va_op_fn va_op_find(const char *name);
+/* Names of all registered ops, NULL-terminated. */
+const char *const *va_op_names(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,19 @@
+"""vaccel — GPU vector search and ML primitives on Vulkan.
+
+    import vaccel
+    vaccel.info()                       # backend and device capabilities
+    d = vaccel.cdist(xa, xb, "sqeuclidean")
+"""
+
+__version__ = "0.1.0"
+
+from .errors import DeviceLost, DeviceNotAvailable, FeatureNotSupported, OutOfDeviceMemory, VaccelError
+from .runtime import (Array, asarray, batch, config, devices, empty, get_backend, info, profile, report,
+                      set_backend, synchronize, validation_messages)
+from .distances import cdist, normalize
+
+__all__ = [
+    "Array", "DeviceLost", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
+    "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "normalize", "profile",
+    "report", "set_backend", "synchronize", "validation_messages",
+]

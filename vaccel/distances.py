@@ -1,0 +1,163 @@
+"""cdist and normalize: argument checks shared by both backends, dtype policy (float16 stays
+float16 where the device stores it, other floats and integers are computed in float32), and the
+dispatch to the Vulkan op or the NumPy reference in vaccel.cpu."""
+
+import math
+
+import numpy as np
+
+from . import cpu, runtime
+
+METRICS = ("sqeuclidean", "euclidean", "cosine", "cityblock", "chebyshev", "minkowski", "hamming",
+           "inner", "dot", "bitwise_hamming")
+_CODE = {"sqeuclidean": 0, "euclidean": 1, "cosine": 2, "inner": 3, "dot": 3, "cityblock": 4,
+         "chebyshev": 5, "minkowski": 6, "hamming": 7, "bitwise_hamming": 8}
+
+
+def _matrix(x, name):
+    if runtime._is_array(x):
+        if x.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D array, got shape {x.shape}")
+        return x
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    try:
+        a = np.asarray(x)
+    except Exception as exc:
+        raise TypeError(f"{name} must be array-like: {exc}") from None
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {a.shape}")
+    return a
+
+
+def _check_cdist_args(xa, xb, metric, p):
+    """Validated (xa, xb, metric, p); names the offending argument."""
+    if not isinstance(metric, str):
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    metric = metric.lower()
+    if metric not in _CODE:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise TypeError(f"p must be a number, got {p!r}") from None
+    if metric == "minkowski" and not (p > 0):
+        raise ValueError(f"p must be positive for minkowski, got {p}")
+    xa = _matrix(xa, "xa")
+    xb = _matrix(xb, "xb")
+    if xa.shape[1] != xb.shape[1]:
+        raise ValueError(f"xa and xb must have the same number of columns, got xa {xa.shape} and xb {xb.shape}")
+    if metric == "bitwise_hamming":
+        for name, x in (("xa", xa), ("xb", xb)):
+            if np.dtype(x.dtype) != np.uint8:
+                raise TypeError(f"{name} must be uint8 packed codes for bitwise_hamming, got {x.dtype}")
+    return xa, xb, metric, p
+
+
+def _check_out(out, shape, name="out"):
+    if out is None:
+        return None
+    if runtime._is_array(out):
+        if out.shape != shape:
+            raise ValueError(f"{name} has shape {out.shape}, expected {shape}")
+        if out.dtype != np.float32:
+            raise TypeError(f"{name} must be float32, got {out.dtype}")
+        return out
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray or vaccel.Array, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"{name} has shape {out.shape}, expected {shape}")
+    if out.dtype != np.float32:
+        raise TypeError(f"{name} must be float32, got {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    return out
+
+
+def _float_operand(x, f16_ok):
+    """Device dtype for a float computation: float16 kept where the device reads it, else float32."""
+    if runtime._is_array(x):
+        if x.dtype == np.float32 or (x.dtype == np.float16 and f16_ok):
+            return x
+        return runtime.asarray(x.numpy().astype(np.float32))
+    if x.dtype == np.float32 or (x.dtype == np.float16 and f16_ok):
+        return x
+    return x.astype(np.float32)
+
+
+def _padded_codes(x):
+    """uint8 codes with rows padded to 4 bytes, as the kernel reads 32-bit words (zero bytes add
+    no differing bits)."""
+    d = x.shape[1]
+    pad = (-d) % 4
+    if runtime._is_array(x):
+        if pad == 0:
+            return x
+        x = x.numpy()
+    if pad == 0 and x.ctypes.data % 4 == 0 and (x.shape[0] <= 1 or x.strides[0] % 4 == 0) \
+            and (x.shape[1] <= 1 or x.strides[1] == 1):
+        return x
+    out = np.zeros((x.shape[0], d + pad), np.uint8)
+    out[:, :d] = x
+    return out
+
+
+def _run(op, inputs, shape, out, want_array, iparams=(), fparams=(), names=None):
+    """Runs op into out (or a fresh result), handling host outputs the device cannot write directly."""
+    if out is None:
+        res = runtime.empty(shape, np.float32) if want_array else np.empty(shape, np.float32)
+    else:
+        res = out
+    target = res
+    if not runtime._is_array(res) and not res.flags.c_contiguous:
+        target = np.empty(shape, np.float32)
+    if math.prod(shape):
+        runtime.run_op(op, inputs, (target,), iparams, fparams, names)
+    if target is not res:
+        res[...] = target
+    return res
+
+
+def cdist(xa, xb, metric="euclidean", *, p=2.0, out=None):
+    """Distances between the rows of xa (m, d) and xb (n, d) -> float32 (m, n), with SciPy's metric
+    names and meanings, plus 'inner'/'dot' (u.v) and 'bitwise_hamming' (differing bits of uint8
+    codes). Float64 and integer inputs are computed in float32; float16 stays float16 in memory.
+    Returns a vaccel.Array when xa or xb is one, else a NumPy array; `out` is filled and returned."""
+    xa, xb, metric, p = _check_cdist_args(xa, xb, metric, p)
+    m, n = xa.shape[0], xb.shape[0]
+    out = _check_out(out, (m, n))
+    want_array = runtime._is_array(xa) or runtime._is_array(xb)
+    if runtime.get_backend() == "cpu":
+        ha = xa.numpy() if runtime._is_array(xa) else xa
+        hb = xb.numpy() if runtime._is_array(xb) else xb
+        r = cpu.cdist(ha, hb, metric, p=p)
+        if out is not None:
+            out[...] = r
+            return out
+        return r
+    if metric == "bitwise_hamming":
+        xa, xb = _padded_codes(xa), _padded_codes(xb)
+    else:
+        f16 = runtime.context().info()["storage_16bit"]
+        both16 = np.dtype(xa.dtype) == np.float16 and np.dtype(xb.dtype) == np.float16
+        xa, xb = _float_operand(xa, f16 and both16), _float_operand(xb, f16 and both16)
+    return _run("cdist", (xa, xb), (m, n), out, want_array, (_CODE[metric],), (p,),
+                {("in", 0): "xa", ("in", 1): "xb", ("out", 0): "out"})
+
+
+def normalize(x, out=None):
+    """Rows scaled to unit L2 norm (float32); zero rows stay zero; NaN propagates."""
+    x = _matrix(x, "x")
+    out = _check_out(out, x.shape)
+    want_array = runtime._is_array(x)
+    if runtime.get_backend() == "cpu":
+        r = cpu.normalize(x.numpy() if want_array else x)
+        if out is not None:
+            out[...] = r
+            return out
+        return r
+    f16 = runtime.context().info()["storage_16bit"]
+    x = _float_operand(x, f16)
+    return _run("normalize", (x,), x.shape, out, want_array, names={("in", 0): "x", ("out", 0): "out"})

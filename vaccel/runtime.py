@@ -1,0 +1,508 @@
+"""The Python side of the runtime: backend choice, the lazily created device context, device
+arrays (`Array`), batching (`batch()`), profiling (`profile()`), and the one function that turns
+NumPy arrays and Arrays into the operand descriptors the extension takes (`run_op`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+
+import numpy as np
+
+from . import errors
+
+try:
+    from . import _vaccel
+except ImportError as exc:  # the extension is not built: only the CPU backend works
+    _vaccel = None
+    _import_error = exc
+else:
+    _import_error = None
+    errors.install(_vaccel)
+
+log = logging.getLogger("vaccel")
+_level = os.environ.get("VACCEL_LOG")
+if _level:
+    logging.basicConfig(format="%(name)s %(levelname)s: %(message)s")
+    log.setLevel(_level.upper() if not _level.isdigit() else int(_level))
+
+BACKENDS = ("auto", "vulkan", "cpu")
+
+# NumPy dtype -> the core's dtype code.
+_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.uint8): 3, np.dtype(np.int32): 4,
+          np.dtype(np.uint32): 5, np.dtype(np.int64): 6}
+
+
+def _env_flag(name):
+    v = os.environ.get(name, "")
+    return v not in ("", "0", "false", "False", "no")
+
+
+class _Config:
+    """Settings read from the environment at import; `backend` may be changed at run time."""
+
+    def __init__(self):
+        self._backend = os.environ.get("VACCEL_BACKEND", "auto").lower()
+        if self._backend not in BACKENDS:
+            log.warning("VACCEL_BACKEND=%r is not one of %s; using 'auto'", self._backend, BACKENDS)
+            self._backend = "auto"
+        self.device = os.environ.get("VACCEL_DEVICE") or None
+        self.validation = _env_flag("VACCEL_VALIDATION")
+        self.cache_dir = os.environ.get("VACCEL_CACHE_DIR")
+
+    @property
+    def backend(self):
+        return self._backend
+
+    @backend.setter
+    def backend(self, name):
+        set_backend(name)
+
+    def __repr__(self):
+        return (f"vaccel.config(backend={self._backend!r}, device={self.device!r}, "
+                f"validation={self.validation}, cache_dir={self.cache_dir!r})")
+
+
+config = _Config()
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.stream = None
+        self.batch_depth = 0
+        self.profiles = []
+
+
+_lock = threading.Lock()
+_context = None
+_context_error = None
+_state = _State()
+
+
+def set_backend(name):
+    """Choose 'auto' (Vulkan when a device works, else CPU), 'vulkan' or 'cpu'."""
+    if not isinstance(name, str) or name.lower() not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    config._backend = name.lower()
+
+
+def get_backend():
+    """The backend ops run on now: 'vulkan' or 'cpu'."""
+    if config._backend == "cpu":
+        return "cpu"
+    if config._backend == "vulkan":
+        context()
+        return "vulkan"
+    try:
+        context()
+        return "vulkan"
+    except (errors.DeviceNotAvailable, errors.FeatureNotSupported, ImportError) as exc:
+        log.info("no usable Vulkan device (%s); using the CPU backend", exc)
+        return "cpu"
+
+
+def context():
+    """The process's device context, created on first use."""
+    global _context, _context_error
+    if _context is not None:
+        return _context
+    if _vaccel is None:
+        raise ImportError(f"vaccel's extension is not built ({_import_error}); run `make build`")
+    with _lock:
+        if _context is None:
+            if _context_error is not None and config._backend == "auto":
+                raise _context_error
+            try:
+                ctx = _vaccel.Context(device=config.device, validation=config.validation,
+                                      cache_dir=config.cache_dir)
+            except errors.VaccelError as exc:
+                _context_error = exc
+                raise
+            info = ctx.info()
+            log.info("device %s (%s, %s, Vulkan %s), zero-copy path: %s", info["name"], info["type"],
+                     info["driver_name"], info["api_version"], info["zero_copy"])
+            _context = ctx
+    return _context
+
+
+def _stream():
+    if _state.stream is None:
+        _state.stream = _vaccel.Stream(context())
+        if _state.profiles:
+            _state.stream.set_profiling(True)
+    return _state.stream
+
+
+def info():
+    """A dict: backend, version, and the chosen device's capability report (None on CPU)."""
+    from . import __version__
+    backend = get_backend()
+    out = {"backend": backend, "version": __version__, "device": None}
+    if backend == "vulkan":
+        ctx = context()
+        out["device"] = ctx.info()
+        out["memory"] = ctx.memory_stats()
+    return out
+
+
+def devices():
+    """Capability reports of every Vulkan device, in the loader's order ([] without a driver)."""
+    if _vaccel is None:
+        return []
+    try:
+        return _vaccel.devices()
+    except errors.DeviceNotAvailable:
+        return []
+
+
+def validation_messages(clear=True):
+    """Khronos validation-layer messages recorded since the last call (VACCEL_VALIDATION=1)."""
+    if _vaccel is None:
+        return []
+    return _vaccel.validation_messages(clear)
+
+
+def _fmt_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def report():
+    """The text of `python3 -m vaccel info`."""
+    from . import __version__
+    lines = [f"vaccel {__version__}"]
+    try:
+        backend = get_backend()
+    except errors.VaccelError as exc:
+        backend = f"unavailable ({exc})"
+    lines.append(f"backend: {backend}   (VACCEL_BACKEND={config._backend})")
+    chosen = context().info()["index"] if backend == "vulkan" else None
+    devs = devices()
+    if not devs:
+        lines.append("no Vulkan devices" + (f" ({_import_error})" if _import_error else ""))
+    for d in devs:
+        mark = "*" if d["index"] == chosen else " "
+        lines.append(f"{mark} device {d['index']}: {d['name']} [{d['type']}, {d['vendor']}]")
+        lines.append(f"    driver {d['driver_name']} {d['driver_info']}, Vulkan {d['api_version']}")
+        sg = f"{d['subgroup_size']}" + (f" ({d['min_subgroup_size']}-{d['max_subgroup_size']}, size control)"
+                                         if d["subgroup_size_control"] else "")
+        lines.append(f"    subgroup {sg}, shared memory {_fmt_bytes(d['shared_memory_per_workgroup'])}/workgroup, "
+                     f"max binding {_fmt_bytes(d['max_storage_buffer_range'])}")
+        feats = [k for k in ("fp16", "int8", "bf16", "fp64", "storage_16bit", "storage_8bit", "integer_dot_product",
+                             "cooperative_matrix", "cooperative_matrix_nv2", "timestamps", "transfer_queue")
+                 if d[k]]
+        lines.append("    features: " + ", ".join(feats))
+        lines.append(f"    memory: zero-copy path '{d['zero_copy']}'"
+                     + (", unified" if d["unified_memory"] else "")
+                     + (", device-local host-visible" if d["device_local_host_visible"] else ""))
+        for i, h in enumerate(d["memory_heaps"]):
+            lines.append(f"      heap {i}: {_fmt_bytes(h['size'])}{' device-local' if h['device_local'] else ''}, "
+                         f"budget {_fmt_bytes(h['budget'])}")
+    return "\n".join(lines)
+
+
+# ---- operands ---------------------------------------------------------------------------------
+
+def _is_array(x):
+    return isinstance(x, Array)
+
+
+def host_operand(x, name):
+    """A NumPy array as (target, offset, dtype code, shape, strides in elements); copies only when
+    the view cannot be described (reversed or non-unit inner stride, misaligned, or sparse)."""
+    if x.dtype not in _CODES:
+        raise TypeError(f"{name}: dtype {x.dtype} is not supported on the device")
+    item = x.itemsize
+    ok = all(s >= 0 and s % item == 0 for s in x.strides) and x.ctypes.data % item == 0
+    if ok and x.ndim and x.size:
+        span = sum((n - 1) * s for n, s in zip(x.shape, x.strides)) + item
+        ok = (x.shape[-1] <= 1 or x.strides[-1] == item) and span <= 2 * x.nbytes + 4096
+    if not ok:
+        x = np.ascontiguousarray(x)
+    strides = tuple(s // item for s in x.strides)
+    return (x, 0, _CODES[x.dtype], x.shape, strides), x
+
+
+def operand(x, name):
+    if _is_array(x):
+        return (x._buf, x._offset, _CODES[x.dtype], x.shape, x._strides), x
+    return host_operand(x, name)
+
+
+def run_op(op, inputs, outputs, iparams=(), fparams=(), names=None):
+    """Records op on the current stream and, outside a batch, waits for it. inputs/outputs are
+    NumPy arrays or Arrays; host outputs must be C-contiguous and writable."""
+    names = names or {}
+    stream = _stream()
+    ins = tuple(operand(x, names.get(("in", i), f"input {i}"))[0] for i, x in enumerate(inputs))
+    outs = tuple(operand(x, names.get(("out", i), f"output {i}"))[0] for i, x in enumerate(outputs))
+    try:
+        stream.run(op, ins, outs, tuple(iparams), tuple(float(f) for f in fparams))
+    except BaseException:
+        _discard_batch(stream)
+        raise
+    if _state.batch_depth == 0:
+        _finish(stream)
+
+
+def _discard_batch(stream):
+    """After a failed op: drop the batch's other work too, so nothing half-done runs."""
+    stream.abort()
+    if _state.batch_depth:
+        log.warning("an op failed inside vaccel.batch(); the batch's earlier work was discarded")
+
+
+def _finish(stream):
+    t0 = time.perf_counter()
+    stream.wait()
+    if _state.profiles:
+        timings = stream.timings()
+        stats = stream.stats()
+        for p in _state.profiles:
+            p._record(timings, stats, time.perf_counter() - t0)
+
+
+# ---- device arrays ----------------------------------------------------------------------------
+
+class Array:
+    """An array in device memory. `.numpy()` (or `np.asarray`) brings it back."""
+
+    __slots__ = ("_buf", "_offset", "shape", "dtype", "_strides", "__weakref__")
+
+    def __init__(self, buf, shape, dtype, offset=0, strides=None):
+        self._buf = buf
+        self._offset = offset
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        if strides is None:
+            strides, acc = [], 1
+            for n in reversed(self.shape):
+                strides.append(acc)
+                acc *= max(n, 1)
+            strides = tuple(reversed(strides))
+        self._strides = tuple(strides)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def nbytes(self):
+        return self.size * self.dtype.itemsize
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __repr__(self):
+        return f"vaccel.Array(shape={self.shape}, dtype={self.dtype})"
+
+    def numpy(self):
+        """A NumPy copy of the contents (finishing any batch that writes them)."""
+        out = np.empty(self.shape, self.dtype)
+        if self.size == 0:
+            return out
+        stream = _stream()
+        contiguous = self._strides == Array(None, self.shape, self.dtype)._strides
+        if contiguous:
+            stream.download(self._buf, self._offset, out.reshape(-1).view(np.uint8))
+        else:
+            # Rows of a strided 2-D view: one download of the covering span, then a NumPy view.
+            item = self.dtype.itemsize
+            span = (sum((n - 1) * s for n, s in zip(self.shape, self._strides)) + 1)
+            flat = np.empty(span, self.dtype)
+            stream.download(self._buf, self._offset, flat.view(np.uint8))
+            _finish(stream)
+            view = np.lib.stride_tricks.as_strided(flat, self.shape, tuple(s * item for s in self._strides))
+            out[...] = view
+            return out
+        _finish(stream)
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def copy(self):
+        """A device-side copy (through the copy kernel)."""
+        if self._strides != Array(None, self.shape, self.dtype)._strides:
+            return asarray(self.numpy())
+        out = empty(self.shape, self.dtype)
+        stream = _stream()
+        stream.copy(self._buf, self._offset, out._buf, 0, self.nbytes)
+        if _state.batch_depth == 0:
+            _finish(stream)
+        return out
+
+
+def _device_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt == np.float64:
+        return np.dtype(np.float32)   # vaccel computes in float32; documented
+    if dt == np.bool_:
+        return np.dtype(np.uint8)
+    if dt not in _CODES:
+        raise TypeError(f"dtype {dt} cannot live on the device (supported: {sorted(str(d) for d in _CODES)})")
+    return dt
+
+
+def empty(shape, dtype=np.float32):
+    """An uninitialised device array."""
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = tuple(int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"shape must be non-negative, got {shape}")
+    dt = _device_dtype(dtype)
+    nbytes = dt.itemsize
+    for s in shape:
+        nbytes *= s
+    if get_backend() != "vulkan":
+        raise errors.DeviceNotAvailable("device arrays need the Vulkan backend")
+    buf = context().alloc(max(nbytes, 4))
+    return Array(buf, shape, dt)
+
+
+def asarray(x, dtype=None):
+    """Copy a NumPy array (or anything np.asarray takes) to the device; an Array passes through."""
+    if _is_array(x):
+        if dtype is None or np.dtype(dtype) == x.dtype:
+            return x
+        return asarray(x.numpy(), dtype)
+    a = np.asarray(x, dtype=dtype)
+    dt = _device_dtype(a.dtype)
+    a = np.ascontiguousarray(a, dtype=dt)
+    out = empty(a.shape, dt)
+    if a.size:
+        stream = _stream()
+        stream.upload(out._buf, 0, a.reshape(-1).view(np.uint8))
+        if _state.batch_depth == 0:
+            _finish(stream)
+    return out
+
+
+def synchronize():
+    """Wait for all recorded work (also ends the work queued so far in a batch)."""
+    if _state.stream is not None and _state.stream.pending():
+        _finish(_state.stream)
+
+
+@contextlib.contextmanager
+def batch():
+    """Record every op inside the block into one submit; one wait at the end. Results are Arrays
+    whose values are ready when the block exits (or on .numpy(), which finishes the batch early)."""
+    if get_backend() != "vulkan":
+        yield
+        return
+    stream = _stream()
+    _state.batch_depth += 1
+    try:
+        yield
+    except BaseException:
+        _state.batch_depth -= 1
+        if _state.batch_depth == 0:
+            stream.abort()
+        raise
+    _state.batch_depth -= 1
+    if _state.batch_depth == 0:
+        _finish(stream)
+
+
+class Profile:
+    """Collected by `with vaccel.profile() as p:` — GPU time per dispatch, dispatch/submit counts,
+    bytes moved, pipeline-cache hits and peak pool memory."""
+
+    def __init__(self):
+        self.dispatches = []      # (kernel, gpu_ns)
+        self.submits = 0
+        self.wall_s = 0.0
+        self._stats0 = None
+        self.stats = {}
+        self.memory = {}
+
+    def _record(self, timings, stats, wall):
+        self.dispatches.extend(timings)
+        self.submits += 1
+        self.wall_s += wall
+        self.stats = stats
+
+    def summary(self):
+        by = {}
+        for k, ns in self.dispatches:
+            n, t = by.get(k, (0, 0.0))
+            by[k] = (n + 1, t + max(ns, 0.0))
+        lines = [f"{'kernel':<24}{'calls':>8}{'gpu ms':>12}"]
+        for k, (n, t) in sorted(by.items(), key=lambda kv: -kv[1][1]):
+            lines.append(f"{k:<24}{n:>8}{t / 1e6:>12.3f}")
+        s = self.to_dict()
+        lines.append(f"submits {s['submits']}, dispatches {s['dispatch_count']}, barriers {s['barriers']}, "
+                     f"uploaded {s['bytes_uploaded']} B, downloaded {s['bytes_downloaded']} B, "
+                     f"peak device memory {s['peak_device_bytes']} B, pipelines created {s['pipelines_created']}, "
+                     f"pipeline cache hits {s['pipeline_cache_hits']}")
+        text = "\n".join(lines)
+        print(text)
+        return text
+
+    def to_dict(self):
+        s0 = self._stats0 or {}
+        st = self.stats or s0
+        m = self.memory
+        return {
+            "dispatches": [{"kernel": k, "gpu_ns": ns} for k, ns in self.dispatches],
+            "dispatch_count": st.get("dispatches", 0) - s0.get("dispatches", 0),
+            "submits": st.get("submits", 0) - s0.get("submits", 0),
+            "barriers": st.get("barriers", 0) - s0.get("barriers", 0),
+            "bytes_uploaded": st.get("bytes_uploaded", 0) - s0.get("bytes_uploaded", 0),
+            "bytes_downloaded": st.get("bytes_downloaded", 0) - s0.get("bytes_downloaded", 0),
+            "peak_device_bytes": m.get("device_bytes_peak", 0),
+            "pipelines_created": m.get("pipelines_created", 0) - m.get("pipelines_created0", 0),
+            "pipeline_cache_hits": m.get("pipeline_cache_hits", 0) - m.get("pipeline_cache_hits0", 0),
+            "wall_s": self.wall_s,
+        }
+
+    def to_json(self, path):
+        with open(path, "w") as f:
+            json.dump(self.to_dict(), f, indent=2)
+
+
+@contextlib.contextmanager
+def profile():
+    """Profile the vaccel work inside the block (GPU timestamps; off and free otherwise)."""
+    p = Profile()
+    if get_backend() != "vulkan":
+        yield p
+        return
+    synchronize()
+    ctx = context()
+    stream = _stream()
+    mem0 = ctx.memory_stats()
+    ctx.reset_peak()
+    stream.set_profiling(True)
+    p._stats0 = stream.stats()
+    _state.profiles.append(p)
+    try:
+        yield p
+        synchronize()
+    finally:
+        _state.profiles.remove(p)
+        if not _state.profiles:
+            stream.set_profiling(False)
+        mem = ctx.memory_stats()
+        mem["pipelines_created0"] = mem0["pipelines_created"]
+        mem["pipeline_cache_hits0"] = mem0["pipeline_cache_hits"]
+        p.memory = mem
+        p.stats = stream.stats()
