@@ -6,6 +6,7 @@
 //! variant f16: -DIN_F16
 //! variant u32: -DIN_U32
 #version 450
+#extension GL_EXT_control_flow_attributes : require
 #if defined(IN_F16)
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -68,7 +69,7 @@ void main() {
     const uint row0 = gl_WorkGroupID.y * BM, col0 = gl_WorkGroupID.x * BN;
 
     float acc[TM * TN];
-    for (uint i = 0; i < TM * TN; i++) acc[i] = 0.0;
+    [[unroll]] for (uint i = 0; i < TM * TN; i++) acc[i] = 0.0;
 
     for (uint k0 = 0; k0 < pc.d; k0 += BK) {
         for (uint idx = t; idx < BM * BK; idx += WG) {
@@ -86,42 +87,53 @@ void main() {
             Bs[c * (BN + 1) + r] = v;
         }
         barrier();
-        for (uint k = 0; k < BK; k++) {
+        [[unroll]] for (uint k = 0; k < BK; k++) {
             SH a[TM], b[TN];
-            for (uint i = 0; i < TM; i++) a[i] = As[k * (BM + 1) + tm + i * (BM / TM)];
-            for (uint j = 0; j < TN; j++) b[j] = Bs[k * (BN + 1) + tn + j * RN];
-            for (uint i = 0; i < TM; i++) {
-                for (uint j = 0; j < TN; j++) {
-                    uint q = i * TN + j;
+            [[unroll]] for (uint i = 0; i < TM; i++) a[i] = As[k * (BM + 1) + tm + i * (BM / TM)];
+            [[unroll]] for (uint j = 0; j < TN; j++) b[j] = Bs[k * (BN + 1) + tn + j * RN];
+            // One loop nest per metric, so the metric test is outside the unrolled body.
 #if defined(IN_U32)
-                    acc[q] += float(bitCount(a[i] ^ b[j]));
+            [[unroll]] for (uint i = 0; i < TM; i++)
+                [[unroll]] for (uint j = 0; j < TN; j++) acc[i * TN + j] += float(bitCount(a[i] ^ b[j]));
 #else
-                    if (METRIC <= M_INNER) {
-                        acc[q] = fma(a[i], b[j], acc[q]);
-                    } else if (METRIC == M_L1) {
-                        acc[q] += abs(a[i] - b[j]);
-                    } else if (METRIC == M_LINF) {
+            if (METRIC <= M_INNER) {
+                [[unroll]] for (uint i = 0; i < TM; i++)
+                    [[unroll]] for (uint j = 0; j < TN; j++) acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]);
+            } else if (METRIC == M_L1) {
+                [[unroll]] for (uint i = 0; i < TM; i++)
+                    [[unroll]] for (uint j = 0; j < TN; j++) acc[i * TN + j] += abs(a[i] - b[j]);
+            } else if (METRIC == M_LINF) {
+                [[unroll]] for (uint i = 0; i < TM; i++)
+                    [[unroll]] for (uint j = 0; j < TN; j++) {
                         float v = abs(a[i] - b[j]);
-                        acc[q] = (isnan(v) || v > acc[q]) ? v : acc[q];
-                    } else if (METRIC == M_LP) {
-                        acc[q] += pow(abs(a[i] - b[j]), pc.p);
-                    } else if (METRIC == M_HAMMING) {
-                        acc[q] += (a[i] == b[j]) ? 0.0 : 1.0;
-                    } else {
-                        float v = a[i] - b[j];
-                        acc[q] = fma(v, v, acc[q]);
+                        acc[i * TN + j] = (isnan(v) || v > acc[i * TN + j]) ? v : acc[i * TN + j];
                     }
-#endif
-                }
+            } else if (METRIC == M_LP) {
+                [[unroll]] for (uint i = 0; i < TM; i++)
+                    [[unroll]] for (uint j = 0; j < TN; j++) {
+                        // pow() of NaN is not defined by GLSL: keep NaN explicitly.
+                        float v = abs(a[i] - b[j]);
+                        acc[i * TN + j] += isnan(v) ? v : pow(v, pc.p);
+                    }
+            } else if (METRIC == M_HAMMING) {
+                [[unroll]] for (uint i = 0; i < TM; i++)
+                    [[unroll]] for (uint j = 0; j < TN; j++) acc[i * TN + j] += (a[i] == b[j]) ? 0.0 : 1.0;
+            } else {
+                [[unroll]] for (uint i = 0; i < TM; i++)
+                    [[unroll]] for (uint j = 0; j < TN; j++) {
+                        float v = a[i] - b[j];
+                        acc[i * TN + j] = fma(v, v, acc[i * TN + j]);
+                    }
             }
+#endif
         }
         barrier();
     }
 
-    for (uint i = 0; i < TM; i++) {
+    [[unroll]] for (uint i = 0; i < TM; i++) {
         uint gr = row0 + tm + i * (BM / TM);
         if (gr >= pc.m) continue;
-        for (uint j = 0; j < TN; j++) {
+        [[unroll]] for (uint j = 0; j < TN; j++) {
             uint gc = col0 + tn + j * RN;
             if (gc >= pc.n) continue;
             float v = acc[i * TN + j];
@@ -137,7 +149,7 @@ void main() {
                 float na = NA[pc.na_off + gr], nb = NB[pc.nb_off + gc];
                 v = 1.0 - v / (sqrt(na) * sqrt(nb));
             } else if (METRIC == M_LP) {
-                v = pow(v, pc.inv_p);
+                v = isnan(v) ? v : pow(v, pc.inv_p);
             } else if (METRIC == M_HAMMING) {
                 v = v / float(pc.d);
             } else if (METRIC == M_DIRECT_EUCLID) {

@@ -8,12 +8,12 @@
 __version__ = "0.1.0"
 
 from .errors import DeviceLost, DeviceNotAvailable, FeatureNotSupported, OutOfDeviceMemory, VaccelError
-from .runtime import (Array, asarray, batch, config, devices, empty, get_backend, info, profile, report,
-                      set_backend, synchronize, validation_messages)
+from .runtime import (Array, asarray, batch, config, devices, empty, get_backend, info, memory_stats, profile,
+                      report, set_backend, synchronize, validation_messages)
 from .distances import cdist, normalize
 
 __all__ = [
     "Array", "DeviceLost", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
-    "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "normalize", "profile",
+    "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "memory_stats", "normalize", "profile",
     "report", "set_backend", "synchronize", "validation_messages",
 ]

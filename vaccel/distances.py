@@ -84,7 +84,8 @@ def _float_operand(x, f16_ok):
         return runtime.asarray(x.numpy().astype(np.float32))
     if x.dtype == np.float32 or (x.dtype == np.float16 and f16_ok):
         return x
-    return x.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32's range becomes inf, as in the CPU reference
+        return x.astype(np.float32)
 
 
 def _padded_codes(x):
@@ -104,9 +105,22 @@ def _padded_codes(x):
     return out
 
 
+def _cpu_result(r, out, want_array):
+    """The CPU backend's result delivered as the Vulkan path would: into out, or as an Array."""
+    if out is not None:
+        if runtime._is_array(out):
+            out._assign(r)
+        else:
+            out[...] = r
+        return out
+    return runtime.asarray(r) if want_array else r
+
+
 def _run(op, inputs, shape, out, want_array, iparams=(), fparams=(), names=None):
     """Runs op into out (or a fresh result), handling host outputs the device cannot write directly."""
     if out is None:
+        # Inside a batch results stay on the device, so chained ops never wait for the host.
+        want_array = want_array or runtime.in_batch()
         res = runtime.empty(shape, np.float32) if want_array else np.empty(shape, np.float32)
     else:
         res = out
@@ -132,15 +146,11 @@ def cdist(xa, xb, metric="euclidean", *, p=2.0, out=None):
     if runtime.get_backend() == "cpu":
         ha = xa.numpy() if runtime._is_array(xa) else xa
         hb = xb.numpy() if runtime._is_array(xb) else xb
-        r = cpu.cdist(ha, hb, metric, p=p)
-        if out is not None:
-            out[...] = r
-            return out
-        return r
+        return _cpu_result(cpu.cdist(ha, hb, metric, p=p), out, want_array)
     if metric == "bitwise_hamming":
         xa, xb = _padded_codes(xa), _padded_codes(xb)
     else:
-        f16 = runtime.context().info()["storage_16bit"]
+        f16 = runtime.device_info()["storage_16bit"]
         both16 = np.dtype(xa.dtype) == np.float16 and np.dtype(xb.dtype) == np.float16
         xa, xb = _float_operand(xa, f16 and both16), _float_operand(xb, f16 and both16)
     return _run("cdist", (xa, xb), (m, n), out, want_array, (_CODE[metric],), (p,),
@@ -153,11 +163,7 @@ def normalize(x, out=None):
     out = _check_out(out, x.shape)
     want_array = runtime._is_array(x)
     if runtime.get_backend() == "cpu":
-        r = cpu.normalize(x.numpy() if want_array else x)
-        if out is not None:
-            out[...] = r
-            return out
-        return r
-    f16 = runtime.context().info()["storage_16bit"]
+        return _cpu_result(cpu.normalize(x.numpy() if want_array else x), out, want_array)
+    f16 = runtime.device_info()["storage_16bit"]
     x = _float_operand(x, f16)
     return _run("normalize", (x,), x.shape, out, want_array, names={("in", 0): "x", ("out", 0): "out"})

@@ -80,6 +80,7 @@ class _State(threading.local):
 _lock = threading.Lock()
 _context = None
 _context_error = None
+_device_info = None
 _state = _State()
 
 
@@ -101,6 +102,8 @@ def get_backend():
         context()
         return "vulkan"
     except (errors.DeviceNotAvailable, errors.FeatureNotSupported, ImportError) as exc:
+        if config.device:
+            raise  # a device was asked for by name or index: not finding it is an error
         log.info("no usable Vulkan device (%s); using the CPU backend", exc)
         return "cpu"
 
@@ -123,10 +126,33 @@ def context():
                 _context_error = exc
                 raise
             info = ctx.info()
+            global _device_info
+            _device_info = info
             log.info("device %s (%s, %s, Vulkan %s), zero-copy path: %s", info["name"], info["type"],
                      info["driver_name"], info["api_version"], info["zero_copy"])
             _context = ctx
     return _context
+
+
+def device_info():
+    """The context device's capability report, read once (info() refreshes the memory figures)."""
+    context()
+    return _device_info
+
+
+def in_batch():
+    """True inside `with vaccel.batch():`."""
+    return _state.batch_depth > 0
+
+
+def memory_stats(reset_peak=False):
+    """Device pool figures (bytes reserved, in use, peak; blocks; imports; pipelines). With
+    reset_peak, the peak restarts from the current use after being read."""
+    ctx = context()
+    stats = ctx.memory_stats()
+    if reset_peak:
+        ctx.reset_peak()
+    return stats
 
 
 def _stream():
@@ -239,11 +265,13 @@ def run_op(op, inputs, outputs, iparams=(), fparams=(), names=None):
     """Records op on the current stream and, outside a batch, waits for it. inputs/outputs are
     NumPy arrays or Arrays; host outputs must be C-contiguous and writable."""
     names = names or {}
+    labels = tuple(names.get(("in", i), f"input {i}") for i in range(len(inputs))) + \
+        tuple(names.get(("out", i), f"output {i}") for i in range(len(outputs)))
     stream = _stream()
-    ins = tuple(operand(x, names.get(("in", i), f"input {i}"))[0] for i, x in enumerate(inputs))
-    outs = tuple(operand(x, names.get(("out", i), f"output {i}"))[0] for i, x in enumerate(outputs))
+    ins = tuple(operand(x, labels[i])[0] for i, x in enumerate(inputs))
+    outs = tuple(operand(x, labels[len(inputs) + i])[0] for i, x in enumerate(outputs))
     try:
-        stream.run(op, ins, outs, tuple(iparams), tuple(float(f) for f in fparams))
+        stream.run(op, ins, outs, tuple(iparams), tuple(float(f) for f in fparams), labels)
     except BaseException:
         _discard_batch(stream)
         raise
@@ -337,6 +365,39 @@ class Array:
         a = self.numpy()
         return a if dtype is None else a.astype(dtype, copy=False)
 
+    def __getitem__(self, key):
+        """Views along the first axis: a[i], a[i:j], a[i:j:k] (k > 0), without copying."""
+        if not self.shape:
+            raise IndexError("a 0-d vaccel.Array cannot be indexed")
+        n = self.shape[0]
+        item = self.dtype.itemsize
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (n if key < 0 else 0)
+            if not 0 <= i < n:
+                raise IndexError(f"index {key} is out of bounds for axis 0 with size {n}")
+            return Array(self._buf, self.shape[1:], self.dtype, self._offset + i * self._strides[0] * item,
+                         self._strides[1:])
+        if isinstance(key, slice):
+            start, stop, step = key.indices(n)
+            if step <= 0:
+                raise IndexError("vaccel.Array slices need a positive step")
+            count = max(0, (stop - start + step - 1) // step)
+            return Array(self._buf, (count,) + self.shape[1:], self.dtype,
+                         self._offset + start * self._strides[0] * item,
+                         (self._strides[0] * step,) + self._strides[1:])
+        raise TypeError("vaccel.Array supports an int or a slice along the first axis; use .numpy() for more")
+
+    def _assign(self, values):
+        """Upload host values into this (contiguous) array."""
+        a = np.ascontiguousarray(values, dtype=self.dtype).reshape(self.shape)
+        if self._strides != Array(None, self.shape, self.dtype)._strides:
+            raise ValueError("cannot assign into a strided vaccel.Array view")
+        if a.size:
+            stream = _stream()
+            stream.upload(self._buf, self._offset, a.reshape(-1).view(np.uint8))
+            if _state.batch_depth == 0:
+                _finish(stream)
+
     def copy(self):
         """A device-side copy (through the copy kernel)."""
         if self._strides != Array(None, self.shape, self.dtype)._strides:
@@ -371,8 +432,10 @@ def empty(shape, dtype=np.float32):
     nbytes = dt.itemsize
     for s in shape:
         nbytes *= s
-    if get_backend() != "vulkan":
-        raise errors.DeviceNotAvailable("device arrays need the Vulkan backend")
+    if nbytes >= 1 << 62:
+        raise ValueError(f"shape {shape} of {dt} is too large ({nbytes} bytes)")
+    # Arrays live on the device whichever backend computes: context() raises DeviceNotAvailable
+    # when there is none.
     buf = context().alloc(max(nbytes, 4))
     return Array(buf, shape, dt)
 

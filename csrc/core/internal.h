@@ -67,6 +67,7 @@ typedef struct va_pool {
     uint32_t memory_type;
     int valid;
     uint64_t reserved, in_use, peak, nblocks;
+    uint64_t cached;         /* bytes of empty dedicated blocks kept for reuse */
 } va_pool;
 
 struct va_buffer {

@@ -85,21 +85,31 @@ static uint32_t heap_of(va_context *ctx, uint32_t type) {
     return ctx->memprops.memoryTypes[type].heapIndex;
 }
 
-/* Releases empty blocks of a pool (all of them, or all but one spare). Lock held. */
-static void trim_pool(va_context *ctx, va_pool *p, int keep_spare) {
+/* Releases empty blocks: with keep, all but one spare shared block and the dedicated blocks kept
+ * for reuse; without, every empty block (under memory pressure). Lock held. */
+static void trim_pool(va_context *ctx, va_pool *p, int keep) {
     va_block **pp = &p->blocks;
-    int kept = 0;
+    int spare = 0;
     while (*pp) {
         va_block *b = *pp;
-        if (b->used == 0 && !(keep_spare && !b->dedicated && !kept++)) {
+        int drop = b->used == 0 && (!keep || (!b->dedicated && spare++));
+        if (drop) {
             *pp = b->next;
             p->reserved -= b->size;
             p->nblocks--;
+            if (b->dedicated) p->cached -= b->size;
             block_free(ctx, b);
         } else {
             pp = &b->next;
         }
     }
+}
+
+/* Large buffers come and go in loops (a result per call): their blocks are kept for reuse up to a
+ * quarter of the heap, and given back when an allocation would otherwise fail. */
+static uint64_t cache_cap(va_context *ctx, va_pool *p) {
+    uint64_t heap = ctx->memprops.memoryHeaps[ctx->memprops.memoryTypes[p->memory_type].heapIndex].size;
+    return heap / 4;
 }
 
 static va_status block_create(va_context *ctx, va_mem_kind kind, uint64_t size, int dedicated,
@@ -113,7 +123,7 @@ static va_status block_create(va_context *ctx, va_mem_kind kind, uint64_t size, 
         if (heap_of(ctx, ctx->pools[k].memory_type) == heap) held += ctx->pools[k].reserved;
     uint64_t limit = ctx->memprops.memoryHeaps[heap].size;
     if (held + size > limit) {
-        trim_pool(ctx, p, 0);
+        for (int k = 0; k < VA_MEM_KINDS; k++) trim_pool(ctx, &ctx->pools[k], 0);
         held = 0;
         for (int k = 0; k < VA_MEM_KINDS; k++)
             if (heap_of(ctx, ctx->pools[k].memory_type) == heap) held += ctx->pools[k].reserved;
@@ -236,8 +246,15 @@ va_status va_buffer_alloc(va_context *ctx, va_mem_kind kind, uint64_t size, va_b
     uint64_t off = 0;
     va_status s = VA_SUCCESS;
     if (need > ctx->block_size / 2) {
-        s = block_create(ctx, kind, need, 1, &b);
-        if (!s) block_take(b, need, &off);
+        for (b = p->blocks; b; b = b->next)
+            if (b->dedicated && b->used == 0 && b->size >= need && b->size - need <= need / 4) break;
+        if (b) {
+            p->cached -= b->size;
+            block_take(b, need, &off);
+        } else {
+            s = block_create(ctx, kind, need, 1, &b);
+            if (!s) block_take(b, need, &off);
+        }
     } else {
         for (b = p->blocks; b; b = b->next)
             if (!b->dedicated && block_take(b, need, &off)) break;
@@ -353,7 +370,14 @@ void va_buffer_release(va_buffer *buf) {
     va_pool *p = &ctx->pools[buf->kind];
     block_give(b, buf->offset, need);
     p->in_use -= need;
-    if (b->used == 0) trim_pool(ctx, p, 1);
+    if (b->used == 0) {
+        if (b->dedicated) {
+            p->cached += b->size;
+            if (p->cached > cache_cap(ctx, p)) trim_pool(ctx, p, 0);
+        } else {
+            trim_pool(ctx, p, 1);
+        }
+    }
     pthread_mutex_unlock(&ctx->lock);
     free(buf);
 }

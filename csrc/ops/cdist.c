@@ -2,6 +2,8 @@
  * norms and L2 normalisation: picks tile sizes per device, precomputes norms for the dot-product
  * metrics, and splits work so every binding window fits maxStorageBufferRange. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/internal.h"
@@ -19,6 +21,12 @@ static tile_cfg choose_tiles(const va_context *ctx) {
     const va_device_info *di = &ctx->info;
     int gpu = di->type == VA_DEVICE_DISCRETE || di->type == VA_DEVICE_INTEGRATED;
     tile_cfg c = (gpu && (di->vendor_id == 0x10DE || di->vendor_id == 0x1002)) ? big : small;
+    /* VACCEL_CDIST_TILE="BM,BN,BK,TM,TN" overrides, for tuning on a new device. */
+    const char *env = getenv("VACCEL_CDIST_TILE");
+    tile_cfg e;
+    if (env && sscanf(env, "%u,%u,%u,%u,%u", &e.bm, &e.bn, &e.bk, &e.tm, &e.tn) == 5 && e.tm && e.tn &&
+        e.bm % e.tm == 0 && e.bn % e.tn == 0 && (e.bm / e.tm) * (e.bn / e.tn) <= di->max_workgroup_invocations)
+        c = e;
     while ((c.bk * (c.bm + 1) + c.bk * (c.bn + 1)) * 4 > di->shared_memory_per_workgroup && c.bk > 4) c.bk /= 2;
     return c;
 }

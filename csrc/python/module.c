@@ -389,24 +389,36 @@ static int host_view(StreamObject *self, PyObject *obj, int writable, void **ptr
     return 0;
 }
 
+/* Bytes from a view's first element to one past its last, from the exporter's own shape and
+ * strides (for a strided view that is more than view->len); -1 for negative strides. */
+static Py_ssize_t view_span(const Py_buffer *v) {
+    if (!v->strides || v->ndim == 0) return v->len;
+    Py_ssize_t last = 0;
+    for (int i = 0; i < v->ndim; i++) {
+        if (v->shape[i] == 0) return 0;
+        if (v->strides[i] < 0) return -1;
+        last += (v->shape[i] - 1) * v->strides[i];
+    }
+    return last + v->itemsize;
+}
+
 /* (target, offset, dtype, shape, strides) -> va_tensor. Host targets become stream operands. */
-static int parse_operand(StreamObject *self, PyObject *desc, va_access acc, va_tensor *t, const char *what,
-                         Py_ssize_t index) {
+static int parse_operand(StreamObject *self, PyObject *desc, va_access acc, va_tensor *t, const char *what) {
     PyObject *target, *shape, *strides;
     unsigned long long offset;
     int dtype;
     if (!PyTuple_Check(desc) || !PyArg_ParseTuple(desc, "OKiOO", &target, &offset, &dtype, &shape, &strides)) {
-        PyErr_Format(PyExc_TypeError, "%s[%zd]: expected (target, offset, dtype, shape, strides)", what, index);
+        PyErr_Format(PyExc_TypeError, "%s: expected (target, offset, dtype, shape, strides)", what);
         return -1;
     }
     memset(t, 0, sizeof *t);
     t->dtype = (va_dtype)dtype;
-    if (va_dtype_size(t->dtype) == 0) { PyErr_Format(PyExc_ValueError, "%s[%zd]: bad dtype", what, index); return -1; }
+    if (va_dtype_size(t->dtype) == 0) { PyErr_Format(PyExc_ValueError, "%s: bad dtype", what); return -1; }
     Py_ssize_t nd = PySequence_Size(shape);
     if (nd < 0 || nd > VA_MAX_DIMS || PySequence_Size(strides) != nd) {
         PyErr_Clear();
-        PyErr_Format(PyExc_ValueError, "%s[%zd]: shape and strides must be sequences of equal length <= %d", what,
-                     index, VA_MAX_DIMS);
+        PyErr_Format(PyExc_ValueError, "%s: shape and strides must be sequences of equal length <= %d", what,
+                     VA_MAX_DIMS);
         return -1;
     }
     t->ndim = (int)nd;
@@ -418,7 +430,7 @@ static int parse_operand(StreamObject *self, PyObject *desc, va_access acc, va_t
         Py_XDECREF(b);
         if (PyErr_Occurred()) return -1;
         if (t->shape[i] < 0 || t->strides[i] < 0) {
-            PyErr_Format(PyExc_ValueError, "%s[%zd]: negative shape or stride", what, index);
+            PyErr_Format(PyExc_ValueError, "%s: negative shape or stride", what);
             return -1;
         }
     }
@@ -431,6 +443,11 @@ static int parse_operand(StreamObject *self, PyObject *desc, va_access acc, va_t
     Py_ssize_t len;
     if (host_view(self, target, acc & VA_WRITE, &ptr, &len) < 0) return -1;
     uint64_t span = 0, last = 0;
+    len = view_span(&self->views[self->nviews - 1]);
+    if (len < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: views with negative strides are not supported", what);
+        return -1;
+    }
     int empty = 0;
     for (int i = 0; i < t->ndim; i++) {
         if (t->shape[i] == 0) empty = 1;
@@ -438,7 +455,7 @@ static int parse_operand(StreamObject *self, PyObject *desc, va_access acc, va_t
     }
     span = empty ? 0 : (last + 1) * va_dtype_size(t->dtype);
     if (offset + span > (uint64_t)len) {
-        PyErr_Format(PyExc_ValueError, "%s[%zd]: view reaches past the end of its host buffer", what, index);
+        PyErr_Format(PyExc_ValueError, "%s: view reaches past the end of its host buffer", what);
         return -1;
     }
     va_buffer *buf;
@@ -461,8 +478,8 @@ static void stream_fail(StreamObject *self) {
 static PyObject *stream_run(PyObject *o, PyObject *args) {
     StreamObject *self = (StreamObject *)o;
     const char *name;
-    PyObject *ins, *outs, *ips = NULL, *fps = NULL;
-    if (!PyArg_ParseTuple(args, "sOO|OO", &name, &ins, &outs, &ips, &fps)) return NULL;
+    PyObject *ins, *outs, *ips = NULL, *fps = NULL, *names = NULL;
+    if (!PyArg_ParseTuple(args, "sOO|OOO", &name, &ins, &outs, &ips, &fps, &names)) return NULL;
     va_op_fn fn = va_op_find(name);
     if (!fn) return PyErr_Format(PyExc_ValueError, "no op named '%s'", name);
     if (!PyTuple_Check(ins) || !PyTuple_Check(outs) || PyTuple_Size(ins) > 8 || PyTuple_Size(outs) > 8)
@@ -490,10 +507,19 @@ static PyObject *stream_run(PyObject *o, PyObject *args) {
     if (enter(self) < 0) return NULL;
     va_tensor tin[8], tout[8];
     Py_ssize_t nin = PyTuple_Size(ins), nout = PyTuple_Size(outs);
-    for (Py_ssize_t i = 0; i < nin; i++)
-        if (parse_operand(self, PyTuple_GetItem(ins, i), VA_READ, &tin[i], "inputs", i) < 0) goto fail;
-    for (Py_ssize_t i = 0; i < nout; i++)
-        if (parse_operand(self, PyTuple_GetItem(outs, i), VA_WRITE, &tout[i], "outputs", i) < 0) goto fail;
+    for (Py_ssize_t i = 0; i < nin + nout; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "%s %zd", i < nin ? "input" : "output", i < nin ? i : i - nin);
+        const char *what = label;
+        if (names && PyTuple_Check(names) && i < PyTuple_Size(names)) {
+            const char *n = PyUnicode_AsUTF8AndSize(PyTuple_GetItem(names, i), NULL);
+            if (n) what = n;
+            else PyErr_Clear();
+        }
+        int r = i < nin ? parse_operand(self, PyTuple_GetItem(ins, i), VA_READ, &tin[i], what)
+                        : parse_operand(self, PyTuple_GetItem(outs, i - nin), VA_WRITE, &tout[i - nin], what);
+        if (r < 0) goto fail;
+    }
     va_status st;
     Py_BEGIN_ALLOW_THREADS
     st = fn(self->s, tin, (int)nin, tout, (int)nout, ip, ni, fp, nf);
@@ -635,7 +661,7 @@ static PyObject *stream_stats(PyObject *o, PyObject *noargs) {
 }
 
 static PyMethodDef stream_methods[] = {
-    {"run", stream_run, METH_VARARGS, "run(op, inputs, outputs, iparams=(), fparams=()): record an op."},
+    {"run", stream_run, METH_VARARGS, "run(op, inputs, outputs, iparams=(), fparams=(), names=()): record an op."},
     {"upload", stream_upload, METH_VARARGS, "upload(buffer, offset, host): record a host->device copy."},
     {"download", stream_download, METH_VARARGS, "download(buffer, offset, host): device->host, done at wait."},
     {"copy", stream_copy, METH_VARARGS, "copy(src, src_offset, dst, dst_offset, nbytes) on the device."},

@@ -1,0 +1,219 @@
+# Runtime surface: capability report, backend choice, device arrays, batches, exceptions.
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import vaccel
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BOOL_KEYS = ["fp16", "int8", "bf16", "storage_16bit", "integer_dot_product", "cooperative_matrix",
+             "cooperative_matrix_nv2", "external_memory_host", "unified_memory", "timestamps"]
+INT_KEYS = ["subgroup_size", "shared_memory_per_workgroup", "max_storage_buffer_range"]
+STR_KEYS = ["name", "vendor", "driver_name", "api_version", "uuid"]
+
+
+def check_device(dev):
+    assert isinstance(dev, dict)
+    for key in STR_KEYS:
+        assert isinstance(dev[key], str), (key, dev[key])
+    assert dev["name"]
+    assert dev["type"] in ("discrete", "integrated", "virtual", "cpu", "other")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", dev["api_version"]), dev["api_version"]
+    assert re.fullmatch(r"[0-9a-fA-F]{32}", dev["uuid"]), dev["uuid"]
+    for key in INT_KEYS:
+        assert isinstance(dev[key], int) and not isinstance(dev[key], bool), (key, dev[key])
+        assert dev[key] > 0, (key, dev[key])
+    for key in BOOL_KEYS:
+        assert isinstance(dev[key], bool), (key, dev[key])
+    assert dev["zero_copy"] in ("unified", "import", "staging")
+    heaps = dev["memory_heaps"]
+    assert isinstance(heaps, list) and heaps
+    for heap in heaps:
+        assert isinstance(heap["size"], int) and heap["size"] > 0
+        assert isinstance(heap["device_local"], bool)
+        assert heap["budget"] is None or (isinstance(heap["budget"], int) and heap["budget"] >= 0)
+    assert any(h["device_local"] for h in heaps)
+    if dev["zero_copy"] == "unified":
+        assert dev["unified_memory"]
+
+
+def test_info():
+    info = vaccel.info()
+    assert isinstance(info, dict)
+    assert info["backend"] in ("vulkan", "cpu")
+    assert info["backend"] == vaccel.get_backend()
+    assert isinstance(info["version"], str) and info["version"]
+    # This suite runs where a Vulkan driver exists (lavapipe at least): auto must pick it.
+    assert info["backend"] == "vulkan"
+    check_device(info["device"])
+
+
+def test_devices():
+    devs = vaccel.devices()
+    assert isinstance(devs, list) and devs
+    for dev in devs:
+        check_device(dev)
+    assert vaccel.info()["device"]["uuid"] in [d["uuid"] for d in devs]
+
+
+def test_info_under_cpu_backend():
+    vaccel.set_backend("cpu")
+    info = vaccel.info()
+    assert info["backend"] == "cpu"
+    assert info["device"] is None or isinstance(info["device"], dict)
+
+
+def test_module_info_command():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-m", "vaccel", "info"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert vaccel.info()["device"]["name"] in proc.stdout, proc.stdout
+
+
+def test_set_backend_round_trip():
+    try:
+        vaccel.set_backend("cpu")
+        assert vaccel.get_backend() == "cpu"
+        vaccel.set_backend("vulkan")
+        assert vaccel.get_backend() == "vulkan"
+        vaccel.set_backend("cpu")
+        vaccel.set_backend("auto")
+        assert vaccel.get_backend() == "vulkan"
+        assert vaccel.get_backend() == vaccel.info()["backend"]
+    finally:
+        vaccel.set_backend("auto")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64, np.int32, np.int64,
+                                   np.uint8])
+@pytest.mark.parametrize("shape", [(0,), (5,), (3, 4), (0, 7), (7, 0), (1, 1), (2, 3, 4),
+                                   (1000, 33)], ids=str)
+def test_asarray_round_trip(rng, dtype, shape):
+    x = (np.abs(rng.standard_normal(shape)) * 50).astype(dtype)
+    # float64 is documented to live on the device as float32 (vaccel computes in float32).
+    stored = np.dtype(np.float32) if np.dtype(dtype) == np.float64 else np.dtype(dtype)
+    a = vaccel.asarray(x)
+    assert isinstance(a, vaccel.Array)
+    assert a.shape == shape and isinstance(a.shape, tuple)
+    assert a.dtype == stored
+    assert a.ndim == len(shape)
+    assert a.size == x.size
+    assert a.nbytes == x.size * stored.itemsize
+    back = a.numpy()
+    assert isinstance(back, np.ndarray) and back.dtype == stored and back.shape == shape
+    np.testing.assert_array_equal(back, x.astype(stored))
+    np.testing.assert_array_equal(np.asarray(a), x.astype(stored))
+
+
+def test_asarray_view_and_dtype(rng):
+    x = rng.standard_normal((20, 30))
+    view = x[::2, 1::3].astype(np.float32)[:, ::-1]
+    np.testing.assert_array_equal(vaccel.asarray(view).numpy(), view)
+    a = vaccel.asarray(x, dtype=np.float16)
+    assert a.dtype == np.float16
+    np.testing.assert_array_equal(a.numpy(), x.astype(np.float16))
+    a = vaccel.asarray(x, dtype=np.float32)
+    assert a.dtype == np.float32
+    np.testing.assert_array_equal(a.numpy(), x.astype(np.float32))
+    again = vaccel.asarray(a)
+    np.testing.assert_array_equal(again.numpy(), a.numpy())
+
+
+def test_empty():
+    a = vaccel.empty((3, 4))
+    assert isinstance(a, vaccel.Array)
+    assert a.shape == (3, 4) and a.dtype == np.float32 and a.nbytes == 48
+    assert a.numpy().shape == (3, 4)
+    b = vaccel.empty((0,), np.uint8)
+    assert b.shape == (0,) and b.size == 0
+    c = vaccel.empty(5, np.float16)
+    assert c.shape == (5,) and c.dtype == np.float16
+
+
+def test_copy_is_independent(rng):
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    a = vaccel.asarray(x)
+    b = a.copy()
+    assert isinstance(b, vaccel.Array) and b is not a
+    assert b.shape == a.shape and b.dtype == a.dtype
+    np.testing.assert_array_equal(b.numpy(), x)
+    p = rng.standard_normal((2, 4)).astype(np.float32)
+    q = rng.standard_normal((3, 4)).astype(np.float32)
+    vaccel.cdist(p, q, "sqeuclidean", out=a)          # overwrite the original
+    vaccel.synchronize()
+    assert not np.array_equal(a.numpy(), x)
+    np.testing.assert_array_equal(b.numpy(), x)
+
+
+def test_synchronize():
+    vaccel.synchronize()
+    vaccel.cdist(np.ones((2, 3), np.float32), np.ones((4, 3), np.float32))
+    vaccel.synchronize()
+    vaccel.synchronize()
+
+
+def test_batch_dependent_ops(rng):
+    x = rng.standard_normal((65, 33)).astype(np.float32)
+    y = rng.standard_normal((40, 33)).astype(np.float32)
+    plain_n = vaccel.normalize(x)
+    plain_d = vaccel.cdist(plain_n, vaccel.normalize(y), "cosine")
+    with vaccel.batch():
+        nx = vaccel.normalize(x)
+        ny = vaccel.normalize(vaccel.asarray(y))
+        d = vaccel.cdist(nx, ny, "cosine")
+        e = vaccel.cdist(nx, nx, "sqeuclidean")
+    np.testing.assert_allclose(np.asarray(nx), plain_n, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(d), plain_d, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(e), vaccel.cdist(plain_n, plain_n, "sqeuclidean"),
+                               rtol=1e-5, atol=1e-6)
+    for r in (nx, ny, d, e):
+        assert isinstance(r, vaccel.Array), type(r)
+
+
+def test_batch_on_cpu_backend(rng):
+    vaccel.set_backend("cpu")
+    x = rng.standard_normal((12, 7)).astype(np.float32)
+    with vaccel.batch():
+        nx = vaccel.normalize(x)
+        d = vaccel.cdist(nx, nx, "euclidean")
+    np.testing.assert_allclose(np.asarray(nx), x / np.linalg.norm(x, axis=1, keepdims=True),
+                               rtol=1e-6)
+    assert np.abs(np.diagonal(np.asarray(d))).max() <= 1e-5
+
+
+def test_batch_value_ready_on_numpy_inside_block(rng):
+    x = rng.standard_normal((10, 6)).astype(np.float32)
+    with vaccel.batch():
+        nx = vaccel.normalize(vaccel.asarray(x))
+        inside = nx.numpy()
+        d = vaccel.cdist(nx, nx, "euclidean")
+    np.testing.assert_allclose(inside, vaccel.normalize(x), rtol=1e-6, atol=1e-7)
+    assert np.abs(np.diagonal(d.numpy())).max() <= 1e-5
+
+
+def test_batch_exception_leaves_context_usable(rng):
+    x = rng.standard_normal((10, 6)).astype(np.float32)
+    with pytest.raises(RuntimeError, match="inside batch"):
+        with vaccel.batch():
+            vaccel.normalize(x)
+            raise RuntimeError("inside batch")
+    np.testing.assert_allclose(vaccel.normalize(x),
+                               x / np.linalg.norm(x, axis=1, keepdims=True), rtol=1e-5)
+
+
+def test_exception_hierarchy():
+    assert issubclass(vaccel.VaccelError, Exception)
+    for exc in (vaccel.DeviceNotAvailable, vaccel.FeatureNotSupported, vaccel.OutOfDeviceMemory,
+                vaccel.DeviceLost):
+        assert issubclass(exc, vaccel.VaccelError), exc
+    assert issubclass(vaccel.OutOfDeviceMemory, MemoryError)
+    with pytest.raises(MemoryError):
+        raise vaccel.OutOfDeviceMemory("test")
