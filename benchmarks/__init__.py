@@ -1,0 +1,1 @@
+"""vaccel's benchmark suite: `python3 -m benchmarks --help`. Every claim of speed comes from here."""
