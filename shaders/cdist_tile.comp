@@ -11,15 +11,21 @@
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #define ELEM float16_t
+#define ELEM4 f16vec4
 #define SH float
+#define SH4 vec4
 #define LOAD(v) float(v)
 #elif defined(IN_U32)
 #define ELEM uint
+#define ELEM4 uvec4
 #define SH uint
+#define SH4 uvec4
 #define LOAD(v) (v)
 #else
 #define ELEM float
+#define ELEM4 vec4
 #define SH float
+#define SH4 vec4
 #define LOAD(v) (v)
 #endif
 
@@ -31,13 +37,17 @@ layout(constant_id = 6) const uint TM = 4;
 layout(constant_id = 7) const uint TN = 4;
 layout(constant_id = 8) const uint METRIC = 0;
 layout(constant_id = 9) const float GUARD = 0.015625;
+// VEC = 4: rows, offsets and d are multiples of 4 elements, so tiles load 4 elements at a time.
+layout(constant_id = 10) const uint VEC = 1;
 
 // METRIC values (va_cdist's planner maps SciPy names onto these).
 const uint M_SQEUCLID = 0, M_EUCLID = 1, M_COSINE = 2, M_INNER = 3, M_L1 = 4, M_LINF = 5,
            M_LP = 6, M_HAMMING = 7, M_DIRECT_EUCLID = 8, M_BITS = 9;
 
 layout(binding = 0) readonly buffer A_ { ELEM A[]; };
+layout(binding = 0) readonly buffer A4_ { ELEM4 A4[]; };
 layout(binding = 1) readonly buffer B_ { ELEM B[]; };
+layout(binding = 1) readonly buffer B4_ { ELEM4 B4[]; };
 layout(binding = 2) writeonly buffer O_ { float O[]; };
 layout(binding = 3) readonly buffer NA_ { float NA[]; };
 layout(binding = 4) readonly buffer NB_ { float NB[]; };
@@ -68,82 +78,111 @@ void main() {
     const uint tm = t / RN, tn = t % RN;
     const uint row0 = gl_WorkGroupID.y * BM, col0 = gl_WorkGroupID.x * BN;
 
-    float acc[TM * TN];
-    [[unroll]] for (uint i = 0; i < TM * TN; i++) acc[i] = 0.0;
+    // Accumulators as vec4s (TN is a multiple of 4): the driver keeps a few vectors in registers
+    // where a long scalar array would go to local memory.
+    vec4 acc[TM * TN / 4];
+    [[unroll]] for (uint i = 0; i < TM * TN / 4; i++) acc[i] = vec4(0.0);
 
     for (uint k0 = 0; k0 < pc.d; k0 += BK) {
-        for (uint idx = t; idx < BM * BK; idx += WG) {
-            uint r = idx / BK, c = idx % BK;
-            uint gr = row0 + r, gc = k0 + c;
-            SH v = SH(0);
-            if (gr < pc.m && gc < pc.d) v = SH(LOAD(A[pc.a_off + gr * pc.lda + gc]));
-            As[c * (BM + 1) + r] = v;
-        }
-        for (uint idx = t; idx < BN * BK; idx += WG) {
-            uint r = idx / BK, c = idx % BK;
-            uint gr = col0 + r, gc = k0 + c;
-            SH v = SH(0);
-            if (gr < pc.n && gc < pc.d) v = SH(LOAD(B[pc.b_off + gr * pc.ldb + gc]));
-            Bs[c * (BN + 1) + r] = v;
+        if (VEC == 4) {
+            for (uint idx = t; idx < BM * BK / 4; idx += WG) {
+                uint r = idx / (BK / 4), c = (idx % (BK / 4)) * 4;
+                uint gr = row0 + r, gc = k0 + c;
+                SH4 v = SH4(0);
+                if (gr < pc.m && gc < pc.d) v = SH4(A4[(pc.a_off + gr * pc.lda + gc) / 4]);
+                As[(c + 0) * (BM + 1) + r] = v.x;
+                As[(c + 1) * (BM + 1) + r] = v.y;
+                As[(c + 2) * (BM + 1) + r] = v.z;
+                As[(c + 3) * (BM + 1) + r] = v.w;
+            }
+            for (uint idx = t; idx < BN * BK / 4; idx += WG) {
+                uint r = idx / (BK / 4), c = (idx % (BK / 4)) * 4;
+                uint gr = col0 + r, gc = k0 + c;
+                SH4 v = SH4(0);
+                if (gr < pc.n && gc < pc.d) v = SH4(B4[(pc.b_off + gr * pc.ldb + gc) / 4]);
+                Bs[(c + 0) * (BN + 1) + r] = v.x;
+                Bs[(c + 1) * (BN + 1) + r] = v.y;
+                Bs[(c + 2) * (BN + 1) + r] = v.z;
+                Bs[(c + 3) * (BN + 1) + r] = v.w;
+            }
+        } else {
+            for (uint idx = t; idx < BM * BK; idx += WG) {
+                uint r = idx / BK, c = idx % BK;
+                uint gr = row0 + r, gc = k0 + c;
+                SH v = SH(0);
+                if (gr < pc.m && gc < pc.d) v = SH(LOAD(A[pc.a_off + gr * pc.lda + gc]));
+                As[c * (BM + 1) + r] = v;
+            }
+            for (uint idx = t; idx < BN * BK; idx += WG) {
+                uint r = idx / BK, c = idx % BK;
+                uint gr = col0 + r, gc = k0 + c;
+                SH v = SH(0);
+                if (gr < pc.n && gc < pc.d) v = SH(LOAD(B[pc.b_off + gr * pc.ldb + gc]));
+                Bs[c * (BN + 1) + r] = v;
+            }
         }
         barrier();
         [[unroll]] for (uint k = 0; k < BK; k++) {
-            SH a[TM], b[TN];
+            SH a[TM];
+            SH4 b[TN / 4];
             [[unroll]] for (uint i = 0; i < TM; i++) a[i] = As[k * (BM + 1) + tm + i * (BM / TM)];
-            [[unroll]] for (uint j = 0; j < TN; j++) b[j] = Bs[k * (BN + 1) + tn + j * RN];
-            // One loop nest per metric, so the metric test is outside the unrolled body.
-#if defined(IN_U32)
-            [[unroll]] for (uint i = 0; i < TM; i++)
-                [[unroll]] for (uint j = 0; j < TN; j++) acc[i * TN + j] += float(bitCount(a[i] ^ b[j]));
-#else
-            if (METRIC <= M_INNER) {
-                [[unroll]] for (uint i = 0; i < TM; i++)
-                    [[unroll]] for (uint j = 0; j < TN; j++) acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]);
-            } else if (METRIC == M_L1) {
-                [[unroll]] for (uint i = 0; i < TM; i++)
-                    [[unroll]] for (uint j = 0; j < TN; j++) acc[i * TN + j] += abs(a[i] - b[j]);
-            } else if (METRIC == M_LINF) {
-                [[unroll]] for (uint i = 0; i < TM; i++)
-                    [[unroll]] for (uint j = 0; j < TN; j++) {
-                        float v = abs(a[i] - b[j]);
-                        acc[i * TN + j] = (isnan(v) || v > acc[i * TN + j]) ? v : acc[i * TN + j];
-                    }
-            } else if (METRIC == M_LP) {
-                [[unroll]] for (uint i = 0; i < TM; i++)
-                    [[unroll]] for (uint j = 0; j < TN; j++) {
-                        // pow() of NaN is not defined by GLSL: keep NaN explicitly.
-                        float v = abs(a[i] - b[j]);
-                        acc[i * TN + j] += isnan(v) ? v : pow(v, pc.p);
-                    }
-            } else if (METRIC == M_HAMMING) {
-                [[unroll]] for (uint i = 0; i < TM; i++)
-                    [[unroll]] for (uint j = 0; j < TN; j++) acc[i * TN + j] += (a[i] == b[j]) ? 0.0 : 1.0;
-            } else {
-                [[unroll]] for (uint i = 0; i < TM; i++)
-                    [[unroll]] for (uint j = 0; j < TN; j++) {
-                        float v = a[i] - b[j];
-                        acc[i * TN + j] = fma(v, v, acc[i * TN + j]);
-                    }
+            [[unroll]] for (uint j = 0; j < TN / 4; j++) {
+                uint base = k * (BN + 1) + tn + 4 * j * RN;
+                b[j] = SH4(Bs[base], Bs[base + RN], Bs[base + 2 * RN], Bs[base + 3 * RN]);
             }
+            // One loop nest per metric, so the metric test is outside the unrolled body.
+            [[unroll]] for (uint i = 0; i < TM; i++) {
+                [[unroll]] for (uint j = 0; j < TN / 4; j++) {
+                    uint q = i * (TN / 4) + j;
+#if defined(IN_U32)
+                    acc[q] += vec4(bitCount(uvec4(a[i]) ^ b[j]));
+#else
+                    vec4 av = vec4(a[i]);
+                    if (METRIC <= M_INNER) {
+                        acc[q] = fma(av, b[j], acc[q]);
+                    } else if (METRIC == M_L1) {
+                        acc[q] += abs(av - b[j]);
+                    } else if (METRIC == M_LINF) {
+                        vec4 v = abs(av - b[j]);
+                        acc[q] = mix(acc[q], v, bvec4(uvec4(greaterThan(v, acc[q])) | uvec4(isnan(v))));
+                    } else if (METRIC == M_LP) {
+                        // pow() of NaN is not defined by GLSL: keep NaN explicitly.
+                        vec4 v = abs(av - b[j]);
+                        acc[q] += mix(pow(v, vec4(pc.p)), v, isnan(v));
+                    } else if (METRIC == M_HAMMING) {
+                        acc[q] += vec4(1.0) - vec4(equal(av, b[j]));
+                    } else {
+                        vec4 v = av - b[j];
+                        acc[q] = fma(v, v, acc[q]);
+                    }
 #endif
+                }
+            }
         }
         barrier();
     }
 
+    // Pairs the GEMM form cannot give exactly are marked here and recomputed below, in a loop
+    // that is not unrolled, so the direct computation exists once in the code.
+    uint redo[2] = uint[2](0u, 0u);
     [[unroll]] for (uint i = 0; i < TM; i++) {
         uint gr = row0 + tm + i * (BM / TM);
         if (gr >= pc.m) continue;
         [[unroll]] for (uint j = 0; j < TN; j++) {
             uint gc = col0 + tn + j * RN;
             if (gc >= pc.n) continue;
-            float v = acc[i * TN + j];
+            float v = acc[i * (TN / 4) + j / 4][j % 4];
             if (METRIC == M_SQEUCLID || METRIC == M_EUCLID) {
                 float na = NA[pc.na_off + gr], nb = NB[pc.nb_off + gc];
                 float s = na + nb;
                 float d2 = s - 2.0 * v;
                 // Cancellation: when d2 is small against the norms, the GEMM form loses digits;
-                // non-finite rows need NumPy's inf/NaN arithmetic. Both are recomputed directly.
-                if (!(abs(s) <= 3.0e38) || isnan(d2) || d2 <= GUARD * s) d2 = direct_sq(gr, gc);
+                // non-finite rows need NumPy's inf/NaN arithmetic.
+                if (!(abs(s) <= 3.0e38) || isnan(d2) || d2 <= GUARD * s) {
+                    uint q = i * TN + j;
+                    redo[q / 32] |= 1u << (q % 32);
+                }
+                d2 = max(d2, 0.0);
                 v = METRIC == M_EUCLID ? sqrt(d2) : d2;
             } else if (METRIC == M_COSINE) {
                 float na = NA[pc.na_off + gr], nb = NB[pc.nb_off + gc];
@@ -156,6 +195,14 @@ void main() {
                 v = sqrt(v);
             }
             O[pc.o_off + gr * pc.ldo + gc] = v;
+        }
+    }
+    if (METRIC == M_SQEUCLID || METRIC == M_EUCLID) {
+        [[dont_unroll]] for (uint q = 0; q < TM * TN; q++) {
+            if (((redo[q / 32] >> (q % 32)) & 1u) == 0u) continue;
+            uint gr = row0 + tm + (q / TN) * (BM / TM), gc = col0 + tn + (q % TN) * RN;
+            float d2 = direct_sq(gr, gc);
+            O[pc.o_off + gr * pc.ldo + gc] = METRIC == M_EUCLID ? sqrt(d2) : d2;
         }
     }
 }

@@ -24,6 +24,7 @@ static tile_cfg choose_tiles(const va_context *ctx) {
     const char *env = getenv("VACCEL_CDIST_TILE");
     tile_cfg e;
     if (env && sscanf(env, "%u,%u,%u,%u,%u", &e.bm, &e.bn, &e.bk, &e.tm, &e.tn) == 5 && e.tm && e.tn &&
+        e.tm * e.tn <= 64 && e.tn % 4 == 0 &&
         e.bm % e.tm == 0 && e.bn % e.tn == 0 && (e.bm / e.tm) * (e.bn / e.tn) <= di->max_workgroup_invocations)
         c = e;
     while ((c.bk * (c.bm + 1) + c.bk * (c.bn + 1)) * 4 > di->shared_memory_per_workgroup && c.bk > 4) c.bk /= 2;
@@ -184,9 +185,9 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
     tile_cfg tc = choose_tiles(ctx);
     const char *name = bits ? "cdist_tile_u32" : xa->dtype == VA_F16 ? "cdist_tile_f16" : "cdist_tile";
     union { float f; uint32_t u; } guard = {1.0f / 64.0f};
-    uint32_t spec[10] = {(tc.bm / tc.tm) * (tc.bn / tc.tn), 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, code, guard.u};
-    const va_kernel *k;
-    VA_TRY(va_kernel_get(ctx, name, spec, 10, 0, &k));
+    uint32_t spec[11] = {(tc.bm / tc.tm) * (tc.bn / tc.tn), 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, code, guard.u, 1};
+    const va_kernel *k1, *k4 = NULL;
+    VA_TRY(va_kernel_get(ctx, name, spec, 11, 0, &k1));
 
     /* Chunks: every window (rows of xa, rows of xb, the output block, the norms) within range. */
     int64_t lda = a.strides[0], ldb = b.strides[0], ldo = m == 1 ? n : out->strides[0];
@@ -234,6 +235,15 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
                 float p, inv_p;
             } pc = {(uint32_t)ic, (uint32_t)jc, (uint32_t)d, (uint32_t)lda, (uint32_t)ldb, (uint32_t)ldo,
                     ra, rb, ro, rna, rnb, p, 1.0f / p};
+            /* Four-element loads when every row start is 4-aligned (the common case). */
+            const va_kernel *k = k1;
+            if (d % 4 == 0 && lda % 4 == 0 && ldb % 4 == 0 && ra % 4 == 0 && rb % 4 == 0 && tc.bk % 4 == 0) {
+                if (!k4) {
+                    spec[10] = 4;
+                    VA_TRY(va_kernel_get(ctx, name, spec, 11, 0, &k4));
+                }
+                k = k4;
+            }
             VA_TRY(va_stream_dispatch(s, k, bind, 5, &pc, sizeof pc, va_ceil_div((uint64_t)jc, tc.bn),
                                       va_ceil_div((uint64_t)ic, tc.bm), 1));
         }
