@@ -4,9 +4,16 @@
   python3 -m benchmarks --json benchmarks/baselines/ full run, JSON to <device-slug>.json
   python3 -m benchmarks --only 'cdist/(sq)?euclidean' --compare benchmarks/baselines/
   python3 -m benchmarks --list
+  python3 -m benchmarks --only '4096x1000000x128|latency|copy'   headline, tiny-call latency and
+                                                     copy cases only (ceilings are always measured)
+
+Cases run in order of importance (the headline cdist, the tiny-call latency and the copy first),
+so a run cut short by --max-time loses the least; the JSON file is rewritten after every case
+("complete": false until the end), so even a killed run leaves what it measured.
 
 Exit status: 0 fine; 1 a regression against --compare; 2 a vaccel implementation failed its
-correctness check or raised (peer failures are reported but do not change the status).
+correctness check or raised (peer failures are reported but do not change the status); 3 the
+Khronos validation layer (VACCEL_VALIDATION=1) reported messages during the run.
 """
 
 import argparse
@@ -33,6 +40,9 @@ def parse_args(argv=None):
     p.add_argument("--budget", type=float,
                    help="seconds of timed calls per implementation before stopping early "
                         "(at least 3 calls; default 2 quick, 20 full)")
+    p.add_argument("--max-time", type=float, metavar="SECONDS",
+                   help="stop starting new cases after this many seconds (the rest are recorded "
+                        "as skipped); a case already started runs to its end")
     p.add_argument("--list", action="store_true", help="list the cases and implementations, run nothing")
     return p.parse_args(argv)
 
@@ -89,22 +99,34 @@ def main(argv=None):
     print()
     print(HEADER)
     print("-" * len(HEADER))
+    device_name = peers.vaccel_device_name() if peers.vaccel is not None else "unknown"
+    json_path = resolve_path(args.json, device_name) if args.json else None
     records = []
-    for case in cases:
-        recs = run_case(case, ctx, repeats, budget)
-        records.extend(recs)
-        if recs:
-            print(format_records(recs), flush=True)
+    while cases:
+        case = cases.pop(0)      # dropped once run: its inputs and cached references go with it
+        if args.max_time is not None and time.perf_counter() - t0 > args.max_time:
+            recs = [dict(case=case.name, family=case.family, op=case.op, impl=i.name,
+                         params=dict(case.params), unit=case.unit, status="skipped",
+                         reason=f"--max-time {args.max_time:g} s reached") for i in case.impls]
+            print(f"{case.name:<38} SKIP: --max-time {args.max_time:g} s reached", flush=True)
         else:
-            print(f"{case.name:<38} (no implementation available here)", flush=True)
+            recs = run_case(case, ctx, repeats, budget)
+            if recs:
+                print(format_records(recs), flush=True)
+            else:
+                print(f"{case.name:<38} (no implementation available here)", flush=True)
+        records.extend(recs)
+        del case
+        if json_path:
+            write_json(document(peers, args, ctx.ceilings, records, complete=False), json_path)
     print(f"\n{len(records)} records in {time.perf_counter() - t0:.1f} s")
 
-    doc = document(peers, args, ctx.ceilings, records)
-    device_name = doc.get("vaccel_device") or "unknown"
-    if args.json:
-        path = resolve_path(args.json, device_name)
-        write_json(doc, path)
-        print(f"JSON written to {path}")
+    messages = validation_messages(peers)
+    doc = document(peers, args, ctx.ceilings, records, complete=True)
+    doc["validation_messages"] = messages
+    if json_path:
+        write_json(doc, json_path)
+        print(f"JSON written to {json_path}")
     if args.plots:
         from .plots import write_plots
         for path in write_plots(doc, args.plots):
@@ -118,7 +140,7 @@ def main(argv=None):
             print(f"  {r['case']} {r['impl']}: {r.get('reason')}")
         status = 2
     if args.compare:
-        path = resolve_path(args.compare, device_name)
+        path = resolve_path(args.compare, doc.get("vaccel_device") or "unknown")
         try:
             with open(path) as f:
                 base = json.load(f)
@@ -127,7 +149,22 @@ def main(argv=None):
             return 1
         if compare(records, base) and status == 0:
             status = 1
+    if messages:
+        print(f"\n{len(messages)} Vulkan validation message(s) during the run:")
+        for m in messages[:50]:
+            print(f"  validation: {m}")
+        status = 3
     return status
+
+
+def validation_messages(peers):
+    """The Khronos validation layer's messages of this run (empty unless VACCEL_VALIDATION=1)."""
+    if peers.vaccel is None or not hasattr(peers.vaccel, "validation_messages"):
+        return []
+    try:
+        return [str(m) for m in peers.vaccel.validation_messages()]
+    except Exception as e:  # noqa: BLE001
+        return [f"(could not read validation messages: {type(e).__name__}: {e})"]
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@ A case is one problem (an op at one shape) with several implementations of it: v
 peers. For every implementation the harness
   1. moves the inputs where that implementation wants them (device or host), untimed;
   2. runs it once and checks the result against a float64 NumPy reference (a random subset of
-     rows on large outputs) -- an implementation that is wrong is never timed;
-  3. warms up, measures its peak extra memory over one call, then times `repeats` calls, each
-     bracketed by the implementation's own synchronize, rotating over several input sets so that
-     together they exceed the GPU's L2 (unless --quick);
+     rows on large outputs) -- an implementation that is wrong is recorded with correct=False and
+     never timed; a timed record says correct=True (None where the case has no check);
+  3. warms up, measures its peak extra memory over one call (vaccel: memory_stats), then times
+     `repeats` calls (at most `max_repeats` for large cases), each bracketed by the
+     implementation's own synchronize, rotating over several input sets so that together they
+     exceed the GPU's L2 (unless --quick);
   4. records median/min time, throughput, the floor (the larger of bytes / measured bandwidth
      and flops / measured GEMM rate) and, for vaccel rows, the ratio to each peer.
 
@@ -34,6 +36,10 @@ CPU_PEER_MAX_LOOP_WORK = 2**30   # m*n*d above which CPU peers without BLAS are 
 
 class Skip(Exception):
     """Raised by an implementation (or its preparation) that cannot run this case here."""
+
+
+class WrongResult(AssertionError):
+    """The implementation's first result failed the case's check: it is recorded, never timed."""
 
 
 @dataclass
@@ -71,7 +77,9 @@ class Case:
     size: Optional[float] = None   # x axis of the throughput plots
     rotate: bool = True
     repeats: Optional[int] = None  # fixed repeats (e.g. latency cases), overrides --repeats
+    max_repeats: Optional[int] = None  # a cap on --repeats for large cases (seconds per call)
     warmup: int = 2
+    priority: int = 1              # 0: the cases a short run must not lose; run first
     skipped: dict = field(default_factory=dict)   # impl name -> reason it is not offered here
     has_floor: bool = True         # False where no ceiling we measure bounds it (PCIe, latency)
     note: str = ""
@@ -99,6 +107,7 @@ def load_cases(ctx):
     out = []
     for gen in _REGISTRY:
         out.extend(gen(ctx))
+    out.sort(key=lambda c: c.priority)     # stable: families keep their own order within a rank
     return out
 
 
@@ -158,11 +167,16 @@ def cupy_peak_mem(cupy):
 
 
 def vaccel_peak_mem(vaccel):
-    """Peak extra device bytes of one vaccel call, from vaccel.info()['memory'] (the pool's
-    device_bytes_in_use / device_bytes_peak), when the peak can be reset; else no probe."""
+    """Peak extra device bytes of one vaccel call, from vaccel.memory_stats(): the peak restarts
+    (reset_peak=True) just before the call, and the probe reports device_bytes_peak after it minus
+    device_bytes_in_use before it. None (no probe) where vaccel has no device memory to report."""
+    stats = getattr(vaccel, "memory_stats", None)
+    if stats is None:
+        return None
     try:
-        reset = vaccel.runtime.context().reset_peak
-        mem0 = vaccel.info().get("memory") or {}
+        if vaccel.get_backend() != "vulkan":
+            return None
+        mem0 = stats()
     except Exception:
         return None
     if "device_bytes_peak" not in mem0 or "device_bytes_in_use" not in mem0:
@@ -170,13 +184,12 @@ def vaccel_peak_mem(vaccel):
 
     def probe(call):
         vaccel.synchronize()
-        base = vaccel.info()["memory"]["device_bytes_in_use"]
-        reset()
+        before = stats(reset_peak=True)["device_bytes_in_use"]
         r = call()
         vaccel.synchronize()
-        peak = vaccel.info()["memory"]["device_bytes_peak"]
+        peak = stats()["device_bytes_peak"]
         del r
-        return max(int(peak) - int(base), 0)
+        return max(int(peak) - int(before), 0)
     return probe
 
 
@@ -294,6 +307,8 @@ def run_case(case, ctx, repeats, budget_s, log=print):
             rec.update(_measure(case, impl, sets, repeats, budget_s, ctx))
         except Skip as e:
             rec.update(status="skipped", reason=str(e))
+        except WrongResult as e:
+            rec.update(status="error", correct=False, reason=str(e))
         except Exception as e:  # noqa: BLE001 -- one broken implementation must not stop the run
             if _is_oom(e, peers):
                 rec.update(status="skipped", reason=f"out of memory: {type(e).__name__}: {e}")
@@ -317,10 +332,12 @@ def _measure(case, impl, sets, repeats, budget_s, ctx):
     # Correctness gate: the first result of input set 0, against the case's reference.
     res = run(0)
     impl.sync()
+    correct = None
     if case.check is not None:
         err = case.check(lambda rows: impl.fetch(res, rows), sets[0])
         if err:
-            raise AssertionError(f"wrong result: {err}")
+            raise WrongResult(f"wrong result: {err}")
+        correct = True
     del res
 
     for w in range(case.warmup):
@@ -335,7 +352,7 @@ def _measure(case, impl, sets, repeats, budget_s, ctx):
             peak = None
         impl.sync()
 
-    n = case.repeats or repeats
+    n = case.repeats or (min(repeats, case.max_repeats) if case.max_repeats else repeats)
     min_repeats = min(n, 3)
     times = []
     started = time.perf_counter()
@@ -355,6 +372,7 @@ def _measure(case, impl, sets, repeats, budget_s, ctx):
     floor_s, parts = floors(case, impl, ctx.ceilings)
     return {
         "status": "ok",
+        "correct": correct,        # True: checked against the reference; None: no check exists
         "median_s": med,
         "min_s": float(np.min(times)),
         "repeats": len(times),

@@ -1,6 +1,7 @@
 """Tables for the terminal, the JSON document, and the regression check against a baseline."""
 
 import datetime
+import functools
 import json
 import os
 import re
@@ -71,22 +72,26 @@ def format_records(records):
     return "\n".join(lines)
 
 
+@functools.lru_cache(maxsize=None)
 def git_revision():
+    """(revision, dirty) of the checkout; where the tree is no git checkout (a copy sent to a GPU
+    machine, say) the revision comes from $VACCEL_GIT_REVISION, and dirty is unknown (None)."""
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                              text=True, timeout=10)
-        if rev.returncode != 0:
-            return None, None
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True,
-                               text=True, timeout=10)
-        return rev.stdout.strip(), bool(dirty.stdout.strip())
+        if rev.returncode == 0:
+            dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True,
+                                   text=True, timeout=10)
+            return rev.stdout.strip(), bool(dirty.stdout.strip())
     except Exception:
-        return None, None
+        pass
+    return os.environ.get("VACCEL_GIT_REVISION") or None, None
 
 
-def document(peers, args, ceilings, records):
+def document(peers, args, ceilings, records, complete=True):
     rev, dirty = git_revision()
     return {
+        "complete": complete,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_revision": rev,
         "git_dirty": dirty,

@@ -1,43 +1,64 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine, from the repository root, with build/spv (SPIR-V compiled where glslc
-# is) and .gl/ (the Vulkan loader and libvulkan-dev .debs, plus activate.sh) carried there. Builds
-# the extension with the machine's python3, reports the device, runs the tests (no validation layer
-# there) and the benchmarks. Logs and results go to $OUT: tests.log, bench.log, bench.json.
-#   BENCH_ARGS="--quick" tools/gpu-run.sh
-# Exits non-zero when the build, the tests or the benchmarks fail.
+# Build, test and benchmark vaccel on the GPU machine (the device tool's `run`), from the
+# repository root. That machine has no glslc, no Vulkan headers, no libvulkan.so dev symlink and
+# no network, so three ignored folders must be carried (run's `carry`: [".gl", "build/spv", ".whl"]):
+#   .gl/        the loader .debs (libvulkan1 and friends, see /work/.library/device/README.md), the
+#               headers .gl/include/{vulkan,vk_video} copied from /usr/include here, and
+#               .gl/activate.sh (unpacks the .debs, points the loader at NVIDIA's ICD)
+#   build/spv/  the SPIR-V that `make build` compiled here with glslc
+#   .whl/       cp312 wheels of pytest, iniconfig, pluggy, packaging, pygments and scipy, installed
+#               only if the machine's python3 lacks pytest or scipy. Made here with
+#                 python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#                   --implementation cp --platform manylinux_2_28_x86_64 \
+#                   --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+#                   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl \
+#                   pytest iniconfig pluggy packaging pygments scipy
+# Steps, each under a timeout so that a hang cannot eat the whole call (600 s at most):
+#   build (180 s)  ->  python3 -m vaccel info (60 s)  ->  pytest tests, validation layer off (300 s)
+#   ->  python3 -m benchmarks [--only "$BENCH_ONLY"] $BENCH_ARGS (BENCH_TIMEOUT, default 400 s; the
+#       suite itself stops starting cases 60 s before that, so its JSON is complete, and it rewrites
+#       the JSON after every case anyway; plots only if matplotlib imports)
+# What comes back under $OUT (8 files at most): build.log, info.txt, tests.log, bench.log,
+# bench.json, plots/{throughput,roofline,runtime}.png.
+# The copy sent there has no .git: set VACCEL_GIT_REVISION=<sha> for the JSON's git_revision.
+# Examples (the device tool's command):
+#   VACCEL_GIT_REVISION=<sha> BENCH_ONLY='4096x1000000x128|latency|copy' tools/gpu-run.sh
+#   BENCH_TIMEOUT=420 tools/gpu-run.sh                     # the full suite
+# BENCH_ARGS is split on blanks (no quoting): other options, e.g. BENCH_ARGS="--repeats 5".
+# Exit status: the tests' (pytest's, 124 on a timeout); 1 if the build fails. The benchmarks'
+# status is printed on the last line.
 set -uo pipefail
+cd "$(dirname "$0")/.."
 
 OUT=${OUT:-build/gpu-out}
 mkdir -p "$OUT"
 
-if [ -f .gl/activate.sh ]; then
-  # shellcheck disable=SC1091
-  . .gl/activate.sh
-else
-  echo "gpu-run: no .gl/activate.sh; using the machine's own Vulkan loader" >&2
+. .gl/activate.sh > /dev/null 2>&1
+export PYTHONUNBUFFERED=1
+python3 -c "import pytest, scipy" 2>/dev/null || { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; }
+ln -sf libvulkan.so.1 /usr/lib/x86_64-linux-gnu/libvulkan.so
+CFLAGS=-I.gl/include VACCEL_SPIRV_DIR=build/spv timeout 180 python3 setup.py build_ext --inplace > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; echo "gpu-run: build failed"; exit 1; }
+export PYTHONPATH=.:${PYTHONPATH:-}
+
+timeout 60 python3 -m vaccel info 2>&1 | tee "$OUT/info.txt"
+
+VACCEL_VALIDATION=0 timeout 300 python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tail -30 | tee "$OUT/tests.log"
+tests_rc=${PIPESTATUS[0]}
+
+bench_timeout=${BENCH_TIMEOUT:-400}
+plots=()
+if python3 -c "import matplotlib" 2>/dev/null; then
+  plots=(--plots "$OUT/plots")
 fi
-
-if ! echo '#include <vulkan/vulkan.h>' | "${CC:-cc}" -E -x c - >/dev/null 2>&1; then
-  echo "gpu-run: no Vulkan headers here: put Debian's libvulkan-dev .deb into .gl/ beside libvulkan1" >&2
-  exit 1
+only=()
+if [ -n "${BENCH_ONLY:-}" ]; then
+  only=(--only "$BENCH_ONLY")
 fi
-if [ ! -d build/spv ]; then
-  echo "gpu-run: build/spv is missing: run 'make build' where glslc is, and carry build/spv" >&2
-  exit 1
-fi
-
-VACCEL_SPIRV_DIR=build/spv python3 setup.py build_ext --inplace 2>&1 | tee "$OUT/build.log" || {
-  echo "gpu-run: build failed" >&2; exit 1; }
-
-python3 -m vaccel info 2>&1 | tee "$OUT/info.log" || { echo "gpu-run: vaccel info failed" >&2; exit 1; }
-
-VACCEL_VALIDATION=0 python3 -m pytest -q tests 2>&1 | tee "$OUT/tests.log"
-tests_rc=$?
-
-# shellcheck disable=SC2086  # BENCH_ARGS is a list of words
-python3 -m benchmarks ${BENCH_ARGS:-} --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
-bench_rc=$?
+set -f   # BENCH_ARGS: split on blanks, never globbed; a --max-time in it wins over this one
+# shellcheck disable=SC2086
+timeout "$bench_timeout" python3 -m benchmarks --max-time $((bench_timeout > 120 ? bench_timeout - 60 : bench_timeout / 2)) \
+  "${only[@]}" ${BENCH_ARGS:-} --json "$OUT/bench.json" "${plots[@]}" 2>&1 | tee "$OUT/bench.log"
+bench_rc=${PIPESTATUS[0]}
 
 echo "gpu-run: tests exit $tests_rc, benchmarks exit $bench_rc"
-[ $tests_rc -eq 0 ] || exit $tests_rc
-exit $bench_rc
+exit "$tests_rc"

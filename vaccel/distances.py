@@ -153,8 +153,36 @@ def cdist(xa, xb, metric="euclidean", *, p=2.0, out=None):
         f16 = runtime.device_info()["storage_16bit"]
         both16 = np.dtype(xa.dtype) == np.float16 and np.dtype(xb.dtype) == np.float16
         xa, xb = _float_operand(xa, f16 and both16), _float_operand(xb, f16 and both16)
-    return _run("cdist", (xa, xb), (m, n), out, want_array, (_CODE[metric],), (p,),
-                {("in", 0): "xa", ("in", 1): "xb", ("out", 0): "out"})
+    names = {("in", 0): "xa", ("in", 1): "xb", ("out", 0): "out"}
+    blocks = _row_blocks(xa, xb, out, want_array)
+    if blocks is None:
+        return _run("cdist", (xa, xb), (m, n), out, want_array, (_CODE[metric],), (p,), names)
+    # Host data larger than the device allows: blocks of rows of xa and xb, each a sub-block of out.
+    res = out if out is not None else np.empty((m, n), np.float32)
+    bm, bn = blocks
+    for i0 in range(0, m, bm):
+        for j0 in range(0, n, bn):
+            _run("cdist", (xa[i0:i0 + bm], xb[j0:j0 + bn]), res[i0:i0 + bm, j0:j0 + bn].shape,
+                 res[i0:i0 + bm, j0:j0 + bn], False, (_CODE[metric],), (p,), names)
+    return res
+
+
+def _row_blocks(xa, xb, out, want_array):
+    """(rows of xa, rows of xb) per block when a call on host data would exceed the device memory
+    limit, else None. Device arrays are never split (they are on the device already)."""
+    if want_array or runtime._is_array(out) or runtime.in_batch():
+        return None
+    m, n, d = xa.shape[0], xb.shape[0], xa.shape[1]
+    ea, eb = np.dtype(xa.dtype).itemsize, np.dtype(xb.dtype).itemsize
+    limit = runtime.device_memory_limit()
+    if (m * d * ea + n * d * eb + m * n * 4) <= limit:
+        return None
+    # The whole of xb per block if it fits in half the limit, else halves of it.
+    bn = n
+    while bn > 1 and bn * d * eb + min(m, 64) * (d * ea + bn * 4) > limit:
+        bn = (bn + 1) // 2
+    bm = max(1, (limit - bn * d * eb) // max(1, d * ea + bn * 4))
+    return min(bm, m), bn
 
 
 def normalize(x, out=None):

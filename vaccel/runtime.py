@@ -53,6 +53,10 @@ class _Config:
         self.device = os.environ.get("VACCEL_DEVICE") or None
         self.validation = _env_flag("VACCEL_VALIDATION")
         self.cache_dir = os.environ.get("VACCEL_CACHE_DIR")
+        # Host data of one call beyond this many bytes is processed in blocks; None: half the
+        # device-local heap's budget.
+        limit = os.environ.get("VACCEL_DEVICE_MEMORY_LIMIT")
+        self.device_memory_limit = int(limit) if limit else None
 
     @property
     def backend(self):
@@ -138,6 +142,14 @@ def device_info():
     """The context device's capability report, read once (info() refreshes the memory figures)."""
     context()
     return _device_info
+
+
+def device_memory_limit():
+    """Bytes one call may place on the device before its host data is split into blocks."""
+    if config.device_memory_limit:
+        return int(config.device_memory_limit)
+    heaps = [h for h in device_info()["memory_heaps"] if h["device_local"]] or device_info()["memory_heaps"]
+    return max(h["budget"] for h in heaps) // 2
 
 
 def in_batch():

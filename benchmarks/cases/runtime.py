@@ -2,8 +2,9 @@
 
 runtime/latency/cdist-8x8x8  one tiny cdist, median over 200 calls: vaccel from NumPy arrays
                              end to end (vaccel-host) and on resident arrays (vaccel), against
-                             SciPy, NumPy, PyTorch and CuPy at the same size (GPU peers also from
-                             NumPy to NumPy)
+                             SciPy, NumPy, PyTorch and CuPy at the same size; GPU peers both from
+                             NumPy to NumPy (torch-cuda, cupy) and on resident arrays
+                             (torch-cuda-dev, cupy-dev), each call followed by its synchronize
 runtime/copy/<N>MiB          device-to-device copy: vaccel Array.copy() then synchronize (the
                              bandwidth ceiling), torch clone, cupy copy, NumPy copy on the host;
                              bytes counted = read + write
@@ -61,6 +62,12 @@ def _latency_case(P):
                                         .pow_(2).cpu().numpy()),
                           fetch_numpy, P.sync_torch, "device", P.cuda_device_name(),
                           note="NumPy in, NumPy out"))
+
+        def prep_torch_dev(sets):
+            ts = [(torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()) for a, b in sets]
+            return lambda i: torch.cdist(ts[i][0], ts[i][1]).pow_(2)
+        impls.append(Impl("torch-cuda-dev", prep_torch_dev, fetch_torch, P.sync_torch, "device",
+                          P.cuda_device_name(), note="resident tensors, then synchronize"))
     if P.cupy is not None:
         cp = P.cupy
 
@@ -70,6 +77,16 @@ def _latency_case(P):
             return (t * t).sum(-1).get()
         impls.append(Impl("cupy", lambda sets: (lambda i: cp_sq(*sets[i])), fetch_numpy, P.sync_cupy,
                           "device", P.cuda_device_name(), note="NumPy in, NumPy out"))
+
+        def prep_cupy_dev(sets):
+            cs = [(cp.asarray(a), cp.asarray(b)) for a, b in sets]
+
+            def run(i):
+                t = cs[i][0][:, None, :] - cs[i][1][None, :, :]
+                return (t * t).sum(-1)
+            return run
+        impls.append(Impl("cupy-dev", prep_cupy_dev, fetch_cupy, P.sync_cupy, "device",
+                          P.cuda_device_name(), note="resident arrays, then synchronize"))
 
     def make_inputs(rng):
         return (rng.standard_normal((m, d), dtype=np.float32),
@@ -83,7 +100,7 @@ def _latency_case(P):
                 params={"metric": metric, "m": m, "n": n, "d": d}, make_inputs=make_inputs,
                 impls=impls, check=check, flops=2.0 * m * n * d, bytes=4.0 * (m * d + n * d + m * n),
                 unit="call/s", size=float(m * n * d), rotate=False, repeats=LATENCY_CALLS,
-                warmup=20, has_floor=False)
+                warmup=20, has_floor=False, priority=0)
 
 
 def _exact_check(get_rows, inputs):
@@ -122,7 +139,8 @@ def _copy_case(P, nbytes):
                       "host", P.host_name(), note="copy() on the host"))
     return Case(name=f"runtime/copy/{nbytes // MiB}MiB", family="runtime", op="runtime/copy",
                 params={"bytes": nbytes}, make_inputs=lambda rng: (rng.random(nbytes // 4, dtype=np.float32),),
-                impls=impls, check=_exact_check, bytes=2.0 * nbytes, unit="GB/s", size=float(nbytes))
+                impls=impls, check=_exact_check, bytes=2.0 * nbytes, unit="GB/s", size=float(nbytes),
+                priority=0)
 
 
 def _upload_case(P, nbytes):

@@ -1,0 +1,92 @@
+"""Work larger than the device allows is split, never refused; the pipeline cache on disk is
+used when valid and replaced when damaged."""
+import os
+
+import numpy as np
+import pytest
+
+import vaccel
+from vaccel import cpu, runtime
+
+
+@pytest.fixture
+def small_device_limit():
+    old = vaccel.config.device_memory_limit
+    vaccel.config.device_memory_limit = 1 << 20  # 1 MiB: every case below needs several blocks
+    yield
+    vaccel.config.device_memory_limit = old
+
+
+@pytest.mark.parametrize("shape", [(300, 5000, 64), (3, 70000, 8), (20000, 7, 33)])
+@pytest.mark.parametrize("metric", ["sqeuclidean", "cityblock"])
+def test_cdist_in_blocks_when_host_data_exceeds_device_limit(small_device_limit, rng, shape, metric):
+    m, n, d = shape
+    xa = rng.standard_normal((m, d)).astype(np.float32)
+    xb = rng.standard_normal((n, d)).astype(np.float32)
+    assert (m * d + n * d + m * n) * 4 > vaccel.config.device_memory_limit
+    got = vaccel.cdist(xa, xb, metric)
+    want = cpu.cdist(xa, xb, metric)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * d)
+
+
+def test_cdist_blocks_into_out(small_device_limit, rng):
+    xa = rng.standard_normal((500, 16)).astype(np.float32)
+    xb = rng.standard_normal((3000, 16)).astype(np.float32)
+    out = np.full((500, 3000), -1.0, np.float32)
+    assert vaccel.cdist(xa, xb, "euclidean", out=out) is out
+    np.testing.assert_allclose(out, cpu.cdist(xa, xb, "euclidean"), rtol=1e-4, atol=1e-4)
+
+
+def _context(tmp_path):
+    return runtime._vaccel.Context(device=vaccel.config.device, validation=vaccel.config.validation,
+                                   cache_dir=str(tmp_path))
+
+
+def test_pipeline_cache_written_and_reused(tmp_path, rng):
+    vaccel.get_backend()  # a device context exists
+    ctx = _context(tmp_path)
+    x = rng.standard_normal((4, 8)).astype(np.float32)
+    s = runtime._vaccel.Stream(ctx)
+    out = np.empty(4, np.float32)
+    s.run("row_sqnorms", ((x, 0, 0, x.shape, (8, 1)),), ((out, 0, 0, (4,), (1,)),))
+    s.wait()
+    np.testing.assert_allclose(out, (x.astype(np.float64) ** 2).sum(1), rtol=1e-6)
+    ctx.save_cache()
+    files = [f for f in os.listdir(tmp_path) if f.startswith("pipelines-")]
+    assert len(files) == 1
+    del s, ctx
+    ctx2 = _context(tmp_path)
+    assert ctx2.memory_stats()["disk_cache_loaded"] is True
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped", "empty"])
+def test_damaged_pipeline_cache_is_ignored_and_replaced(tmp_path, rng, damage):
+    vaccel.get_backend()
+    ctx = _context(tmp_path)
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    s = runtime._vaccel.Stream(ctx)
+    out = np.empty(3, np.float32)
+    s.run("row_sqnorms", ((x, 0, 0, x.shape, (5, 1)),), ((out, 0, 0, (3,), (1,)),))
+    s.wait()
+    ctx.save_cache()
+    del s, ctx
+    (path,) = [tmp_path / f for f in os.listdir(tmp_path) if f.startswith("pipelines-")]
+    data = bytearray(path.read_bytes())
+    if damage == "garbage":
+        data = bytearray(os.urandom(len(data)))
+    elif damage == "truncated":
+        data = data[: len(data) // 2]
+    elif damage == "flipped":
+        data[len(data) - 7] ^= 0x5A
+    else:
+        data = bytearray()
+    path.write_bytes(bytes(data))
+    ctx = _context(tmp_path)
+    assert ctx.memory_stats()["disk_cache_loaded"] is False
+    s = runtime._vaccel.Stream(ctx)
+    s.run("row_sqnorms", ((x, 0, 0, x.shape, (5, 1)),), ((out, 0, 0, (3,), (1,)),))
+    s.wait()
+    np.testing.assert_allclose(out, (x.astype(np.float64) ** 2).sum(1), rtol=1e-6)
+    ctx.save_cache()
+    del s, ctx
+    assert _context(tmp_path).memory_stats()["disk_cache_loaded"] is True
