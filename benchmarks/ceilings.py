@@ -57,8 +57,19 @@ def vaccel_copy(peers, quick):
     x = v.asarray(host)
     del host
     v.synchronize()
+    # The kernel's own time from GPU timestamps: a ceiling for kernels, free of submit overhead.
+    best = None
+    for _ in range(5 if quick else 20):
+        with v.profile() as p:
+            y = x.copy()
+        ns = sum(t for k, t in p.dispatches if k == "copy" and t > 0)
+        if ns > 0:
+            best = ns if best is None else min(best, ns)
+        del y
+    if best is not None:
+        return 2 * nbytes / (best * 1e-9) / 1e9, f"vaccel copy kernel {nbytes // MiB} MiB, GPU timestamps"
     t = _best_time(lambda: x.copy(), v.synchronize, 5 if quick else 20)
-    return 2 * nbytes / t / 1e9, f"vaccel Array.copy {nbytes // MiB} MiB"
+    return 2 * nbytes / t / 1e9, f"vaccel Array.copy {nbytes // MiB} MiB (wall clock)"
 
 
 def torch_gemm(peers):

@@ -185,8 +185,8 @@ void main() {
                 d2 = max(d2, 0.0);
                 v = METRIC == M_EUCLID ? sqrt(d2) : d2;
             } else if (METRIC == M_COSINE) {
-                float na = NA[pc.na_off + gr], nb = NB[pc.nb_off + gc];
-                v = 1.0 - v / (sqrt(na) * sqrt(nb));
+                // NA and NB hold inverse norms here.
+                v = 1.0 - v * NA[pc.na_off + gr] * NB[pc.nb_off + gc];
             } else if (METRIC == M_LP) {
                 v = isnan(v) ? v : pow(v, pc.inv_p);
             } else if (METRIC == M_HAMMING) {

@@ -1,5 +1,6 @@
-// row_l2.comp — per-row sums of squares (MODE 0: out[i] = sum x[i,:]^2) or L2 normalisation
-// (MODE 1: out[i,:] = x[i,:] / ||x[i,:]||, zero rows left zero). Each subgroup takes one row of the
+// row_l2.comp — per-row sums of squares (MODE 0: out[i] = sum x[i,:]^2), L2 normalisation
+// (MODE 1: out[i,:] = x[i,:] / ||x[i,:]||, zero rows left zero) or inverse norms (MODE 2:
+// out[i] = 1 / ||x[i,:]||, inf for zero rows, which makes their cosine distances NaN as SciPy's). Each subgroup takes one row of the
 // workgroup's ROWS at a time, so any subgroup size works.
 //! variant f16: -DIN_F16
 #version 450
@@ -37,6 +38,8 @@ void main() {
         s = subgroupAdd(s);
         if (MODE == 0) {
             if (subgroupElect()) O[pc.o_off + row] = s;
+        } else if (MODE == 2) {
+            if (subgroupElect()) O[pc.o_off + row] = 1.0 / sqrt(s);
         } else {
             float nrm = sqrt(s);
             uint ob = pc.o_off + row * pc.ldo;

@@ -217,3 +217,13 @@ def test_exception_hierarchy():
     assert issubclass(vaccel.OutOfDeviceMemory, MemoryError)
     with pytest.raises(MemoryError):
         raise vaccel.OutOfDeviceMemory("test")
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 1023, 4096, 4097, 100003, 3_000_001])
+def test_array_copy_sizes_and_offsets(rng, n):
+    """The copy kernel's vector path (aligned) and word path (offset views), every tail length."""
+    x = rng.standard_normal(n).astype(np.float32)
+    a = vaccel.asarray(x)
+    np.testing.assert_array_equal(a.copy().numpy(), x)
+    if n > 1:
+        np.testing.assert_array_equal(a[1:].copy().numpy(), x[1:])

@@ -433,12 +433,10 @@ va_status va_stream_copy(va_stream *s, va_buffer *src, uint64_t src_offset, va_b
         uint64_t da = va_align_binding(ctx, dst_offset + done, 4, &rb);
         va_binding bind[2] = {{src, sa, n + ra * 4, VA_READ}, {dst, da, n + rb * 4, VA_WRITE}};
         uint32_t words = (uint32_t)(n / 4);
-        uint32_t push[3] = {words, ra, rb};
-        uint32_t groups = va_ceil_div(words, 256 * 4);
+        uint32_t groups = va_ceil_div(words, 256 * 16); /* copy.comp: 16 words per thread */
         uint32_t gx = groups < 65535 ? groups : 65535;
         uint32_t gy = va_ceil_div(groups, gx);
-        push[0] = words;
-        uint32_t pc[4] = {push[0], push[1], push[2], gx};
+        uint32_t pc[4] = {words, ra, rb, gx};
         VA_TRY(va_stream_dispatch(s, k, bind, 2, pc, sizeof pc, gx, gy, 1));
         done += n;
     }

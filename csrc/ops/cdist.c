@@ -67,9 +67,10 @@ static va_status row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, 
     const va_kernel *k;
     VA_TRY(va_kernel_get(ctx, name, spec, 5, 0, &k));
     int64_t ldx = x->strides[0] ? x->strides[0] : d;
-    int64_t ldo = mode ? out->strides[0] : 1;
+    int rows_out = mode == 1;  /* mode 1 writes rows; 0 and 2 one value per row */
+    int64_t ldo = rows_out ? out->strides[0] : 1;
     int64_t chunk = rows_fitting(ctx, ldx, d, es);
-    int64_t co = mode ? rows_fitting(ctx, ldo, d, 4) : rows_fitting(ctx, 1, 1, 4);
+    int64_t co = rows_out ? rows_fitting(ctx, ldo, d, 4) : rows_fitting(ctx, 1, 1, 4);
     if (co < chunk) chunk = co;
     if (chunk <= 0)
         return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "a row of %lld elements exceeds the device's binding range",
@@ -79,7 +80,7 @@ static va_status row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, 
         uint32_t rx, ro;
         va_binding b[2];
         b[0] = window(ctx, x, r0, rc, d, VA_READ, &rx);
-        if (mode) {
+        if (rows_out) {
             b[1] = window(ctx, out, r0, rc, d, VA_WRITE, &ro);
         } else {
             va_tensor o1 = *out;
@@ -178,8 +179,10 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
         VA_TRY(va_stream_scratch(s, (uint64_t)m * 4, &na));
         VA_TRY(va_stream_scratch(s, (uint64_t)n * 4, &nb));
         va_tensor tna = {na, 0, VA_F32, 1, {m}, {1}}, tnb = {nb, 0, VA_F32, 1, {n}, {1}};
-        VA_TRY(row_l2(s, &a, &tna, 0));
-        VA_TRY(row_l2(s, &b, &tnb, 0));
+        /* Cosine takes inverse norms, so its epilogue is two multiplies. */
+        uint32_t mode = code == M_COSINE ? 2 : 0;
+        VA_TRY(row_l2(s, &a, &tna, mode));
+        VA_TRY(row_l2(s, &b, &tnb, mode));
     }
 
     tile_cfg tc = choose_tiles(ctx);
