@@ -71,6 +71,37 @@ float direct_sq(uint i, uint j) {
     return s;
 }
 
+// Pairs the GEMM form cannot give exactly (bit q of the thread's outputs), recomputed directly
+// after the tile is written, in a loop that is not unrolled, so that code exists once.
+uint redo_lo = 0u, redo_hi = 0u;
+
+// Applies the metric's epilogue to one accumulated value and stores it.
+void finish(uint gr, uint gc, uint q, float v) {
+    if (gr >= pc.m || gc >= pc.n) return;
+    if (METRIC == M_SQEUCLID || METRIC == M_EUCLID) {
+        float s = NA[pc.na_off + gr] + NB[pc.nb_off + gc];
+        float d2 = s - 2.0 * v;
+        // Cancellation: when d2 is small against the norms, the GEMM form loses digits;
+        // non-finite rows need NumPy's inf/NaN arithmetic.
+        if (!(abs(s) <= 3.0e38) || isnan(d2) || d2 <= GUARD * s) {
+            if (q < 32) redo_lo |= 1u << q;
+            else redo_hi |= 1u << (q - 32);
+        }
+        d2 = max(d2, 0.0);
+        v = METRIC == M_EUCLID ? sqrt(d2) : d2;
+    } else if (METRIC == M_COSINE) {
+        // NA and NB hold inverse norms here.
+        v = 1.0 - v * NA[pc.na_off + gr] * NB[pc.nb_off + gc];
+    } else if (METRIC == M_LP) {
+        v = isnan(v) ? v : pow(v, pc.inv_p);
+    } else if (METRIC == M_HAMMING) {
+        v = v / float(pc.d);
+    } else if (METRIC == M_DIRECT_EUCLID) {
+        v = sqrt(v);
+    }
+    O[pc.o_off + gr * pc.ldo + gc] = v;
+}
+
 void main() {
     const uint WG = gl_WorkGroupSize.x;
     const uint RN = BN / TN;
@@ -162,44 +193,23 @@ void main() {
         barrier();
     }
 
-    // Pairs the GEMM form cannot give exactly are marked here and recomputed below, in a loop
-    // that is not unrolled, so the direct computation exists once in the code.
-    uint redo[2] = uint[2](0u, 0u);
+    // Each accumulator vector is finished through explicit components (finish() below), so no
+    // array or vector is indexed by a loop variable even if the driver does not unroll.
     [[unroll]] for (uint i = 0; i < TM; i++) {
         uint gr = row0 + tm + i * (BM / TM);
-        if (gr >= pc.m) continue;
-        [[unroll]] for (uint j = 0; j < TN; j++) {
-            uint gc = col0 + tn + j * RN;
-            if (gc >= pc.n) continue;
-            float v = acc[i * (TN / 4) + j / 4][j % 4];
-            if (METRIC == M_SQEUCLID || METRIC == M_EUCLID) {
-                float na = NA[pc.na_off + gr], nb = NB[pc.nb_off + gc];
-                float s = na + nb;
-                float d2 = s - 2.0 * v;
-                // Cancellation: when d2 is small against the norms, the GEMM form loses digits;
-                // non-finite rows need NumPy's inf/NaN arithmetic.
-                if (!(abs(s) <= 3.0e38) || isnan(d2) || d2 <= GUARD * s) {
-                    uint q = i * TN + j;
-                    redo[q / 32] |= 1u << (q % 32);
-                }
-                d2 = max(d2, 0.0);
-                v = METRIC == M_EUCLID ? sqrt(d2) : d2;
-            } else if (METRIC == M_COSINE) {
-                // NA and NB hold inverse norms here.
-                v = 1.0 - v * NA[pc.na_off + gr] * NB[pc.nb_off + gc];
-            } else if (METRIC == M_LP) {
-                v = isnan(v) ? v : pow(v, pc.inv_p);
-            } else if (METRIC == M_HAMMING) {
-                v = v / float(pc.d);
-            } else if (METRIC == M_DIRECT_EUCLID) {
-                v = sqrt(v);
-            }
-            O[pc.o_off + gr * pc.ldo + gc] = v;
+        [[unroll]] for (uint j4 = 0; j4 < TN / 4; j4++) {
+            vec4 r = acc[i * (TN / 4) + j4];
+            uint q = i * TN + j4 * 4;
+            uint gc = col0 + tn + j4 * 4 * RN;
+            finish(gr, gc, q, r.x);
+            finish(gr, gc + RN, q + 1, r.y);
+            finish(gr, gc + 2 * RN, q + 2, r.z);
+            finish(gr, gc + 3 * RN, q + 3, r.w);
         }
     }
     if (METRIC == M_SQEUCLID || METRIC == M_EUCLID) {
         [[dont_unroll]] for (uint q = 0; q < TM * TN; q++) {
-            if (((redo[q / 32] >> (q % 32)) & 1u) == 0u) continue;
+            if (((q < 32 ? redo_lo >> q : redo_hi >> (q - 32)) & 1u) == 0u) continue;
             uint gr = row0 + tm + (q / TN) * (BM / TM), gc = col0 + tn + (q % TN) * RN;
             float d2 = direct_sq(gr, gc);
             O[pc.o_off + gr * pc.ldo + gc] = METRIC == M_EUCLID ? sqrt(d2) : d2;
