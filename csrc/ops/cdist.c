@@ -64,8 +64,12 @@ static va_status row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, 
     const char *name = x->dtype == VA_F16 ? "row_l2_f16" : "row_l2";
     const uint32_t rows_per_wg = 8;
     uint32_t spec[5] = {64, 1, 1, mode, rows_per_wg};
+    /* The widest subgroup that divides the workgroup: fewer steps per row's reduction, and a
+     * fixed size on devices whose size varies between pipelines (Intel, AMD). */
+    uint32_t sg = ctx->info.max_subgroup_size;
+    if (!sg || 64 % sg) sg = 0;
     const va_kernel *k;
-    VA_TRY(va_kernel_get(ctx, name, spec, 5, 0, &k));
+    VA_TRY(va_kernel_get(ctx, name, spec, 5, sg, &k));
     int64_t ldx = x->strides[0] ? x->strides[0] : d;
     int rows_out = mode == 1;  /* mode 1 writes rows; 0 and 2 one value per row */
     int64_t ldo = rows_out ? out->strides[0] : 1;
