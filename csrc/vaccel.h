@@ -226,6 +226,22 @@ va_status va_normalize(va_stream *s, const va_tensor *x, const va_tensor *out);
 /* out[i] = sum_j x[i, j]^2. x (m, d) f32/f16; out (m,) f32. */
 va_status va_row_sqnorms(va_stream *s, const va_tensor *x, const va_tensor *out);
 
+/* values[i, :], indices[i, :] = the k best entries of x[i, :] (smallest, or largest when largest
+ * != 0), sorted best first, ties by lower index, NaN after every number. x (m, n) f32; values (m, k)
+ * f32; indices (m, k) u32, 0xFFFFFFFF (and +-inf values) where fewer than k entries are allowed.
+ * idx (m, n) u32, optional: the index reported for each entry (else column + idx_base).
+ * mask, optional: u32 bitset; column j is allowed when bit mask_offset + j is set. */
+va_status va_topk(va_stream *s, const va_tensor *x, int64_t k, int largest, const va_tensor *idx,
+                  const va_tensor *mask, int64_t mask_offset, int64_t idx_base, const va_tensor *out_v,
+                  const va_tensor *out_i);
+
+/* The k nearest rows of db for each row of q under metric (cdist's metrics; INNER ranks largest
+ * first): distances (nq, k) f32 and indices (nq, k) u32 into db, best first, ties by lower index,
+ * 0xFFFFFFFF and +-inf where fewer than k rows are allowed. mask, optional: u32 bitset over db rows.
+ * Works through distance tiles of bounded size; the nq x nb matrix is never formed. */
+va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, float p, int64_t k,
+                 const va_tensor *mask, const va_tensor *out_d, const va_tensor *out_i);
+
 /* Ops by name, for bindings: the same ops with integer and float parameters by position. */
 typedef va_status (*va_op_fn)(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,
                               int n_out, const int64_t *iparams, int n_i, const double *fparams,

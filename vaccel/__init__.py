@@ -11,9 +11,10 @@ from .errors import DeviceLost, DeviceNotAvailable, FeatureNotSupported, OutOfDe
 from .runtime import (Array, asarray, batch, config, devices, empty, get_backend, info, memory_stats, profile,
                       report, set_backend, synchronize, validation_messages)
 from .distances import cdist, normalize
+from .search import knn, topk
 
 __all__ = [
     "Array", "DeviceLost", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
-    "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "memory_stats", "normalize", "profile",
-    "report", "set_backend", "synchronize", "validation_messages",
+    "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "knn", "memory_stats", "normalize", "profile",
+    "report", "set_backend", "synchronize", "topk", "validation_messages",
 ]

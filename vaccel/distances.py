@@ -32,8 +32,9 @@ def _matrix(x, name):
     return a
 
 
-def _check_cdist_args(xa, xb, metric, p):
+def _check_cdist_args(xa, xb, metric, p, names=("xa", "xb")):
     """Validated (xa, xb, metric, p); names the offending argument."""
+    na, nb = names
     if not isinstance(metric, str):
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     metric = metric.lower()
@@ -45,12 +46,12 @@ def _check_cdist_args(xa, xb, metric, p):
         raise TypeError(f"p must be a number, got {p!r}") from None
     if metric == "minkowski" and not (p > 0):
         raise ValueError(f"p must be positive for minkowski, got {p}")
-    xa = _matrix(xa, "xa")
-    xb = _matrix(xb, "xb")
+    xa = _matrix(xa, na)
+    xb = _matrix(xb, nb)
     if xa.shape[1] != xb.shape[1]:
-        raise ValueError(f"xa and xb must have the same number of columns, got xa {xa.shape} and xb {xb.shape}")
+        raise ValueError(f"{na} and {nb} must have the same number of columns, got {na} {xa.shape} and {nb} {xb.shape}")
     if metric == "bitwise_hamming":
-        for name, x in (("xa", xa), ("xb", xb)):
+        for name, x in ((na, xa), (nb, xb)):
             if np.dtype(x.dtype) != np.uint8:
                 raise TypeError(f"{name} must be uint8 packed codes for bitwise_hamming, got {x.dtype}")
     return xa, xb, metric, p

@@ -40,6 +40,27 @@ va_binding va_tensor_binding(const va_tensor *t, va_access access) {
     return b;
 }
 
+va_binding va_rows_binding(va_context *ctx, const va_tensor *t, int64_t r0, int64_t rows, int64_t cols,
+                           va_access access, uint32_t *rem) {
+    size_t es = va_dtype_size(t->dtype);
+    int64_t ld = t->strides[0];
+    uint64_t start = t->offset + (uint64_t)r0 * (uint64_t)ld * es;
+    uint64_t base = va_align_binding(ctx, start, (uint32_t)es, rem);
+    uint64_t span = rows > 0 && cols > 0 ? ((uint64_t)(rows - 1) * (uint64_t)ld + (uint64_t)cols) * es : es;
+    va_binding b = {t->buf, base, span + (uint64_t)*rem * es, access};
+    if (b.offset + b.size > va_buffer_size(t->buf)) b.size = va_buffer_size(t->buf) - b.offset;
+    return b;
+}
+
+int64_t va_rows_per_binding(const va_context *ctx, int64_t ld, int64_t cols, size_t es) {
+    uint64_t range = ctx->info.max_storage_buffer_range;
+    uint64_t slack = ctx->info.min_storage_buffer_offset_alignment + 16;
+    uint64_t elems = (range - slack) / es;
+    if ((uint64_t)cols > elems) return 0;
+    if (ld <= 0) return INT64_MAX;
+    return (int64_t)((elems - (uint64_t)cols) / (uint64_t)ld) + 1;
+}
+
 va_op_fn va_op_find(const char *name) {
     for (size_t i = 0; i < va_op_count; i++)
         if (strcmp(va_op_table[i].name, name) == 0) return va_op_table[i].fn;

@@ -31,31 +31,6 @@ static tile_cfg choose_tiles(const va_context *ctx) {
     return c;
 }
 
-/* The window of rows [r0, r0+rows) of a row-major matrix with row stride ld (elements) as a binding,
- * with the element remainder of the aligned-down offset in *rem. */
-static va_binding window(va_context *ctx, const va_tensor *t, int64_t r0, int64_t rows, int64_t cols,
-                         va_access acc, uint32_t *rem) {
-    size_t es = va_dtype_size(t->dtype);
-    int64_t ld = t->ndim == 2 ? t->strides[0] : 1;
-    if (t->ndim == 1) { cols = rows; rows = 1; ld = 0; }
-    uint64_t start = t->offset + (uint64_t)r0 * (uint64_t)(t->ndim == 2 ? ld : 1) * es;
-    uint64_t base = va_align_binding(ctx, start, (uint32_t)es, rem);
-    uint64_t span = rows > 0 && cols > 0 ? ((uint64_t)(rows - 1) * (uint64_t)ld + (uint64_t)cols) * es : es;
-    va_binding b = {t->buf, base, span + (uint64_t)*rem * es, acc};
-    if (b.offset + b.size > va_buffer_size(t->buf)) b.size = va_buffer_size(t->buf) - b.offset;
-    return b;
-}
-
-/* How many rows of a matrix (row stride ld, cols used) fit one binding window. */
-static int64_t rows_fitting(const va_context *ctx, int64_t ld, int64_t cols, size_t es) {
-    uint64_t range = ctx->info.max_storage_buffer_range;
-    uint64_t slack = ctx->info.min_storage_buffer_offset_alignment + 16;
-    uint64_t elems = (range - slack) / es;
-    if ((uint64_t)cols > elems) return 0;
-    if (ld <= 0) return INT64_MAX;
-    return (int64_t)((elems - (uint64_t)cols) / (uint64_t)ld) + 1;
-}
-
 static va_status row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, uint32_t mode) {
     va_context *ctx = va_stream_context(s);
     int64_t m = x->shape[0], d = x->shape[1];
@@ -73,8 +48,8 @@ static va_status row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, 
     int64_t ldx = x->strides[0] ? x->strides[0] : d;
     int rows_out = mode == 1;  /* mode 1 writes rows; 0 and 2 one value per row */
     int64_t ldo = rows_out ? out->strides[0] : 1;
-    int64_t chunk = rows_fitting(ctx, ldx, d, es);
-    int64_t co = rows_out ? rows_fitting(ctx, ldo, d, 4) : rows_fitting(ctx, 1, 1, 4);
+    int64_t chunk = va_rows_per_binding(ctx, ldx, d, es);
+    int64_t co = rows_out ? va_rows_per_binding(ctx, ldo, d, 4) : va_rows_per_binding(ctx, 1, 1, 4);
     if (co < chunk) chunk = co;
     if (chunk <= 0)
         return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "a row of %lld elements exceeds the device's binding range",
@@ -83,13 +58,15 @@ static va_status row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, 
         int64_t rc = m - r0 < chunk ? m - r0 : chunk;
         uint32_t rx, ro;
         va_binding b[2];
-        b[0] = window(ctx, x, r0, rc, d, VA_READ, &rx);
+        b[0] = va_rows_binding(ctx, x, r0, rc, d, VA_READ, &rx);
         if (rows_out) {
-            b[1] = window(ctx, out, r0, rc, d, VA_WRITE, &ro);
+            b[1] = va_rows_binding(ctx, out, r0, rc, d, VA_WRITE, &ro);
         } else {
-            va_tensor o1 = *out;
-            o1.ndim = 1;
-            b[1] = window(ctx, &o1, r0, rc, 1, VA_WRITE, &ro);
+            va_tensor o1 = *out; /* a vector as an (m, 1) matrix */
+            o1.ndim = 2;
+            o1.shape[1] = 1;
+            o1.strides[0] = o1.strides[1] = 1;
+            b[1] = va_rows_binding(ctx, &o1, r0, rc, 1, VA_WRITE, &ro);
         }
         uint32_t pc[6] = {(uint32_t)rc, (uint32_t)d, (uint32_t)ldx, rx, (uint32_t)ldo, ro};
         VA_TRY(va_stream_dispatch(s, k, b, 2, pc, sizeof pc, va_ceil_div((uint64_t)rc, rows_per_wg), 1, 1));
@@ -198,13 +175,13 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
 
     /* Chunks: every window (rows of xa, rows of xb, the output block, the norms) within range. */
     int64_t lda = a.strides[0], ldb = b.strides[0], ldo = m == 1 ? n : out->strides[0];
-    int64_t nc = rows_fitting(ctx, ldb, d, es);
+    int64_t nc = va_rows_per_binding(ctx, ldb, d, es);
     int64_t out_cols_max = (int64_t)((ctx->info.max_storage_buffer_range - 512) / 4);
     if (nc > out_cols_max) nc = out_cols_max;
     if (nc > n) nc = n;
-    int64_t mc = rows_fitting(ctx, lda, d, es);
+    int64_t mc = va_rows_per_binding(ctx, lda, d, es);
     if (nc > 0) {
-        int64_t mo = rows_fitting(ctx, ldo, nc, 4);
+        int64_t mo = va_rows_per_binding(ctx, ldo, nc, 4);
         if (mo < mc) mc = mo;
     }
     if (mc > m) mc = m;
@@ -217,22 +194,23 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
     per_dispatch = per_dispatch / tc.bm * tc.bm;
     if (mc > per_dispatch) mc = per_dispatch;
 
-    va_tensor tna = {na, 0, VA_F32, 1, {m}, {1}}, tnb = {nb, 0, VA_F32, 1, {n}, {1}};
+    /* The norms as (rows, 1) matrices, for their windows. */
+    va_tensor tna = {na, 0, VA_F32, 2, {m, 1}, {1, 1}}, tnb = {nb, 0, VA_F32, 2, {n, 1}, {1, 1}};
     for (int64_t j0 = 0; j0 < n; j0 += nc) {
         int64_t jc = n - j0 < nc ? n - j0 : nc;
         for (int64_t i0 = 0; i0 < m; i0 += mc) {
             int64_t ic = m - i0 < mc ? m - i0 : mc;
             uint32_t ra, rb, ro, rna = 0, rnb = 0;
             va_binding bind[5];
-            bind[0] = window(ctx, &a, i0, ic, d, VA_READ, &ra);
-            bind[1] = window(ctx, &b, j0, jc, d, VA_READ, &rb);
+            bind[0] = va_rows_binding(ctx, &a, i0, ic, d, VA_READ, &ra);
+            bind[1] = va_rows_binding(ctx, &b, j0, jc, d, VA_READ, &rb);
             va_tensor o = *out;
             o.offset += (uint64_t)j0 * 4;
             o.strides[0] = ldo;
-            bind[2] = window(ctx, &o, i0, ic, jc, VA_WRITE, &ro);
+            bind[2] = va_rows_binding(ctx, &o, i0, ic, jc, VA_WRITE, &ro);
             if (norms) {
-                bind[3] = window(ctx, &tna, i0, ic, 1, VA_READ, &rna);
-                bind[4] = window(ctx, &tnb, j0, jc, 1, VA_READ, &rnb);
+                bind[3] = va_rows_binding(ctx, &tna, i0, ic, 1, VA_READ, &rna);
+                bind[4] = va_rows_binding(ctx, &tnb, j0, jc, 1, VA_READ, &rnb);
             } else {
                 bind[3] = bind[0];
                 bind[4] = bind[1];

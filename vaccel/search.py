@@ -1,0 +1,135 @@
+"""Exact search: topk (the k best entries along an axis) and knn (the k nearest database rows of
+each query, under cdist's metrics, with filters). Both return (values, int64 indices), best first,
+ties by the lower index; knn pads with -1 / +inf (-inf for 'inner') where fewer than k exist."""
+
+import numpy as np
+
+from . import cpu, distances, runtime
+
+NONE = 0xFFFFFFFF  # the kernels' "no entry" index
+
+
+def _k(k, n, name="k"):
+    """k as an int >= 1 (the upper bound, if any, is checked by the caller)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {k!r}")
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"{name} must be at least 1, got {k}")
+    return k
+
+
+def _indices(raw):
+    """uint32 kernel indices -> int64 with -1 for 'none'."""
+    out = raw.astype(np.int64)
+    out[raw == NONE] = -1
+    return out
+
+
+def topk(x, k, axis=-1, largest=False):
+    """(values, indices) of the k smallest (or largest) entries along axis, sorted best first;
+    ties go to the lower index and NaN ranks after every number. k may be anything from 1 to the
+    axis length. Values keep x's dtype for NumPy input (float32 for vaccel.Array input)."""
+    is_array = runtime._is_array(x)
+    if is_array:
+        if x.ndim != 2 or axis not in (-1, 1):
+            raise ValueError("topk of a vaccel.Array works along the last axis of a 2-D array")
+        host = None
+        n = x.shape[1]
+    else:
+        host = np.asarray(x)
+        if host.dtype.kind not in "biuf":
+            raise TypeError(f"x must hold numbers, got dtype {host.dtype}")
+        if host.ndim == 0:
+            raise ValueError("x must have at least one dimension")
+        if not isinstance(axis, (int, np.integer)) or not -host.ndim <= axis < host.ndim:
+            raise ValueError(f"axis {axis!r} is out of bounds for an array of {host.ndim} dimensions")
+        axis = int(axis) % host.ndim
+        n = host.shape[axis]
+    k = _k(k, n)
+    if k > n:
+        raise ValueError(f"k must be at most the axis length {n}, got {k}")
+    if runtime.get_backend() == "cpu":
+        if is_array:
+            v, i = cpu.topk(x.numpy(), k, -1, largest)
+            return runtime.asarray(v), i
+        return cpu.topk(host, k, axis, largest)
+    if is_array:
+        rows = x if x.dtype == np.float32 else runtime.asarray(x.numpy().astype(np.float32))
+        m = x.shape[0]
+    else:
+        moved = np.moveaxis(host, axis, -1)
+        lead = moved.shape[:-1]
+        rows = moved.reshape(-1, n)
+        if rows.dtype != np.float32:
+            with np.errstate(over="ignore"):
+                rows = rows.astype(np.float32)
+        m = rows.shape[0]
+    values = runtime.empty((m, k), np.float32) if is_array or runtime.in_batch() else np.empty((m, k), np.float32)
+    raw = np.empty((m, k), np.uint32)
+    if m:
+        runtime.run_op("topk", (rows,), (values, raw), (k, int(bool(largest)), 0, 0, 0, 0),
+                       names={("in", 0): "x", ("out", 0): "values", ("out", 1): "indices"})
+        if runtime.in_batch():
+            runtime.synchronize()  # the indices are host data, needed now
+    idx = _indices(raw)
+    if is_array:
+        return values, idx
+    if host.dtype != np.float32 and m:
+        # The exact input values (float64, integers) rather than their float32 images.
+        values = np.take_along_axis(moved.reshape(-1, n), idx, axis=1)
+    values = np.moveaxis(np.asarray(values).reshape(lead + (k,)), -1, axis)
+    return values, np.moveaxis(idx.reshape(lead + (k,)), -1, axis)
+
+
+def _filter_bits(filter, nb):
+    """A filter (boolean mask over database rows, or allowed row positions) as a uint32 bitset."""
+    f = np.asarray(filter)
+    if f.dtype == np.bool_:
+        if f.shape != (nb,):
+            raise ValueError(f"filter: a boolean mask must have one entry per database row ({nb}), got {f.shape}")
+        allowed = f
+    elif f.dtype.kind in "iu":
+        if f.ndim != 1:
+            raise ValueError(f"filter: an array of allowed row positions must be 1-D, got shape {f.shape}")
+        if f.size and (f.min() < 0 or f.max() >= nb):
+            raise ValueError(f"filter: positions must be in [0, {nb}), got [{f.min()}, {f.max()}]")
+        allowed = np.zeros(nb, np.bool_)
+        allowed[f] = True
+    else:
+        raise TypeError(f"filter must be a boolean mask or an integer array of row positions, got dtype {f.dtype}")
+    packed = np.packbits(allowed, bitorder="little")
+    packed = np.concatenate([packed, np.zeros((-packed.size) % 4 + (4 if packed.size == 0 else 0), np.uint8)])
+    return packed.view(np.uint32)
+
+
+def knn(queries, database, k, metric="sqeuclidean", *, p=2.0, filter=None):
+    """(D, I): the k nearest database rows of each query, float32 distances and int64 row
+    positions, best first (ascending distance; descending inner product for 'inner'/'dot'), ties
+    by the lower position. Where fewer than k rows exist or pass the filter, I is -1 and D is +inf
+    (-inf for 'inner'). Metrics as cdist. filter: a boolean mask over database rows or an array of
+    allowed row positions, honoured exactly."""
+    q, db, metric, p = distances._check_cdist_args(queries, database, metric, p, ("queries", "database"))
+    k = _k(k, None)
+    nq, nb = q.shape[0], db.shape[0]
+    bits = None if filter is None else _filter_bits(filter, nb)
+    if runtime.get_backend() == "cpu":
+        hq = q.numpy() if runtime._is_array(q) else q
+        hdb = db.numpy() if runtime._is_array(db) else db
+        return cpu.knn(hq, hdb, k, metric, p=p, filter=filter)
+    if metric == "bitwise_hamming":
+        q, db = distances._padded_codes(q), distances._padded_codes(db)
+    else:
+        f16 = runtime.device_info()["storage_16bit"]
+        both16 = np.dtype(q.dtype) == np.float16 and np.dtype(db.dtype) == np.float16
+        q, db = distances._float_operand(q, f16 and both16), distances._float_operand(db, f16 and both16)
+    D = np.empty((nq, k), np.float32)
+    raw = np.empty((nq, k), np.uint32)
+    if nq:
+        inputs = (q, db) if bits is None else (q, db, bits)
+        runtime.run_op("knn", inputs, (D, raw), (distances._CODE[metric], k, int(bits is not None)), (p,),
+                       names={("in", 0): "queries", ("in", 1): "database", ("in", 2): "filter",
+                              ("out", 0): "D", ("out", 1): "I"})
+        if runtime.in_batch():
+            runtime.synchronize()  # the results are host arrays, needed now
+    return D, _indices(raw)
