@@ -70,7 +70,9 @@ class Case:
     params: dict
     make_inputs: Callable[[np.random.Generator], tuple]
     impls: list
-    check: Optional[Callable[[Callable, tuple], Optional[str]]] = None
+    # check(get_rows, inputs) -> None (correct) or a message; or a dict whose 'error' entry is
+    # that verdict and whose other entries are added to the record (knn: recall)
+    check: Optional[Callable[[Callable, tuple], Any]] = None
     flops: Optional[float] = None  # useful operations (for the GEMM floor and GFLOP/s)
     bytes: Optional[float] = None  # bytes that must move at least (for the bandwidth floor)
     unit: str = "GFLOP/s"          # 'GFLOP/s', 'GB/s' or 'call/s'
@@ -333,8 +335,12 @@ def _measure(case, impl, sets, repeats, budget_s, ctx):
     res = run(0)
     impl.sync()
     correct = None
+    extra = {}
     if case.check is not None:
         err = case.check(lambda rows: impl.fetch(res, rows), sets[0])
+        if isinstance(err, dict):
+            extra = {k: v for k, v in err.items() if k != "error"}
+            err = err.get("error")
         if err:
             raise WrongResult(f"wrong result: {err}")
         correct = True
@@ -382,6 +388,7 @@ def _measure(case, impl, sets, repeats, budget_s, ctx):
         "fraction_of_floor": (floor_s / med) if floor_s else None,
         "peak_mem_bytes": peak,
         "peak_mem_source": impl.mem_source if peak is not None else None,
+        **extra,
     }
 
 

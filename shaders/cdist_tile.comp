@@ -3,30 +3,42 @@
 // registers. The metric is a specialization constant, so each pipeline holds one inner loop.
 // Dot-product metrics take precomputed squared row norms and recompute directly the pairs where
 // the GEMM form would cancel (near-zero distances) or where a row holds inf/NaN.
-//! variant f16: -DIN_F16
+//! variant f16: -DA_F16 -DB_F16
+//! variant a16: -DA_F16
+//! variant b16: -DB_F16
 //! variant u32: -DIN_U32
 #version 450
 #extension GL_EXT_control_flow_attributes : require
-#if defined(IN_F16)
+#if defined(A_F16) || defined(B_F16)
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#define ELEM float16_t
-#define ELEM4 f16vec4
-#define SH float
-#define SH4 vec4
-#define LOAD(v) float(v)
-#elif defined(IN_U32)
-#define ELEM uint
-#define ELEM4 uvec4
+#endif
+// Each operand is float32 or float16 in memory (A_F16, B_F16); tiles hold float32. IN_U32: packed
+// bit codes, compared with popcount.
+#if defined(IN_U32)
 #define SH uint
 #define SH4 uvec4
-#define LOAD(v) (v)
+#define ELEM_A uint
+#define ELEM4_A uvec4
+#define ELEM_B uint
+#define ELEM4_B uvec4
 #else
-#define ELEM float
-#define ELEM4 vec4
 #define SH float
 #define SH4 vec4
-#define LOAD(v) (v)
+#if defined(A_F16)
+#define ELEM_A float16_t
+#define ELEM4_A f16vec4
+#else
+#define ELEM_A float
+#define ELEM4_A vec4
+#endif
+#if defined(B_F16)
+#define ELEM_B float16_t
+#define ELEM4_B f16vec4
+#else
+#define ELEM_B float
+#define ELEM4_B vec4
+#endif
 #endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
@@ -44,10 +56,10 @@ layout(constant_id = 10) const uint VEC = 1;
 const uint M_SQEUCLID = 0, M_EUCLID = 1, M_COSINE = 2, M_INNER = 3, M_L1 = 4, M_LINF = 5,
            M_LP = 6, M_HAMMING = 7, M_DIRECT_EUCLID = 8, M_BITS = 9;
 
-layout(binding = 0) readonly buffer A_ { ELEM A[]; };
-layout(binding = 0) readonly buffer A4_ { ELEM4 A4[]; };
-layout(binding = 1) readonly buffer B_ { ELEM B[]; };
-layout(binding = 1) readonly buffer B4_ { ELEM4 B4[]; };
+layout(binding = 0) readonly buffer A_ { ELEM_A A[]; };
+layout(binding = 0) readonly buffer A4_ { ELEM4_A A4[]; };
+layout(binding = 1) readonly buffer B_ { ELEM_B B[]; };
+layout(binding = 1) readonly buffer B4_ { ELEM4_B B4[]; };
 layout(binding = 2) writeonly buffer O_ { float O[]; };
 layout(binding = 3) readonly buffer NA_ { float NA[]; };
 layout(binding = 4) readonly buffer NB_ { float NB[]; };
@@ -65,7 +77,7 @@ shared SH Bs[BK * (BN + 1)];
 float direct_sq(uint i, uint j) {
     float s = 0.0;
     for (uint k = 0; k < pc.d; k++) {
-        float t = float(LOAD(A[pc.a_off + i * pc.lda + k])) - float(LOAD(B[pc.b_off + j * pc.ldb + k]));
+        float t = float(A[pc.a_off + i * pc.lda + k]) - float(B[pc.b_off + j * pc.ldb + k]);
         s = fma(t, t, s);
     }
     return s;
@@ -141,14 +153,14 @@ void main() {
                 uint r = idx / BK, c = idx % BK;
                 uint gr = row0 + r, gc = k0 + c;
                 SH v = SH(0);
-                if (gr < pc.m && gc < pc.d) v = SH(LOAD(A[pc.a_off + gr * pc.lda + gc]));
+                if (gr < pc.m && gc < pc.d) v = SH(A[pc.a_off + gr * pc.lda + gc]);
                 As[c * (BM + 1) + r] = v;
             }
             for (uint idx = t; idx < BN * BK; idx += WG) {
                 uint r = idx / BK, c = idx % BK;
                 uint gr = col0 + r, gc = k0 + c;
                 SH v = SH(0);
-                if (gr < pc.n && gc < pc.d) v = SH(LOAD(B[pc.b_off + gr * pc.ldb + gc]));
+                if (gr < pc.n && gc < pc.d) v = SH(B[pc.b_off + gr * pc.ldb + gc]);
                 Bs[c * (BN + 1) + r] = v;
             }
         }

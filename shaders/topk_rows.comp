@@ -1,9 +1,12 @@
 // topk_rows.comp — the k best entries of each row, sorted best first, ties by lower index, NaN
 // after every number, masked-out columns never; one workgroup per row, any k up to the row length.
-// Selection is a radix select on the 64-bit composite (order key, index): histogram passes of 11
-// bits narrow a prefix until the chosen bucket holds exactly the entries still needed, so no
-// candidate list is kept; the selected entries are then bitonic-sorted (in shared memory up to
-// SORT_MAX, in the output row beyond). Any subgroup size; 24 KiB of shared memory.
+// Selection is a radix select on the 64-bit composite (order key, index). A first pass histograms
+// the top 11 key bits. When the bucket holding the k-th entry is small (the usual case), a second
+// pass takes every entry of lower buckets and keeps that bucket's entries as candidates in shared
+// memory, where the rest is decided: two reads of the row. Otherwise (heavy ties, huge k) more
+// histogram passes narrow the prefix until the chosen bucket holds exactly the entries still
+// needed. The selected entries are then bitonic-sorted (in shared memory up to SORT_MAX, in the
+// output row beyond). Any subgroup size; 24 KiB of shared memory.
 #version 450
 #extension GL_EXT_control_flow_attributes : require
 
@@ -27,10 +30,11 @@ layout(push_constant) uniform PC {
 const uint NAN_KEY = 0xFFFFFFFEu;   // after every number
 const uint NONE = 0xFFFFFFFFu;      // padding: after everything
 
-shared uint hist[2048];
+shared uint hist[2048];             // histogram; then candidates: keys [0, CAND), indices [CAND, 2 CAND)
+const uint CAND = 1024u;
 shared uint skey[SORT_MAX];
 shared uint sidx[SORT_MAX];
-shared uint s_count, s_need, s_total, s_bucket, s_below, s_done;
+shared uint s_count, s_need, s_total, s_bucket, s_below, s_done, s_ccount;
 
 // Order key: unsigned compare of keys = the requested order of the floats.
 uint order_key(float v) {
@@ -59,6 +63,35 @@ uint index_of(uint row, uint j) {
 
 // (a_key, a_idx) before (b_key, b_idx)?
 bool before(uint ak, uint ai, uint bk, uint bi) { return ak < bk || (ak == bk && ai < bi); }
+
+// Bitonic sort of the first cnt (key, index) pairs of skey/sidx (cand = false) or of the
+// candidates in hist (cand = true), ascending at every step: the first step of each stage
+// compares mirrored pairs, so positions past cnt act as +infinity and never move.
+void sort_shared(bool cand, uint cnt) {
+    const uint WG = gl_WorkGroupSize.x;
+    uint size = 1u;
+    while (size < cnt) size <<= 1u;
+    for (uint stage = 2u; stage <= size; stage <<= 1u) {
+        for (uint step = stage >> 1u; step > 0u; step >>= 1u) {
+            for (uint i = gl_LocalInvocationID.x; i < size / 2u; i += WG) {
+                uint block = i / step, off = i % step, lo, hi;
+                if (step == stage >> 1u) { lo = block * stage + off; hi = block * stage + stage - 1u - off; }
+                else { lo = block * 2u * step + off; hi = lo + step; }
+                if (hi >= cnt) continue;
+                if (cand) {
+                    if (before(hist[hi], hist[CAND + hi], hist[lo], hist[CAND + lo])) {
+                        uint k0 = hist[lo]; hist[lo] = hist[hi]; hist[hi] = k0;
+                        uint i0 = hist[CAND + lo]; hist[CAND + lo] = hist[CAND + hi]; hist[CAND + hi] = i0;
+                    }
+                } else if (before(skey[hi], sidx[hi], skey[lo], sidx[lo])) {
+                    uint k0 = skey[lo]; skey[lo] = skey[hi]; skey[hi] = k0;
+                    uint i0 = sidx[lo]; sidx[lo] = sidx[hi]; sidx[hi] = i0;
+                }
+            }
+            barrier();
+        }
+    }
+}
 
 void main() {
     const uint WG = gl_WorkGroupSize.x;
@@ -101,21 +134,56 @@ void main() {
                 s_bucket = b;
                 s_need = need - below;
                 s_done = hist[b] == need - below ? 1u : 0u;
+                // A small bucket: finish among its entries in shared memory (mode 3).
+                if (s_done == 0u && pass == 0u && hist[b] <= CAND && pc.k <= SORT_MAX) s_done = 3u;
             }
         }
         barrier();
         if (s_done == 2u) { all = true; break; }
+        if (s_done == 3u) break;
         uint b = s_bucket;
         if (pass < 3u) { phi |= b << shift; mhi |= bmask << shift; }
         else { plo |= b << shift; mlo |= bmask << shift; }
         if (s_done == 1u) break;
     }
 
-    // Collect: entries whose masked composite is at or below the prefix.
-    if (t == 0u) s_count = 0u;
-    barrier();
     const bool in_shared = pc.k <= SORT_MAX;
-    for (uint j = t; j < pc.n; j += WG) {
+    const bool cand_mode = s_done == 3u;
+    barrier();  // every thread has read s_done before it changes
+    if (t == 0u) { s_count = 0u; s_ccount = 0u; }
+    barrier();
+    if (cand_mode) {
+        // Entries of lower buckets are in; the bucket's own entries become candidates.
+        const uint b = s_bucket;
+        for (uint j = t; j < pc.n; j += WG) {
+            if (!allowed(j)) continue;
+            uint key = order_key(X[xb + j]);
+            uint digit = key >> 21u;
+            if (digit > b) continue;
+            uint idx = index_of(row, j);
+            if (digit < b) {
+                uint slot = atomicAdd(s_count, 1u);
+                skey[slot] = key;
+                sidx[slot] = idx;
+            } else {
+                uint c = atomicAdd(s_ccount, 1u);
+                hist[c] = key;
+                hist[CAND + c] = idx;
+            }
+        }
+        barrier();
+        const uint nc = s_ccount, taken = s_count;
+        sort_shared(true, nc);
+        for (uint i = t; i < s_need; i += WG) {
+            skey[taken + i] = hist[i];
+            sidx[taken + i] = hist[CAND + i];
+        }
+        barrier();
+        if (t == 0u) s_count = taken + s_need;
+        barrier();
+    }
+    // Collect: entries whose masked composite is at or below the prefix.
+    for (uint j = t; j < pc.n && !cand_mode; j += WG) {
         if (!allowed(j)) continue;
         uint key = order_key(X[xb + j]);
         uint idx = index_of(row, j);
@@ -138,31 +206,20 @@ void main() {
     barrier();
     const uint cnt = min(s_count, pc.k);
 
-    // Bitonic sort, ascending at every step (the first step of each stage compares mirrored
-    // pairs), so positions past cnt act as +infinity and never move.
-    uint size = 1u;
-    while (size < cnt) size <<= 1u;
     const uint vb = pc.v_off + row * pc.ldv, ob = pc.o_off + row * pc.ldo;
-    for (uint stage = 2u; stage <= size; stage <<= 1u) {
-        for (uint step = stage >> 1u; step > 0u; step >>= 1u) {
-            for (uint i = t; i < size / 2u; i += WG) {
-                uint lo, hi;
-                if (step == stage >> 1u) {
-                    uint block = i / step, off = i % step;
-                    lo = block * stage + off;
-                    hi = block * stage + stage - 1u - off;
-                } else {
-                    uint block = i / step, off = i % step;
-                    lo = block * 2u * step + off;
-                    hi = lo + step;
-                }
-                if (hi >= cnt) continue;
-                if (in_shared) {
-                    if (before(skey[hi], sidx[hi], skey[lo], sidx[lo])) {
-                        uint k0 = skey[lo]; skey[lo] = skey[hi]; skey[hi] = k0;
-                        uint i0 = sidx[lo]; sidx[lo] = sidx[hi]; sidx[hi] = i0;
-                    }
-                } else {
+    if (in_shared) {
+        sort_shared(false, cnt);
+    } else {
+        // The same network over the output row in device memory.
+        uint size = 1u;
+        while (size < cnt) size <<= 1u;
+        for (uint stage = 2u; stage <= size; stage <<= 1u) {
+            for (uint step = stage >> 1u; step > 0u; step >>= 1u) {
+                for (uint i = t; i < size / 2u; i += WG) {
+                    uint block = i / step, off = i % step, lo, hi;
+                    if (step == stage >> 1u) { lo = block * stage + off; hi = block * stage + stage - 1u - off; }
+                    else { lo = block * 2u * step + off; hi = lo + step; }
+                    if (hi >= cnt) continue;
                     uint kl = order_key(OV[vb + lo]), kh = order_key(OV[vb + hi]);
                     uint il = OI[ob + lo], ih = OI[ob + hi];
                     if (before(kh, ih, kl, il)) {
@@ -170,9 +227,9 @@ void main() {
                         OI[ob + lo] = ih; OI[ob + hi] = il;
                     }
                 }
+                memoryBarrierBuffer();
+                barrier();
             }
-            memoryBarrierBuffer();
-            barrier();
         }
     }
 

@@ -12,9 +12,10 @@ from .runtime import (Array, asarray, batch, config, devices, empty, get_backend
                       report, set_backend, synchronize, validation_messages)
 from .distances import cdist, normalize
 from .search import knn, topk
+from .index import FlatIndex, IndexFileError
 
 __all__ = [
-    "Array", "DeviceLost", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
+    "Array", "DeviceLost", "FlatIndex", "IndexFileError", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
     "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "knn", "memory_stats", "normalize", "profile",
     "report", "set_backend", "synchronize", "topk", "validation_messages",
 ]

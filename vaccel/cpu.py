@@ -185,3 +185,121 @@ def normalize(x):
     norm[norm == 0] = 1.0
     with np.errstate(invalid="ignore"):
         return np.ascontiguousarray(a / norm, dtype=np.float32)
+
+
+# ---- search: topk and knn ---------------------------------------------------------------------
+#
+# Order is total and deterministic: best first (ascending, or descending with largest=True), NaN
+# after every number, ties kept in index order (a stable sort). Selection works on blocks of rows:
+# np.partition finds each row's k-th key t, every element not after t is a candidate (all of them
+# when t is NaN), and a stable sort of the candidates, already in index order, gives the result.
+
+def _select_rows(x, k, largest):
+    """(values, indices) of the k best of every row of the 2-D float32 array x (k <= row length)."""
+    m, n = x.shape
+    vals = np.empty((m, k), np.float32)
+    idx = np.empty((m, k), np.int64)
+    if m == 0 or k == 0:
+        return vals, idx
+    step = max(1, _BLOCK_BYTES // (24 * max(n, 1)))
+    for r in range(0, m, step):
+        blk = x[r:r + step]
+        # Negating maps largest-first onto ascending and keeps NaN a NaN (sorted last).
+        key = np.negative(blk) if largest else blk
+        if k == n:
+            order = np.argsort(key, axis=1, kind="stable")
+        else:
+            t = np.partition(key, k - 1, axis=1)[:, k - 1:k]
+            cand = (key <= t) | np.isnan(t)           # NaN keys join only when t is NaN
+            rows, cols = np.nonzero(cand)             # row-major: index order within a row
+            counts = np.bincount(rows, minlength=blk.shape[0])
+            width = int(counts.max())
+            rank = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+            ck = np.full((blk.shape[0], width), np.nan, np.float32)
+            pad = np.ones((blk.shape[0], width), np.int8)
+            cc = np.zeros((blk.shape[0], width), np.int64)
+            ck[rows, rank] = key[rows, cols]
+            pad[rows, rank] = 0
+            cc[rows, rank] = cols
+            # Stable on (pad, key): padding last, equal keys in index order.
+            order = np.lexsort((ck, pad), axis=1)[:, :k]
+            order = np.take_along_axis(cc, order, axis=1)
+        idx[r:r + step] = order
+        vals[r:r + step] = np.take_along_axis(blk, order, axis=1)
+    return vals, idx
+
+
+def topk(x, k, axis=-1, largest=False):
+    """The k smallest (largest=True: largest) values along axis and their int64 indices, best
+    first; ties by the lower index; NaN counts as the worst value. Entries are ranked by their
+    float32 values; the values returned keep x's dtype."""
+    orig = np.asarray(x)
+    a = _as_f32(orig)
+    if a.ndim == 0:
+        raise ValueError("x: expected at least 1 dimension")
+    axis = int(axis)
+    if not -a.ndim <= axis < a.ndim:
+        raise ValueError(f"axis {axis} is out of range for x with {a.ndim} dimensions")
+    n = a.shape[axis]
+    k = int(k)
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be between 1 and {n} (the length of axis {axis}), got {k}")
+    moved = np.moveaxis(a, axis, -1)
+    lead = moved.shape[:-1]
+    flat = np.ascontiguousarray(moved).reshape(-1, n)
+    with np.errstate(invalid="ignore"):
+        vals, idx = _select_rows(flat, k, bool(largest))
+    if orig.dtype != np.float32:
+        # Selected on the float32 images; the values returned are the exact inputs.
+        vals = np.take_along_axis(np.moveaxis(orig, axis, -1).reshape(-1, n), idx, axis=1)
+    vals = np.moveaxis(vals.reshape(lead + (k,)), -1, axis)
+    idx = np.moveaxis(idx.reshape(lead + (k,)), -1, axis)
+    return np.ascontiguousarray(vals), np.ascontiguousarray(idx)
+
+
+def _allowed_rows(filter, nb):
+    """Sorted unique int64 row positions a filter allows, or None for all rows."""
+    if filter is None:
+        return None
+    f = np.asarray(filter)
+    if f.dtype == np.bool_:
+        if f.shape != (nb,):
+            raise ValueError(f"filter: a boolean mask must have shape ({nb},), got {f.shape}")
+        return np.flatnonzero(f).astype(np.int64)
+    if f.dtype.kind not in "iu" or f.ndim != 1:
+        raise TypeError(f"filter must be a boolean mask or a 1-D integer array, got {f.dtype} {f.shape}")
+    if f.size and (f.min() < 0 or f.max() >= nb):
+        raise ValueError(f"filter: row positions must lie in [0, {nb}), got {f.min()}..{f.max()}")
+    return np.unique(f.astype(np.int64))
+
+
+def knn(queries, database, k, metric="sqeuclidean", *, p=2.0, filter=None):
+    """Exact k nearest rows of database for every query: (D float32 (nq, k), I int64 (nq, k)).
+
+    Best first: ascending distance, or the largest inner product first for 'inner'/'dot'; ties by
+    the lower row; NaN distances last. Rows outside filter are never returned; where fewer than k
+    rows remain, I is -1 and D is +inf (-inf for 'inner'/'dot')."""
+    q = np.asarray(queries)
+    db = np.asarray(database)
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    largest = metric in ("inner", "dot")
+    nq, nb = q.shape[0], db.shape[0]
+    rows = _allowed_rows(filter, nb)
+    if rows is not None:
+        db = db[rows]
+    n = db.shape[0]
+    kk = min(k, n)
+    D = np.full((nq, k), -np.inf if largest else np.inf, np.float32)
+    I = np.full((nq, k), -1, np.int64)
+    if kk == 0:
+        return D, I
+    step = max(1, _BLOCK_BYTES // (16 * max(n, 1)))
+    for r in range(0, nq, step):
+        dist = cdist(q[r:r + step], db, metric, p=p)
+        with np.errstate(invalid="ignore"):
+            v, i = _select_rows(dist, kk, largest)
+        D[r:r + step, :kk] = v
+        I[r:r + step, :kk] = i if rows is None else rows[i]
+    return D, I

@@ -77,16 +77,22 @@ def _check_out(out, shape, name="out"):
     return out
 
 
-def _float_operand(x, f16_ok):
-    """Device dtype for a float computation: float16 kept where the device reads it, else float32."""
-    if runtime._is_array(x):
-        if x.dtype == np.float32 or (x.dtype == np.float16 and f16_ok):
-            return x
-        return runtime.asarray(x.numpy().astype(np.float32))
-    if x.dtype == np.float32 or (x.dtype == np.float16 and f16_ok):
+def _keeps_float16(x):
+    """float16 operands are read as float16 (half the bytes) where the device stores 16-bit
+    types; everything else is computed from float32."""
+    return np.dtype(x.dtype) == np.float16 and runtime.device_info()["storage_16bit"]
+
+
+def _float_operand(x, use16):
+    """x in the dtype the kernel reads: float16 when use16, else float32 (values beyond float32's
+    range become inf, as in the CPU reference)."""
+    want = np.dtype(np.float16 if use16 else np.float32)
+    if np.dtype(x.dtype) == want:
         return x
-    with np.errstate(over="ignore"):  # beyond float32's range becomes inf, as in the CPU reference
-        return x.astype(np.float32)
+    if runtime._is_array(x):
+        return runtime.asarray(x.numpy().astype(want))
+    with np.errstate(over="ignore"):
+        return x.astype(want)
 
 
 def _padded_codes(x):
@@ -151,9 +157,7 @@ def cdist(xa, xb, metric="euclidean", *, p=2.0, out=None):
     if metric == "bitwise_hamming":
         xa, xb = _padded_codes(xa), _padded_codes(xb)
     else:
-        f16 = runtime.device_info()["storage_16bit"]
-        both16 = np.dtype(xa.dtype) == np.float16 and np.dtype(xb.dtype) == np.float16
-        xa, xb = _float_operand(xa, f16 and both16), _float_operand(xb, f16 and both16)
+        xa, xb = _float_operand(xa, _keeps_float16(xa)), _float_operand(xb, _keeps_float16(xb))
     names = {("in", 0): "xa", ("in", 1): "xb", ("out", 0): "out"}
     blocks = _row_blocks(xa, xb, out, want_array)
     if blocks is None:
@@ -193,6 +197,5 @@ def normalize(x, out=None):
     want_array = runtime._is_array(x)
     if runtime.get_backend() == "cpu":
         return _cpu_result(cpu.normalize(x.numpy() if want_array else x), out, want_array)
-    f16 = runtime.device_info()["storage_16bit"]
-    x = _float_operand(x, f16)
+    x = _float_operand(x, _keeps_float16(x))
     return _run("normalize", (x,), x.shape, out, want_array, names={("in", 0): "x", ("out", 0): "out"})

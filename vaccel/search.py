@@ -120,9 +120,8 @@ def knn(queries, database, k, metric="sqeuclidean", *, p=2.0, filter=None):
     if metric == "bitwise_hamming":
         q, db = distances._padded_codes(q), distances._padded_codes(db)
     else:
-        f16 = runtime.device_info()["storage_16bit"]
-        both16 = np.dtype(q.dtype) == np.float16 and np.dtype(db.dtype) == np.float16
-        q, db = distances._float_operand(q, f16 and both16), distances._float_operand(db, f16 and both16)
+        q = distances._float_operand(q, distances._keeps_float16(q))
+        db = distances._float_operand(db, distances._keeps_float16(db))
     D = np.empty((nq, k), np.float32)
     raw = np.empty((nq, k), np.uint32)
     if nq:

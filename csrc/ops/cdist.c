@@ -107,7 +107,6 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
     } else {
         VA_TRY(va_check_matrix(xa, "xa", VA_F32, VA_F16));
         VA_TRY(va_check_matrix(xb, "xb", VA_F32, VA_F16));
-        if (xa->dtype != xb->dtype) return va_fail(VA_ERROR_INVALID_ARGUMENT, "xa and xb must share a dtype");
     }
     VA_TRY(va_check_matrix(out, "out", VA_F32, VA_F32));
     int64_t m = xa->shape[0], n = xb->shape[0], d = xa->shape[1];
@@ -139,7 +138,7 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
 
     /* Bitwise codes are read as 32-bit words. */
     va_tensor a = *xa, b = *xb;
-    size_t es = va_dtype_size(xa->dtype);
+    size_t es = va_dtype_size(xa->dtype), esb = va_dtype_size(xb->dtype);
     if (bits) {
         if (d % 4 || (a.strides[0] % 4 && m > 1) || (b.strides[0] % 4 && n > 1) || a.offset % 4 || b.offset % 4)
             return va_fail(VA_ERROR_INVALID_ARGUMENT,
@@ -149,7 +148,7 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
         a.strides[0] /= 4;
         b.strides[0] /= 4;
         d /= 4;
-        es = 4;
+        es = esb = 4;
     }
     if (m == 1) a.strides[0] = d;
     if (n == 1) b.strides[0] = d;
@@ -167,7 +166,9 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
     }
 
     tile_cfg tc = choose_tiles(ctx);
-    const char *name = bits ? "cdist_tile_u32" : xa->dtype == VA_F16 ? "cdist_tile_f16" : "cdist_tile";
+    const char *name = bits ? "cdist_tile_u32"
+                     : xa->dtype == VA_F16 ? (xb->dtype == VA_F16 ? "cdist_tile_f16" : "cdist_tile_a16")
+                     : xb->dtype == VA_F16 ? "cdist_tile_b16" : "cdist_tile";
     union { float f; uint32_t u; } guard = {1.0f / 64.0f};
     uint32_t spec[11] = {(tc.bm / tc.tm) * (tc.bn / tc.tn), 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, code, guard.u, 1};
     const va_kernel *k1, *k4 = NULL;
@@ -175,7 +176,7 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
 
     /* Chunks: every window (rows of xa, rows of xb, the output block, the norms) within range. */
     int64_t lda = a.strides[0], ldb = b.strides[0], ldo = m == 1 ? n : out->strides[0];
-    int64_t nc = va_rows_per_binding(ctx, ldb, d, es);
+    int64_t nc = va_rows_per_binding(ctx, ldb, d, esb);
     int64_t out_cols_max = (int64_t)((ctx->info.max_storage_buffer_range - 512) / 4);
     if (nc > out_cols_max) nc = out_cols_max;
     if (nc > n) nc = n;

@@ -4,9 +4,20 @@
  * nq x nb distance matrix never exists. */
 #include "../core/internal.h"
 
-/* Distance tile budget: queries x database rows of one chunk. */
-#define TILE_BYTES ((uint64_t)128 << 20)
+/* Database rows per chunk; the distance tile (a block of queries x one chunk) takes a sixteenth of
+ * the largest device-local heap, between 128 MiB and 1 GiB: large enough that a chunk's kernels
+ * fill the GPU, small enough to leave room for the data. */
 #define CHUNK_ROWS ((int64_t)1 << 16)
+
+static uint64_t tile_bytes(const va_context *ctx) {
+    uint64_t heap = 0;
+    for (uint32_t i = 0; i < ctx->info.heap_count; i++)
+        if (ctx->info.heaps[i].device_local && ctx->info.heaps[i].size > heap) heap = ctx->info.heaps[i].size;
+    uint64_t t = heap / 16;
+    if (t < ((uint64_t)128 << 20)) t = (uint64_t)128 << 20;
+    if (t > ((uint64_t)1 << 30)) t = (uint64_t)1 << 30;
+    return t;
+}
 
 static va_tensor rows_of(const va_tensor *t, int64_t r0, int64_t rows) {
     va_tensor v = *t;
@@ -39,7 +50,7 @@ va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metri
      * in one binding window. */
     int64_t nbc = nb < CHUNK_ROWS ? nb : CHUNK_ROWS;
     if (nbc < 1) nbc = 1;
-    int64_t qc = (int64_t)(TILE_BYTES / 4 / (uint64_t)nbc);
+    int64_t qc = (int64_t)(tile_bytes(ctx) / 4 / (uint64_t)nbc);
     int64_t qr = va_rows_per_binding(ctx, nbc, nbc, 4);
     if (qr < qc) qc = qr;
     if (qc > nq) qc = nq;

@@ -1,0 +1,213 @@
+"""vaccel.topk and vaccel.knn against NumPy, the reference in vaccel.cpu, and faiss."""
+import numpy as np
+import pytest
+
+import vaccel
+from vaccel import cpu
+
+try:
+    import faiss
+except ImportError:  # faiss is an optional peer; the NumPy reference still checks everything
+    faiss = None
+
+
+def _np_topk(x, k, largest):
+    """Plainly right: a stable sort on (NaN last, order key), ties by index."""
+    key = -x.astype(np.float64) if largest else x.astype(np.float64)
+    key = np.where(np.isnan(x), np.inf, key)
+    pos = np.broadcast_to(np.arange(x.shape[-1]), x.shape)
+    order = np.lexsort((pos, np.isnan(x), key), axis=-1)[..., :k]
+    return np.take_along_axis(x, order, -1), order
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (5, 129), (17, 1000), (2, 70001)])
+@pytest.mark.parametrize("largest", [False, True])
+@pytest.mark.parametrize("kind", ["random", "ties", "nan", "inf"])
+def test_topk_against_sort(rng, shape, largest, kind):
+    m, n = shape
+    x = rng.standard_normal(shape).astype(np.float32)
+    if kind == "ties":
+        x = np.round(x * 2) / 2
+    elif kind == "nan":
+        x[x > 0.8] = np.nan
+    elif kind == "inf":
+        x[x > 1.0] = np.inf
+        x[x < -1.0] = -np.inf
+    for k in sorted({1, min(n, 2), min(n, 10), min(n, 100), n}):
+        v, i = vaccel.topk(x, k, largest=largest)
+        rv, ri = _np_topk(x, k, largest)
+        assert i.dtype == np.int64 and v.dtype == np.float32
+        np.testing.assert_array_equal(i, ri)
+        np.testing.assert_array_equal(v, rv)
+
+
+@pytest.mark.parametrize("k", [2047, 2048, 2049, 4096, 5000])
+def test_topk_large_k(rng, k):
+    x = rng.standard_normal((3, 6000)).astype(np.float32)
+    x[1] = np.round(x[1])  # many ties
+    for largest in (False, True):
+        v, i = vaccel.topk(x, k, largest=largest)
+        rv, ri = _np_topk(x, k, largest)
+        np.testing.assert_array_equal(i, ri)
+        np.testing.assert_array_equal(v, rv)
+
+
+def test_topk_constant_rows_take_lowest_indices():
+    x = np.full((4, 3000), 7.0, np.float32)
+    v, i = vaccel.topk(x, 50)
+    np.testing.assert_array_equal(i, np.broadcast_to(np.arange(50), (4, 50)))
+
+
+def test_topk_axis_dtypes_and_views(rng):
+    x = rng.standard_normal((6, 40, 9))
+    v, i = vaccel.topk(x, 5, axis=1)
+    rv, ri = cpu.topk(x, 5, axis=1)
+    # Ranked in float32 (as the reference), values are the input's own float64 entries.
+    assert v.dtype == np.float64 and v.shape == (6, 5, 9)
+    np.testing.assert_array_equal(i, ri)
+    np.testing.assert_array_equal(v, np.take_along_axis(x, i, axis=1))
+    y = rng.integers(-50, 50, (30, 200))
+    v, i = vaccel.topk(y[:, ::3], 7, largest=True)
+    rv, ri = cpu.topk(y[:, ::3], 7, largest=True)
+    np.testing.assert_array_equal(i, ri)
+    np.testing.assert_array_equal(v, rv)
+    h = rng.standard_normal((9, 33)).astype(np.float16)
+    v, i = vaccel.topk(h, 4)
+    np.testing.assert_array_equal(i, cpu.topk(h, 4)[1])
+    v, i = vaccel.topk(x[0, :, 0], 3)  # 1-D
+    np.testing.assert_array_equal(i, np.argsort(x[0, :, 0], kind="stable")[:3])
+
+
+def test_topk_device_array(rng):
+    x = rng.standard_normal((20, 300)).astype(np.float32)
+    v, i = vaccel.topk(vaccel.asarray(x), 12)
+    assert isinstance(v, vaccel.Array)
+    rv, ri = _np_topk(x, 12, False)
+    np.testing.assert_array_equal(i, ri)
+    np.testing.assert_array_equal(v.numpy(), rv)
+
+
+def test_topk_bad_arguments(rng):
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    with pytest.raises(ValueError, match="k"):
+        vaccel.topk(x, 0)
+    with pytest.raises(ValueError, match="k"):
+        vaccel.topk(x, 6)
+    with pytest.raises(TypeError, match="k"):
+        vaccel.topk(x, 2.5)
+    with pytest.raises(ValueError, match="axis"):
+        vaccel.topk(x, 2, axis=2)
+    with pytest.raises(TypeError, match="x"):
+        vaccel.topk(np.array([["a", "b"]]), 1)
+    v, i = vaccel.topk(x, 2)  # still usable
+    assert i.shape == (3, 2)
+
+
+def _faiss_knn(q, db, k, metric):
+    index = faiss.IndexFlatIP(q.shape[1]) if metric == "inner" else faiss.IndexFlatL2(q.shape[1])
+    index.add(db)
+    return index.search(q, k)
+
+
+def _same_neighbours(D, I, RD, RI, rtol=1e-4):
+    """Identical up to ties: where indices differ, the distances must agree."""
+    np.testing.assert_allclose(D, RD, rtol=rtol, atol=rtol)
+    differ = I != RI
+    assert differ.mean() < 0.01, f"{differ.sum()} of {I.size} neighbours differ"
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (10, 1000, 33), (33, 70001, 8), (2, 129, 130)])
+@pytest.mark.parametrize("metric", ["sqeuclidean", "inner"])
+def test_knn_against_faiss(rng, shape, metric):
+    nq, nb, d = shape
+    q = rng.standard_normal((nq, d)).astype(np.float32)
+    db = rng.standard_normal((nb, d)).astype(np.float32)
+    for k in sorted({1, min(nb, 10), 100, 4096}):
+        D, I = vaccel.knn(q, db, k, metric)
+        assert D.shape == I.shape == (nq, k) and I.dtype == np.int64 and D.dtype == np.float32
+        kk = min(k, nb)
+        assert (I[:, kk:] == -1).all()
+        assert (D[:, kk:] == (-np.inf if metric == "inner" else np.inf)).all()
+        RD, RI = cpu.knn(q, db, k, metric)
+        _same_neighbours(D, I, RD, RI)
+        if faiss is not None:
+            FD, FI = _faiss_knn(q, db, kk, metric)
+            _same_neighbours(D[:, :kk], I[:, :kk], FD, FI)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "cityblock", "chebyshev", "minkowski"])
+def test_knn_other_metrics(rng, metric):
+    q = rng.standard_normal((9, 13)).astype(np.float32)
+    db = rng.standard_normal((3001, 13)).astype(np.float32)
+    D, I = vaccel.knn(q, db, 17, metric, p=3)
+    RD, RI = cpu.knn(q, db, 17, metric, p=3)
+    _same_neighbours(D, I, RD, RI, rtol=1e-3)
+
+
+def test_knn_bitwise_hamming(rng):
+    q = rng.integers(0, 256, (7, 5), dtype=np.uint8)
+    db = rng.integers(0, 256, (500, 5), dtype=np.uint8)
+    D, I = vaccel.knn(q, db, 20, "bitwise_hamming")
+    RD, RI = cpu.knn(q, db, 20, "bitwise_hamming")
+    np.testing.assert_array_equal(D, RD)
+    np.testing.assert_array_equal(I, RI)  # integer distances: ties broken by index, exactly
+
+
+@pytest.mark.parametrize("form", ["mask", "positions"])
+def test_knn_filter_is_exact(rng, form):
+    q = rng.standard_normal((6, 16)).astype(np.float32)
+    db = rng.standard_normal((70001, 16)).astype(np.float32)
+    allowed = rng.random(70001) < 0.01
+    filt = allowed if form == "mask" else np.flatnonzero(allowed)
+    D, I = vaccel.knn(q, db, 50, filter=filt)
+    assert allowed[I[I >= 0]].all()
+    RD, RI = cpu.knn(q, db, 50, filter=filt)
+    _same_neighbours(D, I, RD, RI)
+    few = np.flatnonzero(allowed)[:3]
+    D, I = vaccel.knn(q, db, 5, filter=few)
+    assert (np.sort(I[:, :3], axis=1) == np.sort(few)).all() and (I[:, 3:] == -1).all()
+    assert np.isinf(D[:, 3:]).all()
+    D, I = vaccel.knn(q, db, 4, filter=np.zeros(70001, bool))
+    assert (I == -1).all() and np.isinf(D).all()
+
+
+def test_knn_device_database_and_float16(rng):
+    q = rng.standard_normal((20, 32)).astype(np.float32)
+    db = rng.standard_normal((5000, 32)).astype(np.float32)
+    D, I = vaccel.knn(q, vaccel.asarray(db), 10)
+    RD, RI = cpu.knn(q, db, 10)
+    _same_neighbours(D, I, RD, RI)
+    D16, I16 = vaccel.knn(q.astype(np.float16), vaccel.asarray(db.astype(np.float16)), 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I16, RI)])
+    assert recall >= 0.99
+
+
+def test_knn_nan_and_empty(rng):
+    q = rng.standard_normal((3, 4)).astype(np.float32)
+    db = rng.standard_normal((50, 4)).astype(np.float32)
+    db[7, 2] = np.nan
+    D, I = vaccel.knn(q, db, 50)
+    assert (I[:, -1] == 7).all() and np.isnan(D[:, -1]).all()  # NaN ranks last, still a row
+    D, I = vaccel.knn(q, db[:0], 3)
+    assert (I == -1).all() and np.isinf(D).all()
+    D, I = vaccel.knn(q[:0], db, 3)
+    assert D.shape == (0, 3) and I.shape == (0, 3)
+
+
+def test_knn_bad_arguments(rng):
+    q = rng.standard_normal((3, 4)).astype(np.float32)
+    db = rng.standard_normal((10, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="k"):
+        vaccel.knn(q, db, 0)
+    with pytest.raises(ValueError, match="database"):
+        vaccel.knn(q, db[:, :3], 2)
+    with pytest.raises(ValueError, match="metric"):
+        vaccel.knn(q, db, 2, "nope")
+    with pytest.raises(ValueError, match="filter"):
+        vaccel.knn(q, db, 2, filter=np.ones(9, bool))
+    with pytest.raises(ValueError, match="filter"):
+        vaccel.knn(q, db, 2, filter=np.array([10]))
+    with pytest.raises(TypeError, match="filter"):
+        vaccel.knn(q, db, 2, filter=np.array([0.5]))
+    D, I = vaccel.knn(q, db, 2)
+    assert I.shape == (3, 2)
