@@ -34,7 +34,13 @@ shared uint hist[2048];             // histogram; then candidates: keys [0, CAND
 const uint CAND = 1024u;
 shared uint skey[SORT_MAX];
 shared uint sidx[SORT_MAX];
-shared uint s_count, s_need, s_total, s_bucket, s_below, s_done, s_ccount;
+shared uint s_count, s_need, s_total, s_bucket, s_below, s_done, s_ccount, s_tau;
+
+// Sampled threshold (small k, long rows): 16 evenly spaced blocks of the row (1/16 of it) give a
+// key threshold expected to pass about 3k entries; one read of the row then keeps every entry at
+// or below it as a candidate, and the candidates are sorted in shared memory. When the guess
+// passes fewer than k or more than CAND entries, the exact radix select below runs instead.
+const uint FAST_K = 256u, FAST_N = 8192u;
 
 // Order key: unsigned compare of keys = the requested order of the floats.
 uint order_key(float v) {
@@ -99,6 +105,65 @@ void main() {
     const uint row = gl_WorkGroupID.x;
     if (row >= pc.m) return;
     const uint xb = pc.x_off + row * pc.ldx;
+
+    if (pc.k <= FAST_K && pc.n >= FAST_N) {
+        const uint bs = pc.n / 256u, ns = 16u * bs, stride = pc.n / 16u;
+        const uint target = min(ns, (3u * pc.k * ns + pc.n - 1u) / pc.n + 4u);
+        uint p1 = 0u, pm = 0u;
+        for (uint level = 0u; level < 2u; level++) {
+            uint shift = level == 0u ? 21u : 10u;
+            for (uint b = t; b < 2048u; b += WG) hist[b] = 0u;
+            if (t == 0u && level == 0u) s_below = 0u;
+            barrier();
+            for (uint i = t; i < ns; i += WG) {
+                uint j = (i / bs) * stride + i % bs;
+                if (!allowed(j)) continue;
+                uint key = order_key(X[xb + j]);
+                if ((key & pm) != p1) continue;
+                atomicAdd(hist[(key >> shift) & 2047u], 1u);
+            }
+            barrier();
+            if (t == 0u) {
+                uint below = s_below, b = 0u;
+                while (b < 2048u && below + hist[b] < target) { below += hist[b]; b++; }
+                s_bucket = b;
+                s_below = below;
+            }
+            barrier();
+            uint b = s_bucket;
+            if (b >= 2048u) { p1 = 0xFFFFFFFFu; pm = 0u; break; }  // too few samples: take all
+            p1 |= b << shift;
+            pm |= 2047u << shift;
+        }
+        // Inclusive upper bound of the chosen fine bucket (or everything).
+        const uint tau = pm == 0u ? 0xFFFFFFFFu : (p1 | 0x3FFu);
+        if (t == 0u) s_ccount = 0u;
+        barrier();
+        for (uint j = t; j < pc.n; j += WG) {
+            if (!allowed(j)) continue;
+            uint key = order_key(X[xb + j]);
+            if (key > tau) continue;
+            uint c = atomicAdd(s_ccount, 1u);
+            if (c < CAND) {
+                hist[c] = key;
+                hist[CAND + c] = index_of(row, j);
+            }
+        }
+        barrier();
+        const uint nc = s_ccount;
+        if (nc <= CAND && (nc >= pc.k || tau == 0xFFFFFFFFu)) {
+            sort_shared(true, nc);
+            const uint vb0 = pc.v_off + row * pc.ldv, ob0 = pc.o_off + row * pc.ldo;
+            for (uint i = t; i < pc.k; i += WG) {
+                bool have = i < nc;
+                OV[vb0 + i] = have ? key_value(hist[i])
+                                   : (LARGEST == 1 ? uintBitsToFloat(0xFF800000u) : uintBitsToFloat(0x7F800000u));
+                OI[ob0 + i] = have ? hist[CAND + i] : NONE;
+            }
+            return;
+        }
+        barrier();  // the guess failed: the exact select reuses the shared memory
+    }
 
     // Radix select over (key, index), most significant bits first.
     uint phi = 0u, mhi = 0u, plo = 0u, mlo = 0u;

@@ -211,3 +211,33 @@ def test_knn_bad_arguments(rng):
         vaccel.knn(q, db, 2, filter=np.array([0.5]))
     D, I = vaccel.knn(q, db, 2)
     assert I.shape == (3, 2)
+
+
+@pytest.mark.parametrize("kind", ["constant", "sorted", "reversed", "two-values", "sparse-mask"])
+def test_topk_sampled_threshold_falls_back_when_the_guess_fails(rng, kind):
+    """Long rows with small k take a sampled threshold; data that defeats the sample (all equal,
+    sorted, two values) must still give the exact answer through the radix select."""
+    n = 20000
+    x = rng.standard_normal((3, n)).astype(np.float32)
+    if kind == "constant":
+        x[:] = 3.0
+    elif kind == "sorted":
+        x.sort(axis=1)
+    elif kind == "reversed":
+        x = -np.sort(x, axis=1)
+    elif kind == "two-values":
+        x = np.where(x > 0, 1.0, 2.0).astype(np.float32)
+    for k in (1, 10, 256):
+        for largest in (False, True):
+            v, i = vaccel.topk(x, k, largest=largest)
+            rv, ri = _np_topk(x, k, largest)
+            np.testing.assert_array_equal(i, ri)
+            np.testing.assert_array_equal(v, rv)
+    if kind == "sparse-mask":
+        db = rng.standard_normal((20000, 4)).astype(np.float32)
+        for count in (3, 40, 2000):
+            allowed = np.zeros(20000, bool)
+            allowed[rng.choice(20000, count, replace=False)] = True
+            D, I = vaccel.knn(x[:, :4], db, 50, filter=allowed)
+            RD, RI = cpu.knn(x[:, :4], db, 50, filter=allowed)
+            np.testing.assert_array_equal(I, RI)
