@@ -34,7 +34,8 @@ shared uint hist[2048];             // histogram; then candidates: keys [0, CAND
 const uint CAND = 1024u;
 shared uint skey[SORT_MAX];
 shared uint sidx[SORT_MAX];
-shared uint s_count, s_need, s_total, s_bucket, s_below, s_done, s_ccount, s_tau;
+shared uint s_count, s_need, s_total, s_bucket, s_below, s_done, s_ccount;
+shared uint s_part[256];
 
 // Sampled threshold (small k, long rows): 16 evenly spaced blocks of the row (1/16 of it) give a
 // key threshold expected to pass about 3k entries; one read of the row then keeps every entry at
@@ -99,6 +100,31 @@ void sort_shared(bool cand, uint cnt) {
     }
 }
 
+// The first histogram bin b at which the running count reaches target: s_bucket = b (2048 when
+// the histogram holds fewer), s_below = the count before b, s_total = the histogram's total.
+// Every thread sums its own run of bins; one thread then walks runs, then bins of one run.
+void locate(uint target) {
+    const uint t = gl_LocalInvocationID.x, WG = gl_WorkGroupSize.x, per = 2048u / WG;
+    uint sum = 0u;
+    for (uint i = 0u; i < per; i++) sum += hist[t * per + i];
+    s_part[t] = sum;
+    barrier();
+    if (t == 0u) {
+        uint below = 0u, total = 0u, seg = 0u;
+        for (uint i = 0u; i < WG; i++) total += s_part[i];
+        while (seg < WG && below + s_part[seg] < target) { below += s_part[seg]; seg++; }
+        uint b = 2048u;
+        if (seg < WG) {
+            b = seg * per;
+            while (below + hist[b] < target) { below += hist[b]; b++; }
+        }
+        s_bucket = b;
+        s_below = below;
+        s_total = total;
+    }
+    barrier();
+}
+
 void main() {
     const uint WG = gl_WorkGroupSize.x;
     const uint t = gl_LocalInvocationID.x;
@@ -109,11 +135,10 @@ void main() {
     if (pc.k <= FAST_K && pc.n >= FAST_N) {
         const uint bs = pc.n / 256u, ns = 16u * bs, stride = pc.n / 16u;
         const uint target = min(ns, (3u * pc.k * ns + pc.n - 1u) / pc.n + 4u);
-        uint p1 = 0u, pm = 0u;
+        uint p1 = 0u, pm = 0u, below0 = 0u;
         for (uint level = 0u; level < 2u; level++) {
             uint shift = level == 0u ? 21u : 10u;
             for (uint b = t; b < 2048u; b += WG) hist[b] = 0u;
-            if (t == 0u && level == 0u) s_below = 0u;
             barrier();
             for (uint i = t; i < ns; i += WG) {
                 uint j = (i / bs) * stride + i % bs;
@@ -123,13 +148,8 @@ void main() {
                 atomicAdd(hist[(key >> shift) & 2047u], 1u);
             }
             barrier();
-            if (t == 0u) {
-                uint below = s_below, b = 0u;
-                while (b < 2048u && below + hist[b] < target) { below += hist[b]; b++; }
-                s_bucket = b;
-                s_below = below;
-            }
-            barrier();
+            locate(target - below0);
+            below0 += s_below;
             uint b = s_bucket;
             if (b >= 2048u) { p1 = 0xFFFFFFFFu; pm = 0u; break; }  // too few samples: take all
             p1 |= b << shift;
@@ -185,20 +205,15 @@ void main() {
             atomicAdd(hist[digit], 1u);
         }
         barrier();
+        locate(s_need);
         if (t == 0u) {
-            uint total = 0u;
-            for (uint b = 0u; b <= bmask; b++) total += hist[b];
-            if (pass == 0u) s_total = total;
-            uint need = s_need;
-            if (total <= need) {
+            uint need = s_need, b = s_bucket;
+            if (s_total <= need) {
                 // Everything still in play is taken (fewer valid entries than k).
                 s_done = 2u;
             } else {
-                uint below = 0u, b = 0u;
-                while (below + hist[b] < need) { below += hist[b]; b++; }
-                s_bucket = b;
-                s_need = need - below;
-                s_done = hist[b] == need - below ? 1u : 0u;
+                s_need = need - s_below;
+                s_done = hist[b] == need - s_below ? 1u : 0u;
                 // A small bucket: finish among its entries in shared memory (mode 3).
                 if (s_done == 0u && pass == 0u && hist[b] <= CAND && pc.k <= SORT_MAX) s_done = 3u;
             }
