@@ -23,7 +23,7 @@ import zlib
 
 import numpy as np
 
-from . import errors, runtime
+from . import distances, errors, runtime
 
 __all__ = ["FlatIndex", "IndexFileError"]
 
@@ -166,15 +166,8 @@ class FlatIndex:
     def _vectors(self, x, name):
         if runtime._is_array(x):
             x = x.numpy()
-        if x is None:
-            raise TypeError(f"{name} must be an array, got None")
-        try:
-            a = np.asarray(x)
-        except Exception as exc:
-            raise TypeError(f"{name} must be array-like: {exc}") from None
-        if a.dtype == object or a.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
-        if a.ndim != 2 or a.shape[1] != self._d:
+        a = distances._matrix(x, name)
+        if a.shape[1] != self._d:
             raise ValueError(f"{name} must have shape (n, {self._d}) for this index (d={self._d}), "
                              f"got {a.shape}")
         if self._metric == "bitwise_hamming":

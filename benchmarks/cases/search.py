@@ -47,7 +47,7 @@ import numpy as np
 
 from ..harness import (CPU_PEER_MAX_GEMM_WORK, L2_BYTES, Case, Impl, Skip, check_close, check_rows,
                        cupy_peak_mem, host_peak_mem, register, torch_peak_mem, vaccel_peak_mem)
-from .cdist import LARGE_REPEATS, LARGE_WORK
+from .cdist import LARGE_REPEATS, LARGE_WORK, fetch_cupy, fetch_numpy, fetch_torch
 
 QUICK_TOPK = [(64, 20_000)]
 QUICK_TOPK_KS = (10, 100)
@@ -245,48 +245,30 @@ def make_knn_check(nq, nb, k):
 # fetching rows of results to the host
 
 
-def _rows(a, rows):
-    a = np.asarray(a)
-    return a if rows is None else a[rows]
-
-
-def _torch_rows(t, rows):
-    if rows is not None:
-        import torch
-        t = t[torch.as_tensor(rows, device=t.device)]
-    return t.cpu().numpy()
-
-
-def _cupy_rows(a, rows):
-    if rows is not None:
-        a = a[rows.tolist()]
-    return a.get()
-
-
 def fetch_topk_vaccel(res, rows):
     values, idx = res
-    return TopkRows(_rows(values.numpy() if hasattr(values, "numpy") else values, rows),
-                    _rows(idx, rows), strict=True)
+    return TopkRows(fetch_numpy(values.numpy() if hasattr(values, "numpy") else values, rows),
+                    fetch_numpy(idx, rows), strict=True)
 
 
 def fetch_topk_numpy(res, rows):
-    return TopkRows(_rows(res[0], rows), _rows(res[1], rows), strict=False)
+    return TopkRows(fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), strict=False)
 
 
 def fetch_topk_torch(res, rows):
-    return TopkRows(_torch_rows(res[0], rows), _torch_rows(res[1], rows), strict=False)
+    return TopkRows(fetch_torch(res[0], rows), fetch_torch(res[1], rows), strict=False)
 
 
 def fetch_topk_cupy(res, rows):
-    return TopkRows(_cupy_rows(res[0], rows), _cupy_rows(res[1], rows), strict=False)
+    return TopkRows(fetch_cupy(res[0], rows), fetch_cupy(res[1], rows), strict=False)
 
 
 def fetch_knn(storage):
-    return lambda res, rows: KnnRows(_rows(res[0], rows), _rows(res[1], rows), storage)
+    return lambda res, rows: KnnRows(fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), storage)
 
 
 def fetch_knn_torch(res, rows):
-    return KnnRows(_torch_rows(res[0], rows), _torch_rows(res[1], rows), "float32")
+    return KnnRows(fetch_torch(res[0], rows), fetch_torch(res[1], rows), "float32")
 
 
 # --------------------------------------------------------------------------------------------
