@@ -37,6 +37,28 @@ def test_cdist_blocks_into_out(small_device_limit, rng):
     np.testing.assert_allclose(out, cpu.cdist(xa, xb, "euclidean"), rtol=1e-4, atol=1e-4)
 
 
+def test_normalize_in_blocks_when_host_data_exceeds_device_limit(small_device_limit, rng):
+    x = rng.standard_normal((30000, 24)).astype(np.float32)
+    x[5] = 0.0
+    assert x.nbytes * 2 > vaccel.config.device_memory_limit
+    np.testing.assert_allclose(vaccel.normalize(x), cpu.normalize(x), rtol=1e-6, atol=1e-7)
+    out = np.empty_like(x)
+    assert vaccel.normalize(x[:, ::1], out=out) is out
+    np.testing.assert_allclose(out, cpu.normalize(x), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("metric", ["sqeuclidean", "inner", "cityblock"])
+def test_knn_streams_a_host_database_larger_than_the_device_limit(small_device_limit, rng, metric):
+    q = rng.standard_normal((7, 32)).astype(np.float32)
+    db = rng.standard_normal((40000, 32)).astype(np.float32)   # 5 MiB: several blocks
+    db[123] = q[0]                                              # an exact hit across blocks
+    for k, filt in ((10, None), (300, None), (20, rng.random(40000) < 0.05)):
+        D, I = vaccel.knn(q, db, k, metric, filter=filt)
+        RD, RI = cpu.knn(q, db, k, metric, filter=filt)
+        np.testing.assert_allclose(D, RD, rtol=1e-4, atol=1e-4)
+        assert (I != RI).mean() < 0.01
+
+
 def _context(tmp_path):
     return runtime._vaccel.Context(device=vaccel.config.device, validation=vaccel.config.validation,
                                    cache_dir=str(tmp_path))

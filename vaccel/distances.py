@@ -198,4 +198,14 @@ def normalize(x, out=None):
     if runtime.get_backend() == "cpu":
         return _cpu_result(cpu.normalize(x.numpy() if want_array else x), out, want_array)
     x = _float_operand(x, _keeps_float16(x))
-    return _run("normalize", (x,), x.shape, out, want_array, names={("in", 0): "x", ("out", 0): "out"})
+    names = {("in", 0): "x", ("out", 0): "out"}
+    m, d = x.shape
+    per_row = d * (np.dtype(x.dtype).itemsize + 4)
+    if want_array or runtime._is_array(out) or runtime.in_batch() or m * per_row <= runtime.device_memory_limit():
+        return _run("normalize", (x,), x.shape, out, want_array, names=names)
+    # Host data larger than the device allows: blocks of rows.
+    res = out if out is not None else np.empty((m, d), np.float32)
+    bm = max(1, runtime.device_memory_limit() // max(1, per_row))
+    for i0 in range(0, m, bm):
+        _run("normalize", (x[i0:i0 + bm],), res[i0:i0 + bm].shape, res[i0:i0 + bm], False, names=names)
+    return res

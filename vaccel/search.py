@@ -122,13 +122,44 @@ def knn(queries, database, k, metric="sqeuclidean", *, p=2.0, filter=None):
     else:
         q = distances._float_operand(q, distances._keeps_float16(q))
         db = distances._float_operand(db, distances._keeps_float16(db))
-    D = np.empty((nq, k), np.float32)
-    raw = np.empty((nq, k), np.uint32)
-    if nq:
-        inputs = (q, db) if bits is None else (q, db, bits)
-        runtime.run_op("knn", inputs, (D, raw), (distances._CODE[metric], k, int(bits is not None)), (p,),
-                       names={("in", 0): "queries", ("in", 1): "database", ("in", 2): "filter",
-                              ("out", 0): "D", ("out", 1): "I"})
-        if runtime.in_batch():
-            runtime.synchronize()  # the results are host arrays, needed now
+    code = distances._CODE[metric]
+    if nq == 0:
+        return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
+    rows = _database_block(q, db)
+    if rows >= nb:
+        return _knn_call(q, db, k, code, p, bits)
+    # A host database larger than the device allows: blocks of rows, merged here. Each block's
+    # best k are exact for that block, so the merge of all of them is exact.
+    allowed = None if filter is None else np.unpackbits(bits.view(np.uint8), bitorder="little")[:nb].astype(bool)
+    parts = []
+    for j0 in range(0, nb, rows):
+        sub = None if allowed is None else _filter_bits(allowed[j0:j0 + rows], min(rows, nb - j0))
+        D, I = _knn_call(q, db[j0:j0 + rows], k, code, p, sub)
+        parts.append((D, np.where(I >= 0, I + j0, -1)))
+    D = np.concatenate([d for d, _ in parts], axis=1)
+    I = np.concatenate([i for _, i in parts], axis=1)
+    key = -D.astype(np.float64) if metric in ("inner", "dot") else D.astype(np.float64)
+    key = np.where(np.isnan(D), np.inf, key)
+    order = np.lexsort((np.where(I < 0, np.iinfo(np.int64).max, I), I < 0, np.isnan(D), key), axis=1)[:, :k]
+    return np.take_along_axis(D, order, 1), np.take_along_axis(I, order, 1)
+
+
+def _database_block(q, db):
+    """Rows of a host database one device call may take (all of them when it fits)."""
+    if runtime._is_array(db) or runtime.in_batch():
+        return db.shape[0]
+    per_row = db.shape[1] * np.dtype(db.dtype).itemsize
+    budget = runtime.device_memory_limit() - q.shape[0] * q.shape[1] * np.dtype(q.dtype).itemsize
+    return max(1, budget // max(1, 2 * per_row))
+
+
+def _knn_call(q, db, k, code, p, bits):
+    D = np.empty((q.shape[0], k), np.float32)
+    raw = np.empty((q.shape[0], k), np.uint32)
+    inputs = (q, db) if bits is None else (q, db, bits)
+    runtime.run_op("knn", inputs, (D, raw), (code, k, int(bits is not None)), (p,),
+                   names={("in", 0): "queries", ("in", 1): "database", ("in", 2): "filter",
+                          ("out", 0): "D", ("out", 1): "I"})
+    if runtime.in_batch():
+        runtime.synchronize()  # the results are host arrays, needed now
     return D, _indices(raw)
