@@ -37,11 +37,12 @@ shared uint sidx[SORT_MAX];
 shared uint s_count, s_need, s_total, s_bucket, s_below, s_done, s_ccount;
 shared uint s_part[256];
 
-// Sampled threshold (small k, long rows): 16 evenly spaced blocks of the row (1/16 of it) give a
-// key threshold expected to pass about 3k entries; one read of the row then keeps every entry at
-// or below it as a candidate, and the candidates are sorted in shared memory. When the guess
-// passes fewer than k or more than CAND entries, the exact radix select below runs instead.
-const uint FAST_K = 256u, FAST_N = 8192u;
+// Sampled threshold (k up to 1024, long rows): 16 evenly spaced blocks of the row (1/16 of it)
+// give a key threshold expected to pass k entries plus four standard deviations of the estimate;
+// one read of the row then keeps every entry at or below it as a candidate (in skey/sidx), and
+// the candidates are sorted in shared memory. When the guess passes fewer than k or more than
+// SORT_MAX entries, the exact radix select below runs instead.
+const uint FAST_K = 1024u, FAST_N = 8192u;
 
 // Order key: unsigned compare of keys = the requested order of the floats.
 uint order_key(float v) {
@@ -134,7 +135,8 @@ void main() {
 
     if (pc.k <= FAST_K && pc.n >= FAST_N) {
         const uint bs = pc.n / 256u, ns = 16u * bs, stride = pc.n / 16u;
-        const uint target = min(ns, (3u * pc.k * ns + pc.n - 1u) / pc.n + 4u);
+        const float expect = float(pc.k) * float(ns) / float(pc.n);
+        const uint target = min(ns, uint(ceil(expect + 4.0 * sqrt(expect))) + 4u);
         uint p1 = 0u, pm = 0u, below0 = 0u;
         for (uint level = 0u; level < 2u; level++) {
             uint shift = level == 0u ? 21u : 10u;
@@ -164,21 +166,21 @@ void main() {
             uint key = order_key(X[xb + j]);
             if (key > tau) continue;
             uint c = atomicAdd(s_ccount, 1u);
-            if (c < CAND) {
-                hist[c] = key;
-                hist[CAND + c] = index_of(row, j);
+            if (c < SORT_MAX) {
+                skey[c] = key;
+                sidx[c] = index_of(row, j);
             }
         }
         barrier();
         const uint nc = s_ccount;
-        if (nc <= CAND && (nc >= pc.k || tau == 0xFFFFFFFFu)) {
-            sort_shared(true, nc);
+        if (nc <= SORT_MAX && (nc >= pc.k || tau == 0xFFFFFFFFu)) {
+            sort_shared(false, nc);
             const uint vb0 = pc.v_off + row * pc.ldv, ob0 = pc.o_off + row * pc.ldo;
             for (uint i = t; i < pc.k; i += WG) {
                 bool have = i < nc;
-                OV[vb0 + i] = have ? key_value(hist[i])
+                OV[vb0 + i] = have ? key_value(skey[i])
                                    : (LARGEST == 1 ? uintBitsToFloat(0xFF800000u) : uintBitsToFloat(0x7F800000u));
-                OI[ob0 + i] = have ? hist[CAND + i] : NONE;
+                OI[ob0 + i] = have ? sidx[i] : NONE;
             }
             return;
         }

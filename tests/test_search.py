@@ -227,7 +227,7 @@ def test_topk_sampled_threshold_falls_back_when_the_guess_fails(rng, kind):
         x = -np.sort(x, axis=1)
     elif kind == "two-values":
         x = np.where(x > 0, 1.0, 2.0).astype(np.float32)
-    for k in (1, 10, 256):
+    for k in (1, 10, 256, 1024):
         for largest in (False, True):
             v, i = vaccel.topk(x, k, largest=largest)
             rv, ri = _np_topk(x, k, largest)
