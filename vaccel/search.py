@@ -9,7 +9,7 @@ from . import cpu, distances, runtime
 NONE = 0xFFFFFFFF  # the kernels' "no entry" index
 
 
-def _k(k, n, name="k"):
+def _k(k, name="k"):
     """k as an int >= 1 (the upper bound, if any, is checked by the caller)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {k!r}")
@@ -46,7 +46,7 @@ def topk(x, k, axis=-1, largest=False):
             raise ValueError(f"axis {axis!r} is out of bounds for an array of {host.ndim} dimensions")
         axis = int(axis) % host.ndim
         n = host.shape[axis]
-    k = _k(k, n)
+    k = _k(k)
     if k > n:
         raise ValueError(f"k must be at most the axis length {n}, got {k}")
     if runtime.get_backend() == "cpu":
@@ -110,7 +110,7 @@ def knn(queries, database, k, metric="sqeuclidean", *, p=2.0, filter=None):
     (-inf for 'inner'). Metrics as cdist. filter: a boolean mask over database rows or an array of
     allowed row positions, honoured exactly."""
     q, db, metric, p = distances._check_cdist_args(queries, database, metric, p, ("queries", "database"))
-    k = _k(k, None)
+    k = _k(k)
     nq, nb = q.shape[0], db.shape[0]
     bits = None if filter is None else _filter_bits(filter, nb)
     if runtime.get_backend() == "cpu":

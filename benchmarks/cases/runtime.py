@@ -110,31 +110,41 @@ def _exact_check(get_rows, inputs):
     return None
 
 
-def _copy_case(P, nbytes):
+def _resident_impls(P, ops, fetches, notes):
+    """vaccel / torch-cuda / cupy implementations that apply ops[peer] to an input already on the
+    device (the input's upload is outside the timing)."""
     impls = []
     V = P.vaccel
     if V is not None:
         def prep(sets):
             dev = [V.asarray(s[0]) for s in sets]
-            return lambda i: dev[i].copy()
-        impls.append(Impl("vaccel", prep, fetch_vaccel, V.synchronize, "device",
-                          P.vaccel_device_name(), note="Array.copy()"))
+            return lambda i: ops["vaccel"](dev[i])
+        impls.append(Impl("vaccel", prep, fetches["vaccel"], V.synchronize, "device",
+                          P.vaccel_device_name(), note=notes["vaccel"]))
     if P.torch_cuda:
         torch = P.torch
 
         def prep_t(sets):
             ts = [torch.from_numpy(s[0]).cuda() for s in sets]
-            return lambda i: ts[i].clone()
-        impls.append(Impl("torch-cuda", prep_t, fetch_torch, P.sync_torch, "device",
-                          P.cuda_device_name(), note="clone()"))
+            return lambda i: ops["torch"](ts[i])
+        impls.append(Impl("torch-cuda", prep_t, fetches["torch"], P.sync_torch, "device",
+                          P.cuda_device_name(), note=notes["torch"]))
     if P.cupy is not None:
         cp = P.cupy
 
         def prep_c(sets):
             cs = [cp.asarray(s[0]) for s in sets]
-            return lambda i: cs[i].copy()
-        impls.append(Impl("cupy", prep_c, fetch_cupy, P.sync_cupy, "device", P.cuda_device_name(),
-                          note="copy()"))
+            return lambda i: ops["cupy"](cs[i])
+        impls.append(Impl("cupy", prep_c, fetches["cupy"], P.sync_cupy, "device", P.cuda_device_name(),
+                          note=notes["cupy"]))
+    return impls
+
+
+def _copy_case(P, nbytes):
+    impls = _resident_impls(P, {"vaccel": lambda x: x.copy(), "torch": lambda x: x.clone(),
+                                "cupy": lambda x: x.copy()},
+                            {"vaccel": fetch_vaccel, "torch": fetch_torch, "cupy": fetch_cupy},
+                            {"vaccel": "Array.copy()", "torch": "clone()", "cupy": "copy()"})
     impls.append(Impl("numpy", lambda sets: (lambda i: sets[i][0].copy()), fetch_numpy, P.sync_none,
                       "host", P.host_name(), note="copy() on the host"))
     return Case(name=f"runtime/copy/{nbytes // MiB}MiB", family="runtime", op="runtime/copy",
@@ -165,30 +175,11 @@ def _upload_case(P, nbytes):
 
 
 def _download_case(P, nbytes):
-    impls = []
-    V = P.vaccel
-    if V is not None:
-        def prep(sets):
-            dev = [V.asarray(s[0]) for s in sets]
-            return lambda i: dev[i].numpy()
-        impls.append(Impl("vaccel", prep, fetch_numpy, V.synchronize, "device",
-                          P.vaccel_device_name(), note="Array.numpy()"))
-    if P.torch_cuda:
-        torch = P.torch
-
-        def prep_t(sets):
-            ts = [torch.from_numpy(s[0]).cuda() for s in sets]
-            return lambda i: ts[i].cpu().numpy()
-        impls.append(Impl("torch-cuda", prep_t, fetch_numpy, P.sync_torch, "device",
-                          P.cuda_device_name(), note=".cpu().numpy(), pageable"))
-    if P.cupy is not None:
-        cp = P.cupy
-
-        def prep_c(sets):
-            cs = [cp.asarray(s[0]) for s in sets]
-            return lambda i: cs[i].get()
-        impls.append(Impl("cupy", prep_c, fetch_numpy, P.sync_cupy, "device", P.cuda_device_name(),
-                          note=".get(), pageable"))
+    impls = _resident_impls(P, {"vaccel": lambda x: x.numpy(), "torch": lambda x: x.cpu().numpy(),
+                                "cupy": lambda x: x.get()},
+                            {"vaccel": fetch_numpy, "torch": fetch_numpy, "cupy": fetch_numpy},
+                            {"vaccel": "Array.numpy()", "torch": ".cpu().numpy(), pageable",
+                             "cupy": ".get(), pageable"})
     return Case(name=f"runtime/download/{nbytes // MiB}MiB", family="runtime", op="runtime/download",
                 params={"bytes": nbytes}, make_inputs=lambda rng: (rng.random(nbytes // 4, dtype=np.float32),),
                 impls=impls, check=_exact_check, bytes=float(nbytes), unit="GB/s", size=float(nbytes),
