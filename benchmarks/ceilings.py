@@ -4,6 +4,8 @@ device_copy_GBps   vaccel's device-to-device copy shader (Array.copy), (read + w
 device_gemm_GFLOPs fp32 GEMM rate of the device: torch.cuda mm with TF32 off at 8192^3 when CUDA
                    is there; otherwise NumPy's fp32 matmul on the CPU (right for lavapipe, where
                    the "device" is the CPU)
+device_gemm_f16_GFLOPs  fp16 GEMM rate (float32 accumulation): torch.cuda mm at 8192^3, when CUDA is
+                   there; the floor of float16 matmul cases
 host_copy_GBps     NumPy copy of a large array, (read + write) bytes / s
 host_gemm_GFLOPs   NumPy fp32 matmul
 torch_copy_GBps    torch.cuda clone, for reference beside vaccel's copy
@@ -86,6 +88,19 @@ def torch_gemm(peers):
     return 2 * n**3 / t / 1e9, f"torch.cuda fp32 mm {n}^3, TF32 off"
 
 
+def torch_gemm_f16(peers):
+    torch = peers.torch
+    n = 8192
+    g = torch.Generator(device="cuda").manual_seed(5)
+    a = torch.randn(n, n, device="cuda", generator=g, dtype=torch.float16)
+    b = torch.randn(n, n, device="cuda", generator=g, dtype=torch.float16)
+    c = torch.empty(n, n, device="cuda", dtype=torch.float16)
+    t = _best_time(lambda: torch.mm(a, b, out=c), torch.cuda.synchronize, 10)
+    del a, b, c
+    torch.cuda.empty_cache()
+    return 2 * n**3 / t / 1e9, f"torch.cuda fp16 mm {n}^3 (float32 accumulation)"
+
+
 def torch_copy(peers):
     torch = peers.torch
     x = torch.empty(256 * MiB // 4, device="cuda").normal_()
@@ -118,6 +133,7 @@ def measure(peers, quick, log=print):
         c["device_copy_error"] = "vaccel not importable"
     if peers.torch_cuda:
         attempt("device_gemm_GFLOPs", torch_gemm, peers)
+        attempt("device_gemm_f16_GFLOPs", torch_gemm_f16, peers)
         attempt("torch_copy_GBps", torch_copy, peers)
     else:
         c["device_gemm_GFLOPs"] = c.get("host_gemm_GFLOPs")
@@ -132,6 +148,7 @@ def describe(c):
         f"  device copy  {f(c.get('device_copy_GBps'), 'GB/s'):>18}   {c.get('device_copy_source', c.get('device_copy_error', ''))}",
         f"  device GEMM  {f(c.get('device_gemm_GFLOPs'), 'GFLOP/s'):>18}   {c.get('device_gemm_source', c.get('device_gemm_error', ''))}",
         f"  host copy    {f(c.get('host_copy_GBps'), 'GB/s'):>18}   {c.get('host_copy_source', '')}",
+        f"  device f16 GEMM {f(c.get('device_gemm_f16_GFLOPs'), 'GFLOP/s'):>15}   {c.get('device_gemm_f16_source', c.get('device_gemm_f16_error', ''))}",
         f"  host GEMM    {f(c.get('host_gemm_GFLOPs'), 'GFLOP/s'):>18}   {c.get('host_gemm_source', '')}",
     ]
     if c.get("torch_copy_GBps"):

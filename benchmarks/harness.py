@@ -84,6 +84,7 @@ class Case:
     priority: int = 1              # 0: the cases a short run must not lose; run first
     skipped: dict = field(default_factory=dict)   # impl name -> reason it is not offered here
     has_floor: bool = True         # False where no ceiling we measure bounds it (PCIe, latency)
+    gemm_rate: str = ""            # which GEMM ceiling bounds its flops: "" fp32, "_f16" fp16
     note: str = ""
 
 
@@ -246,7 +247,7 @@ def floors(case, impl, ceilings):
     """(floor_s, {'gemm': s, 'bytes': s}) using the ceilings of the processor impl runs on."""
     side = "device" if impl.where == "device" else "host"
     bw = ceilings.get(f"{side}_copy_GBps")
-    rate = ceilings.get(f"{side}_gemm_GFLOPs")
+    rate = ceilings.get(f"{side}_gemm{case.gemm_rate}_GFLOPs")
     parts = {}
     if not case.has_floor:
         return None, parts

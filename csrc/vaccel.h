@@ -85,6 +85,9 @@ typedef struct va_device_info {
     int integer_dot_product;
     int cooperative_matrix;             /* VK_KHR_cooperative_matrix */
     int cooperative_matrix_nv2;         /* VK_NV_cooperative_matrix2 */
+    /* The subgroup-scope float16 x float16 -> float32 shape (M x N x K) the GEMM kernels use,
+     * from vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR; 0 when there is none. */
+    uint32_t coopmat_m, coopmat_n, coopmat_k;
     int external_memory_host;           /* VK_EXT_external_memory_host */
     uint64_t min_imported_host_pointer_alignment;
     int memory_budget;                  /* VK_EXT_memory_budget */
@@ -241,6 +244,18 @@ va_status va_topk(va_stream *s, const va_tensor *x, int64_t k, int largest, cons
  * Works through distance tiles of bounded size; the nq x nb matrix is never formed. */
 va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, float p, int64_t k,
                  const va_tensor *mask, const va_tensor *out_d, const va_tensor *out_i);
+
+/* Dense math. c = a·b (c += a·b when accumulate): a (m, k) or (batch, m, k), b (k, n) or
+ * (batch, k, n), c (m, n) or (batch, m, n); a batch of 1 broadcasts. a and b float32 or float16,
+ * either of their last two axes contiguous (a transposed view costs nothing); c float32, or
+ * float16 for float16 a and b; float32 accumulation. Float16 runs on cooperative matrices where the
+ * device has them (VACCEL_NO_COOPMAT=1 turns that off). */
+va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const va_tensor *c, int accumulate);
+/* y = a·x: a as in va_matmul, x (batch or 1, k) float32, y (batch, m) float32. */
+va_status va_matvec(va_stream *s, const va_tensor *a, const va_tensor *x, const va_tensor *y);
+/* out = aᵀ over the last two axes: a (rows, cols) or (batch, rows, cols), out (batch, cols, rows);
+ * 16- or 32-bit elements, last axes contiguous. */
+va_status va_transpose(va_stream *s, const va_tensor *a, const va_tensor *out);
 
 /* Ops by name, for bindings: the same ops with integer and float parameters by position. */
 typedef va_status (*va_op_fn)(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,

@@ -47,6 +47,19 @@ else
   say "no apt-get here: install a C compiler, the Vulkan loader and headers, glslc, a Vulkan driver and Python headers yourself"
 fi
 
+# --- a glslc for the cooperative-matrix shaders (Debian 12's predates GL_KHR_cooperative_matrix):
+# fetched once into build/toolchain; without it those kernels are left out and the others serve.
+if [ ! -x "$(dirname "$0")/../build/toolchain/glslc" ] && [ -z "${GLSLC_COOPMAT:-}" ]; then
+  probe=$(mktemp -d)
+  printf '%s\n' '#version 450' '#extension GL_KHR_cooperative_matrix : require' \
+    'layout(local_size_x = 32) in;' 'void main() {}' > "$probe/p.comp"
+  if ! glslc -fshader-stage=compute "$probe/p.comp" -o "$probe/p.spv" >/dev/null 2>&1; then
+    if [ $have_apt = 1 ]; then apt_install --optional curl xz-utils ca-certificates; fi
+    "$(dirname "$0")/fetch-glslc.sh" || say "no glslc with cooperative matrices: those kernels will be left out"
+  fi
+  rm -rf "$probe"
+fi
+
 # --- the interpreter itself (Debian's python3 may be absent on a minimal system)
 if ! command -v "$PY" >/dev/null 2>&1; then
   if [ $have_apt = 1 ] && { [ "$PY" = python3 ] || [ "$PY" = /usr/bin/python3 ]; }; then

@@ -303,3 +303,30 @@ def knn(queries, database, k, metric="sqeuclidean", *, p=2.0, filter=None):
         D[r:r + step, :kk] = v
         I[r:r + step, :kk] = i if rows is None else rows[i]
     return D, I
+
+
+# ---- dense math: matmul, matvec, transpose ------------------------------------------------------
+
+def matmul(a, b, result_dtype):
+    """numpy.matmul computed in float32 (float16 operands are exact in float32), cast to the
+    result dtype (float16 for two float16 operands unless asked otherwise, else float32)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = np.matmul(np.asarray(a).astype(np.float32), np.asarray(b).astype(np.float32))
+        return np.asarray(r).astype(result_dtype)
+
+
+def matvec(a, x):
+    """a @ x over the last axes, float32."""
+    a = np.asarray(a).astype(np.float32)
+    x = np.asarray(x).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.matmul(a, x[..., None])[..., 0]
+
+
+def transpose(a):
+    """The last two axes swapped, contiguous; float64 becomes float32 as on the device."""
+    a = np.asarray(a)
+    if a.dtype == np.float64:
+        a = a.astype(np.float32)
+    return np.ascontiguousarray(np.swapaxes(a, -1, -2))
+

@@ -235,6 +235,8 @@ def report():
         feats = [k for k in ("fp16", "int8", "bf16", "fp64", "storage_16bit", "storage_8bit", "integer_dot_product",
                              "cooperative_matrix", "cooperative_matrix_nv2", "timestamps", "transfer_queue")
                  if d[k]]
+        if d.get("cooperative_matrix_shape"):
+            feats.append("coopmat %dx%dx%d f16" % tuple(d["cooperative_matrix_shape"]))
         lines.append("    features: " + ", ".join(feats))
         lines.append(f"    memory: zero-copy path '{d['zero_copy']}'"
                      + (", unified" if d["unified_memory"] else "")

@@ -15,6 +15,17 @@
 typedef struct { VkStructureType sType; void *pNext; VkBool32 cooperativeMatrix, robust; } va_coopmat_features;
 typedef struct { VkStructureType sType; void *pNext; VkBool32 f[7]; } va_coopmat2_features;
 typedef struct { VkStructureType sType; void *pNext; VkBool32 type, dot, coopmat; } va_bf16_features;
+/* VkCooperativeMatrixPropertiesKHR (newer than the headers Debian 12 ships). */
+#define VA_STYPE_COOPMAT_PROPERTIES_KHR ((VkStructureType)1000506001)
+typedef struct {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t m, n, k;
+    uint32_t a_type, b_type, c_type, result_type; /* VkComponentTypeKHR: 0 float16, 1 float32 */
+    VkBool32 saturating;
+    uint32_t scope;                               /* VkScopeKHR: 3 subgroup */
+} va_coopmat_props;
+typedef VkResult (*va_coopmat_props_fn)(VkPhysicalDevice, uint32_t *, va_coopmat_props *);
 
 static pthread_mutex_t instance_lock = PTHREAD_MUTEX_INITIALIZER;
 static va_instance *the_instance;
@@ -226,6 +237,38 @@ static void copy_str(char *dst, size_t cap, const char *src) {
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* Picks the float16 -> float32 subgroup shape for the GEMM kernels: 16x16x16 where offered (the
+ * common one on NVIDIA and AMD), else the offered one with the most work per instruction whose
+ * sides are multiples of 8 (the kernels' 16-byte shared-memory addressing). */
+static void coopmat_shape(VkPhysicalDevice pd, va_device_info *info) {
+    if (!the_instance) return;
+    va_coopmat_props_fn fn = (va_coopmat_props_fn)vkGetInstanceProcAddr(
+        the_instance->instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+    if (!fn) return;
+    uint32_t n = 0;
+    if (fn(pd, &n, NULL) != VK_SUCCESS || n == 0) return;
+    va_coopmat_props *p = calloc(n, sizeof *p);
+    if (!p) return;
+    for (uint32_t i = 0; i < n; i++) p[i].sType = VA_STYPE_COOPMAT_PROPERTIES_KHR;
+    if (fn(pd, &n, p) == VK_SUCCESS) {
+        uint64_t best = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (p[i].a_type != 0 || p[i].b_type != 0 || p[i].c_type != 1 || p[i].result_type != 1 ||
+                p[i].scope != 3 || p[i].saturating || p[i].m % 8 || p[i].n % 8 || p[i].k % 8)
+                continue;
+            uint64_t score = (uint64_t)p[i].m * p[i].n * p[i].k;
+            if (p[i].m == 16 && p[i].n == 16 && p[i].k == 16) score = UINT64_MAX;
+            if (score > best) {
+                best = score;
+                info->coopmat_m = p[i].m;
+                info->coopmat_n = p[i].n;
+                info->coopmat_k = p[i].k;
+            }
+        }
+    }
+    free(p);
+}
+
 va_status va_query_device(VkPhysicalDevice pd, int index, va_device_info *info) {
     memset(info, 0, sizeof *info);
     info->index = index;
@@ -297,6 +340,7 @@ va_status va_query_device(VkPhysicalDevice pd, int index, va_device_info *info) 
     info->storage_8bit = f.v12.storageBuffer8BitAccess;
     info->cooperative_matrix = f.has_coop && f.coop.cooperativeMatrix;
     info->cooperative_matrix_nv2 = f.has_coop2 && f.coop2.f[0];
+    if (info->cooperative_matrix) coopmat_shape(pd, info);
     info->external_memory_host = f.has_host_import;
     info->min_imported_host_pointer_alignment = f.has_host_import ? ph.minImportedHostPointerAlignment : 0;
     info->memory_budget = f.has_budget;

@@ -119,6 +119,8 @@ typedef struct va_kernel {
  * subgroup size where the device allows it. Created once and kept. */
 va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec, uint32_t nspec,
                         uint32_t required_subgroup, const va_kernel **out);
+/* Whether the build embedded shader `name` (shaders needing a newer compiler may be left out). */
+int va_kernel_available(const char *name);
 va_status va_pipeline_init(va_context *ctx, const char *cache_dir);
 void va_pipeline_destroy(va_context *ctx);
 

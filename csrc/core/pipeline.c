@@ -172,6 +172,8 @@ static const va_spirv *find_spirv(const char *name) {
     return NULL;
 }
 
+int va_kernel_available(const char *name) { return find_spirv(name) != NULL; }
+
 va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec, uint32_t nspec,
                         uint32_t required_subgroup, const va_kernel **out) {
     if (nspec > VA_MAX_SPEC) return va_fail(VA_ERROR_INTERNAL, "too many specialization constants");

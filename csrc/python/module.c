@@ -95,6 +95,9 @@ static PyObject *info_dict(const va_device_info *i) {
              put(d, "integer_dot_product", PyBool_FromLong(i->integer_dot_product)) == 0 &&
              put(d, "cooperative_matrix", PyBool_FromLong(i->cooperative_matrix)) == 0 &&
              put(d, "cooperative_matrix_nv2", PyBool_FromLong(i->cooperative_matrix_nv2)) == 0 &&
+             put(d, "cooperative_matrix_shape",
+                 i->coopmat_m ? Py_BuildValue("(III)", i->coopmat_m, i->coopmat_n, i->coopmat_k)
+                              : (Py_INCREF(Py_None), Py_None)) == 0 &&
              put(d, "external_memory_host", PyBool_FromLong(i->external_memory_host)) == 0 &&
              put(d, "min_imported_host_pointer_alignment",
                  PyLong_FromUnsignedLongLong(i->min_imported_host_pointer_alignment)) == 0 &&

@@ -1,0 +1,230 @@
+// matmul.comp — C = A·B (or C += A·B) for float32/float16 operands on any device: one BM x BN tile
+// of C per workgroup, BK-deep slices of A and B staged through two shared-memory buffers (the next
+// slice is fetched into registers while the current one is multiplied, so one barrier per slice),
+// TM x TN results per thread kept as vec4 accumulators (scalar arrays of that size spill on
+// NVIDIA's compiler). A thread's rows are TM/4 blocks of 4 spread BM/(TM/4) apart, its columns
+// likewise, so the shared-memory reads of a subgroup are broadcasts or consecutive vec4s.
+// Operands are strided views: A is (M, K) with rows lda apart, or its transpose stored K-major
+// (A_T); B is (K, N) with rows ldb apart, or stored N-major (B_T). Batches are gl_WorkGroupID.z.
+//! variant f16: -DA_F16 -DB_F16
+//! variant f16c: -DA_F16 -DB_F16 -DC_F16
+//! variant a16: -DA_F16
+//! variant b16: -DB_F16
+#version 450
+#extension GL_EXT_control_flow_attributes : require
+#if defined(A_F16) || defined(B_F16) || defined(C_F16)
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
+#if defined(A_F16)
+#define ELEM_A float16_t
+#define ELEM4_A f16vec4
+#else
+#define ELEM_A float
+#define ELEM4_A vec4
+#endif
+#if defined(B_F16)
+#define ELEM_B float16_t
+#define ELEM4_B f16vec4
+#else
+#define ELEM_B float
+#define ELEM4_B vec4
+#endif
+#if defined(C_F16)
+#define ELEM_C float16_t
+#else
+#define ELEM_C float
+#endif
+
+layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
+layout(constant_id = 3) const uint BM = 128;
+layout(constant_id = 4) const uint BN = 128;
+layout(constant_id = 5) const uint BK = 8;
+layout(constant_id = 6) const uint TM = 8;
+layout(constant_id = 7) const uint TN = 8;
+layout(constant_id = 8) const bool A_T = false;
+layout(constant_id = 9) const bool B_T = false;
+// VEC_A / VEC_B: the operand's contiguous axis, its leading dimension and its offset are
+// multiples of 4 elements, so tile loads take 4 elements at a time.
+layout(constant_id = 10) const bool VEC_A = false;
+layout(constant_id = 11) const bool VEC_B = false;
+
+layout(binding = 0) readonly buffer A_ { ELEM_A A[]; };
+layout(binding = 0) readonly buffer A4_ { ELEM4_A A4[]; };
+layout(binding = 1) readonly buffer B_ { ELEM_B B[]; };
+layout(binding = 1) readonly buffer B4_ { ELEM4_B B4[]; };
+layout(binding = 2) buffer C_ { ELEM_C C[]; };
+
+layout(push_constant) uniform PC {
+    uint m, n, k;
+    uint lda, ldb, ldc;
+    uint a_off, b_off, c_off;
+    uint a_bs, b_bs, c_bs;      // batch strides in elements (0 broadcasts)
+    uint accumulate;            // 1: C += A·B (K split across dispatches)
+} pc;
+
+const uint RT = BM / TM;        // threads along M
+const uint CT = BN / TN;        // threads along N
+const uint MB = TM / 4, NB = TN / 4;
+
+shared vec4 As[2 * BK * (BM / 4)];
+shared vec4 Bs[2 * BK * (BN / 4)];
+
+// Elements of one slice each thread fetches: BM*BK/WG of A, BK*BN/WG of B.
+const uint WG = RT * CT;
+const uint LA = (BM * BK + WG - 1) / WG;
+const uint LB = (BK * BN + WG - 1) / WG;
+
+float a_at(uint base, uint i, uint p) {
+    if (i >= pc.m || p >= pc.k) return 0.0;
+    return float(A[base + (A_T ? p * pc.lda + i : i * pc.lda + p)]);
+}
+float b_at(uint base, uint p, uint j) {
+    if (p >= pc.k || j >= pc.n) return 0.0;
+    return float(B[base + (B_T ? j * pc.ldb + p : p * pc.ldb + j)]);
+}
+
+void main() {
+    const uint t = gl_LocalInvocationID.x;
+    const uint tx = t % CT, ty = t / CT;
+    const uint row0 = gl_WorkGroupID.y * BM, col0 = gl_WorkGroupID.x * BN;
+    const uint batch = gl_WorkGroupID.z;
+    const uint abase = pc.a_off + batch * pc.a_bs, bbase = pc.b_off + batch * pc.b_bs;
+
+    // Register staging of one slice: vec4 groups along the operand's contiguous axis when VEC_*,
+    // else scalars (4 per vec4 slot, same positions).
+    const uint NA4 = (BM * BK / 4 + WG - 1) / WG;
+    const uint NB4 = (BK * BN / 4 + WG - 1) / WG;
+    vec4 ra[NA4], rb[NB4];
+
+    // Slot s of this thread covers 4 consecutive elements of the tile along the contiguous axis:
+    // for A (row-major) that is k, for A_T it is m; for B it is n, for B_T it is k.
+    vec4 acc[TM][NB];
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = vec4(0.0);
+
+    uint nslices = (pc.k + BK - 1) / BK;
+
+    // fetch(slice): global -> registers
+#define FETCH(k0)                                                                                   \
+    [[unroll]] for (uint s = 0; s < NA4; s++) {                                                     \
+        uint e = (s * WG + t) * 4;                                                                  \
+        vec4 v = vec4(0.0);                                                                         \
+        if (e < BM * BK) {                                                                          \
+            if (!A_T) {                                                                             \
+                uint i = row0 + e / BK, p = (k0) + e % BK;                                          \
+                if (VEC_A) {                                                                        \
+                    if (i < pc.m && p < pc.k) v = vec4(A4[(abase + i * pc.lda + p) / 4]);           \
+                } else {                                                                            \
+                    v = vec4(a_at(abase, i, p), a_at(abase, i, p + 1), a_at(abase, i, p + 2),      \
+                             a_at(abase, i, p + 3));                                                \
+                }                                                                                   \
+            } else {                                                                                \
+                uint i = row0 + e % BM, p = (k0) + e / BM;                                          \
+                if (VEC_A) {                                                                        \
+                    if (i < pc.m && p < pc.k) v = vec4(A4[(abase + p * pc.lda + i) / 4]);           \
+                } else {                                                                            \
+                    v = vec4(a_at(abase, i, p), a_at(abase, i + 1, p), a_at(abase, i + 2, p),      \
+                             a_at(abase, i + 3, p));                                                \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+        ra[s] = v;                                                                                  \
+    }                                                                                               \
+    [[unroll]] for (uint s = 0; s < NB4; s++) {                                                     \
+        uint e = (s * WG + t) * 4;                                                                  \
+        vec4 v = vec4(0.0);                                                                         \
+        if (e < BK * BN) {                                                                          \
+            if (!B_T) {                                                                             \
+                uint p = (k0) + e / BN, j = col0 + e % BN;                                          \
+                if (VEC_B) {                                                                        \
+                    if (p < pc.k && j < pc.n) v = vec4(B4[(bbase + p * pc.ldb + j) / 4]);           \
+                } else {                                                                            \
+                    v = vec4(b_at(bbase, p, j), b_at(bbase, p, j + 1), b_at(bbase, p, j + 2),      \
+                             b_at(bbase, p, j + 3));                                                \
+                }                                                                                   \
+            } else {                                                                                \
+                uint p = (k0) + e % BK, j = col0 + e / BK;                                          \
+                if (VEC_B) {                                                                        \
+                    if (p < pc.k && j < pc.n) v = vec4(B4[(bbase + j * pc.ldb + p) / 4]);           \
+                } else {                                                                            \
+                    v = vec4(b_at(bbase, p, j), b_at(bbase, p + 1, j), b_at(bbase, p + 2, j),      \
+                             b_at(bbase, p + 3, j));                                                \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+        rb[s] = v;                                                                                  \
+    }
+
+    // store(buffer): registers -> shared, As as [k][m] and Bs as [k][n] in vec4s.
+#define STORE(buf)                                                                                  \
+    [[unroll]] for (uint s = 0; s < NA4; s++) {                                                     \
+        uint e = (s * WG + t) * 4;                                                                  \
+        if (e < BM * BK) {                                                                          \
+            if (!A_T) {                                                                             \
+                uint i = e / BK, p = e % BK;                                                        \
+                [[unroll]] for (uint c = 0; c < 4; c++)                                             \
+                    As[(buf) * BK * (BM / 4) + (p + c) * (BM / 4) + i / 4][i % 4] = ra[s][c];       \
+            } else {                                                                                \
+                uint i = e % BM, p = e / BM;                                                        \
+                As[(buf) * BK * (BM / 4) + p * (BM / 4) + i / 4] = ra[s];                           \
+            }                                                                                       \
+        }                                                                                           \
+    }                                                                                               \
+    [[unroll]] for (uint s = 0; s < NB4; s++) {                                                     \
+        uint e = (s * WG + t) * 4;                                                                  \
+        if (e < BK * BN) {                                                                          \
+            if (!B_T) {                                                                             \
+                uint p = e / BN, j = e % BN;                                                        \
+                Bs[(buf) * BK * (BN / 4) + p * (BN / 4) + j / 4] = rb[s];                           \
+            } else {                                                                                \
+                uint p = e % BK, j = e / BK;                                                        \
+                [[unroll]] for (uint c = 0; c < 4; c++)                                             \
+                    Bs[(buf) * BK * (BN / 4) + (p + c) * (BN / 4) + j / 4][j % 4] = rb[s][c];       \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+    if (nslices > 0) {
+        FETCH(0)
+        STORE(0)
+    }
+    barrier();
+    uint cur = 0;
+    for (uint sl = 0; sl < nslices; sl++) {
+        bool more = sl + 1 < nslices;
+        if (more) { FETCH((sl + 1) * BK) }
+        const uint abuf = cur * BK * (BM / 4), bbuf = cur * BK * (BN / 4);
+        [[unroll]] for (uint p = 0; p < BK; p++) {
+            vec4 av[MB], bv[NB];
+            [[unroll]] for (uint i = 0; i < MB; i++) av[i] = As[abuf + p * (BM / 4) + i * RT + ty];
+            [[unroll]] for (uint j = 0; j < NB; j++) bv[j] = Bs[bbuf + p * (BN / 4) + j * CT + tx];
+            [[unroll]] for (uint i = 0; i < MB; i++)
+                [[unroll]] for (uint r = 0; r < 4; r++)
+                    [[unroll]] for (uint j = 0; j < NB; j++)
+                        acc[i * 4 + r][j] = fma(vec4(av[i][r]), bv[j], acc[i * 4 + r][j]);
+        }
+        if (more) { STORE(1 - cur) }
+        barrier();
+        cur = 1 - cur;
+    }
+
+    const uint cbase = pc.c_off + batch * pc.c_bs;
+    [[unroll]] for (uint i = 0; i < MB; i++)
+        [[unroll]] for (uint r = 0; r < 4; r++) {
+            uint gr = row0 + (i * RT + ty) * 4 + r;
+            if (gr >= pc.m) continue;
+            [[unroll]] for (uint j = 0; j < NB; j++) {
+                vec4 v = acc[i * 4 + r][j];
+                uint gc = col0 + (j * CT + tx) * 4;
+                [[unroll]] for (uint c = 0; c < 4; c++) {
+                    if (gc + c < pc.n) {
+                        uint o = cbase + gr * pc.ldc + gc + c;
+                        float x = v[c];
+                        if (pc.accumulate != 0) x += float(C[o]);
+                        C[o] = ELEM_C(x);
+                    }
+                }
+            }
+        }
+}

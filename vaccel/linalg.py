@@ -1,0 +1,290 @@
+"""matmul, matvec and transpose with NumPy's semantics: argument checks, 1-D promotion, batch
+broadcasting, the dtype policy (float16 x float16 -> float16 with float32 accumulation, everything
+else computed in float32 and returned as float32) and the dispatch to the Vulkan ops or the NumPy
+reference in vaccel.cpu."""
+
+import math
+
+import numpy as np
+
+from . import cpu, runtime
+
+
+def _operand(x, name):
+    """An Array, or x as a NumPy array of numbers."""
+    if runtime._is_array(x):
+        return x
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    try:
+        a = np.asarray(x)
+    except Exception as exc:
+        raise TypeError(f"{name} must be array-like: {exc}") from None
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    return a
+
+
+def _result_dtype(a, b, out_dtype):
+    both16 = np.dtype(a.dtype) == np.float16 and np.dtype(b.dtype) == np.float16
+    if out_dtype is None:
+        return np.dtype(np.float16 if both16 else np.float32)
+    dt = np.dtype(out_dtype)
+    if dt == np.float32 or (dt == np.float16 and both16):
+        return dt
+    raise TypeError(f"out_dtype must be float32{' or float16' if both16 else ''} for {a.dtype} x {b.dtype}, "
+                    f"got {dt}")
+
+
+def _device_dtype(x):
+    """The dtype the kernels read x in: float16 stays float16 where the device stores 16-bit
+    values, everything else is float32."""
+    if np.dtype(x.dtype) == np.float16 and runtime.device_info()["storage_16bit"]:
+        return np.dtype(np.float16)
+    return np.dtype(np.float32)
+
+
+def _as_dtype(x, dt):
+    if np.dtype(x.dtype) == dt:
+        return x
+    if runtime._is_array(x):
+        return runtime.asarray(x.numpy().astype(dt))
+    with np.errstate(over="ignore"):
+        return x.astype(dt)
+
+
+def _view(x, shape, strides):
+    """x (Array or ndarray) seen with a new shape and element strides, no copy."""
+    if runtime._is_array(x):
+        return runtime.Array(x._buf, shape, x.dtype, x._offset, strides)
+    return np.lib.stride_tricks.as_strided(x, shape, tuple(s * x.itemsize for s in strides))
+
+
+def _strides(x):
+    if runtime._is_array(x):
+        return tuple(x._strides)
+    return tuple(s // x.itemsize for s in x.strides)
+
+
+def _kernel_ready(x, name):
+    """x with a layout the kernels take: one of its last two axes contiguous, non-negative strides
+    that are whole elements (NumPy arrays are copied otherwise; Arrays always qualify but a
+    doubly-strided one is brought back through the host)."""
+    if runtime._is_array(x):
+        st = _strides(x)
+        if x.ndim >= 2 and not (st[-1] == 1 or st[-2] == 1 or x.shape[-1] <= 1 or x.shape[-2] <= 1):
+            return runtime.asarray(x.numpy())
+        return x
+    ok = all(s >= 0 and s % x.itemsize == 0 for s in x.strides) and x.ctypes.data % x.itemsize == 0
+    if ok and x.ndim >= 2:
+        st = _strides(x)
+        ok = st[-1] == 1 or st[-2] == 1 or x.shape[-1] <= 1 or x.shape[-2] <= 1
+    return x if ok else np.ascontiguousarray(x)
+
+
+def _batched(x, batch_shape):
+    """x (..., r, c) broadcast to batch_shape + (r, c), as a 3-D operand (batch, r, c): a batch axis
+    of its own keeps its stride, a broadcast one gets stride 0; several batch axes are merged
+    (copied when their strides do not chain)."""
+    r, c = x.shape[-2:]
+    nb = math.prod(batch_shape)
+    st = _strides(x)
+    lead = x.shape[:-2]
+    if all(n == 1 for n in lead):
+        return _view(x, (nb, r, c), (0,) + st[-2:])
+    if len(lead) == 1 and len(batch_shape) == 1:
+        return _view(x, (nb, r, c), (st[0],) + st[-2:])
+    if runtime._is_array(x):
+        x = x.numpy()
+    full = np.broadcast_to(x, tuple(batch_shape) + (r, c))
+    try:
+        return full.reshape(nb, r, c)
+    except ValueError:
+        return np.ascontiguousarray(full).reshape(nb, r, c)
+
+
+def _check_out(out, shape, dtype):
+    if out is None:
+        return None
+    if runtime._is_array(out):
+        if out.shape != shape:
+            raise ValueError(f"out has shape {out.shape}, expected {shape}")
+        if out.dtype != dtype:
+            raise TypeError(f"out must be {dtype}, got {out.dtype}")
+        if out._strides != runtime.Array(None, out.shape, out.dtype)._strides:
+            raise ValueError("out must be a contiguous vaccel.Array")
+        return out
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray or vaccel.Array, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, expected {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"out must be {dtype}, got {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    return out
+
+
+def _deliver(r, out, want_array):
+    """A host result r delivered as the Vulkan path would: into out, or as an Array."""
+    if out is not None:
+        if runtime._is_array(out):
+            out._assign(r)
+        else:
+            out[...] = r
+        return out
+    return runtime.asarray(r) if want_array else r
+
+
+def _result(shape, dtype, out, want_array):
+    """(result, target): target is what the kernel writes (contiguous), result what is returned."""
+    if out is None:
+        want_array = want_array or runtime.in_batch()
+        res = runtime.empty(shape, dtype) if want_array else np.empty(shape, dtype)
+    else:
+        res = out
+    target = res
+    if not runtime._is_array(res) and not res.flags.c_contiguous:
+        target = np.empty(shape, dtype)
+    return res, target
+
+
+def _fill_zeros(res):
+    if runtime._is_array(res):
+        res._assign(np.zeros(res.shape, res.dtype))
+    else:
+        res[...] = 0
+
+
+def matmul(a, b, out=None, *, out_dtype=None):
+    """Matrix product with numpy.matmul's shapes: 2-D, batched (leading axes broadcast), and 1-D
+    operands promoted and squeezed as NumPy does. float16 x float16 gives float16 (float32
+    accumulation; out_dtype=numpy.float32 keeps the float32 result); everything else is computed
+    in float32 and returned as float32. Transposed and strided views are read in place.
+    Returns a vaccel.Array when a or b is one, else a NumPy array; `out` is filled and returned."""
+    a = _operand(a, "a")
+    b = _operand(b, "b")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError("matmul: a and b must be at least 1-D (use multiply for scalars)")
+    rdt = _result_dtype(a, b, out_dtype)
+    a_vec, b_vec = a.ndim == 1, b.ndim == 1
+    a2 = _view(a, (1, a.shape[0]), (0, _strides(a)[0])) if a_vec else a
+    b2 = _view(b, (b.shape[0], 1), (_strides(b)[0], 0)) if b_vec else b
+    m, k = a2.shape[-2:]
+    k2, n = b2.shape[-2:]
+    if k != k2:
+        raise ValueError(f"matmul: a has {k} columns but b has {k2} rows (a {a.shape}, b {b.shape})")
+    try:
+        batch_shape = tuple(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
+    except ValueError:
+        raise ValueError(f"matmul: the batch axes of a {a.shape} and b {b.shape} do not broadcast") from None
+    shape = batch_shape + (m, n)
+    final = batch_shape + ((m,) if not a_vec else ()) + ((n,) if not b_vec else ())
+    out = _check_out(out, final, rdt)
+    want_array = runtime._is_array(a) or runtime._is_array(b)
+    if runtime.get_backend() == "cpu":
+        ha = a.numpy() if runtime._is_array(a) else a
+        hb = b.numpy() if runtime._is_array(b) else b
+        return _deliver(cpu.matmul(ha, hb, rdt), out, want_array)
+
+    res, target = _result(final, rdt, out, want_array)
+    if math.prod(shape) == 0:
+        return res
+    if k == 0:
+        _fill_zeros(res)
+        return res
+    # Operand dtypes: float16 pairs stay float16 (cooperative matrices); a float16 result needs them.
+    da, db = _device_dtype(a2), _device_dtype(b2)
+    if rdt == np.float16 and (da != np.float16 or db != np.float16):
+        raise TypeError("a float16 result needs a device that stores float16; use out_dtype=numpy.float32")
+    a3 = _batched(_kernel_ready(_as_dtype(a2, da), "a"), batch_shape)
+    b3 = _batched(_kernel_ready(_as_dtype(b2, db), "b"), batch_shape)
+    nb = math.prod(batch_shape)
+    t3 = _view(target, (nb, m, n), (m * n, n, 1))
+    names = {("in", 0): "a", ("in", 1): "b", ("out", 0): "out"}
+    runtime.run_op("matmul", (a3, b3), (t3,), (0,), (), names)
+    if target is not res:
+        res[...] = target
+    return res
+
+
+def matvec(a, x, out=None):
+    """a @ x for a (..., m, k) and x (..., k) -> (..., m), float32 (float16 a is read as float16).
+    Leading axes broadcast as in numpy.matmul."""
+    a = _operand(a, "a")
+    x = _operand(x, "x")
+    if a.ndim < 2:
+        raise ValueError(f"matvec: a must be at least 2-D, got shape {a.shape}")
+    if x.ndim < 1:
+        raise ValueError("matvec: x must be at least 1-D")
+    m, k = a.shape[-2:]
+    if x.shape[-1] != k:
+        raise ValueError(f"matvec: a has {k} columns but x has {x.shape[-1]} entries (a {a.shape}, x {x.shape})")
+    try:
+        batch_shape = tuple(np.broadcast_shapes(a.shape[:-2], x.shape[:-1]))
+    except ValueError:
+        raise ValueError(f"matvec: the batch axes of a {a.shape} and x {x.shape} do not broadcast") from None
+    final = batch_shape + (m,)
+    out = _check_out(out, final, np.dtype(np.float32))
+    want_array = runtime._is_array(a) or runtime._is_array(x)
+    if runtime.get_backend() == "cpu":
+        ha = a.numpy() if runtime._is_array(a) else a
+        hx = x.numpy() if runtime._is_array(x) else x
+        return _deliver(cpu.matvec(ha, hx), out, want_array)
+    res, target = _result(final, np.float32, out, want_array)
+    if math.prod(final) == 0:
+        return res
+    if k == 0:
+        _fill_zeros(res)
+        return res
+    nb = math.prod(batch_shape)
+    a3 = _batched(_kernel_ready(_as_dtype(a, _device_dtype(a)), "a"), batch_shape)
+    # x as (batch or 1, k) rows, contiguous float32.
+    hx = x.numpy() if runtime._is_array(x) else x
+    hx = np.asarray(hx, np.float32)
+    xb = np.ascontiguousarray(np.broadcast_to(hx, batch_shape + (k,)).reshape(nb, k)) if x.ndim > 1 \
+        else np.ascontiguousarray(hx).reshape(1, k)
+    t2 = _view(target, (nb, m), (m, 1))
+    runtime.run_op("matvec", (a3, xb), (t2,), (), (), {("in", 0): "a", ("in", 1): "x", ("out", 0): "out"})
+    if target is not res:
+        res[...] = target
+    return res
+
+
+def transpose(a, out=None):
+    """The last two axes of a swapped (2-D or batched), as a new contiguous array of a's dtype
+    (float64 becomes float32 on the device, as elsewhere)."""
+    a = _operand(a, "a")
+    if a.ndim < 2:
+        raise ValueError(f"transpose: a must be at least 2-D, got shape {a.shape}")
+    want_array = runtime._is_array(a)
+    if runtime.get_backend() == "cpu":
+        ha = a.numpy() if want_array else a
+        r = cpu.transpose(ha)
+        out = _check_out(out, r.shape, r.dtype)
+        return _deliver(r, out, want_array)
+    dt = runtime._device_dtype(a.dtype)
+    if dt.itemsize not in (2, 4):
+        a = _as_dtype(a, np.dtype(np.float32))
+        dt = np.dtype(np.float32)
+    a = _as_dtype(a, dt)
+    r, c = a.shape[-2:]
+    batch_shape = tuple(a.shape[:-2])
+    final = batch_shape + (c, r)
+    out = _check_out(out, final, dt)
+    res, target = _result(final, dt, out, want_array)
+    if math.prod(final) == 0:
+        return res
+    if runtime._is_array(a):
+        st = _strides(a)
+        if a.shape[-1] > 1 and st[-1] != 1:
+            a = runtime.asarray(a.numpy())
+    elif not (a.ndim and (a.shape[-1] <= 1 or a.strides[-1] == a.itemsize)) or any(s < 0 for s in a.strides):
+        a = np.ascontiguousarray(a)
+    nb = math.prod(batch_shape)
+    a3 = _batched(a, batch_shape)
+    t3 = _view(target, (nb, c, r), (c * r, r, 1))
+    runtime.run_op("transpose", (a3,), (t3,), (), (), {("in", 0): "a", ("out", 0): "out"})
+    if target is not res:
+        res[...] = target
+    return res
