@@ -303,3 +303,52 @@ def knn(queries, database, k, metric="sqeuclidean", *, p=2.0, filter=None):
         D[r:r + step, :kk] = v
         I[r:r + step, :kk] = i if rows is None else rows[i]
     return D, I
+
+
+# ---- reductions, statistics, histograms --------------------------------------------------------
+#
+# The same semantics as vaccel.reductions on the device: values are taken as float32 (float64 and
+# integers converted first), computed here in float64 and rounded to float32 once; argmin/argmax
+# return int64. NaN propagates through sums, extremes and variances; argmin/argmax pick the first
+# NaN, else the first of equal extremes (NumPy's rules). Callers have validated the arguments and
+# handled empty axes.
+
+def _f32_values(x):
+    with np.errstate(over="ignore"):
+        return np.asarray(x).astype(np.float32).astype(np.float64)
+
+
+def reduce(what, x, axis, keepdims=False, ddof=0.0):
+    """One of sum, mean, var, std, min, max, argmin, argmax over axis (None: all elements)."""
+    v = _f32_values(x)
+    if v.ndim == 0:
+        v = v.reshape(1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if what in ("argmin", "argmax"):
+            fn = np.argmin if what == "argmin" else np.argmax
+            r = fn(v, axis=axis)
+            if keepdims:
+                r = np.full((1,) * v.ndim, r) if axis is None else np.expand_dims(r, axis)
+            return np.asarray(r, np.int64)[()] if np.ndim(r) == 0 else np.asarray(r, np.int64)
+        if what in ("var", "std"):
+            n = v.size if axis is None else v.shape[axis]
+            m = v.mean(axis=axis, keepdims=True)
+            r = ((v - m) ** 2).sum(axis=axis, keepdims=keepdims) / max(n - ddof, 0)
+            if what == "std":
+                r = np.sqrt(r)
+        else:
+            fn = {"sum": np.sum, "mean": np.mean, "min": np.min, "max": np.max}[what]
+            r = fn(v, axis=axis, keepdims=keepdims)
+        r = np.asarray(r).astype(np.float32)
+        return r[()] if r.ndim == 0 else r
+
+
+def statistics(x, axis=0, ddof=0.0):
+    """{'count', 'mean', 'var', 'min', 'max'} over axis: count int64, the rest float32."""
+    v = _f32_values(x)
+    n = v.size if axis is None else v.shape[axis]
+    out = {"count": np.full(() if axis is None else v.shape[:axis] + v.shape[axis + 1:], n, np.int64)[()]}
+    for key in ("mean", "var", "min", "max"):
+        out[key] = reduce(key, x, axis, False, ddof)
+    return out
+
