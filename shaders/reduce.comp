@@ -3,7 +3,7 @@
 // compensated sum, min, max). A workgroup takes one b, a block of CEFF columns and one segment of
 // R; its threads are laid out column-fastest (coalesced when the columns are contiguous), each
 // folds its rows serially, then the workgroup merges its threads' states in shared memory. With
-// FINAL = 0 it writes one partial state per (b, segment, column) for a second pass (the `state`
+// FINAL = 0 it writes one partial state per (b, column, segment) for a second pass (the `state`
 // variant, which reads those states back as its input); with FINAL = 1 it writes the results.
 // Contiguous rows (C == 1, unit stride) take 16-byte loads. Any subgroup size: nothing here
 // depends on it.
@@ -266,7 +266,7 @@ void main() {
     if (y != 0u || !live) return;
     s = get_shared(t);
     if (FINAL == 0u) {
-        uint pi = ((pc.b0 + b) * pc.S + pc.s0 + seg) * pc.Ctot + pc.c0 + c;
+        uint pi = ((pc.b0 + b) * pc.Ctot + pc.c0 + c) * pc.S + pc.s0 + seg;
         P[2u * pi] = uvec4(floatBitsToUint(s.hi), floatBitsToUint(s.lo), floatBitsToUint(s.mean), floatBitsToUint(s.m2));
         P[2u * pi + 1u] = uvec4(floatBitsToUint(s.mn), floatBitsToUint(s.mx), s.n, s.idx);
     } else {

@@ -175,7 +175,7 @@ def _shape_result(res, shape, axis, keepdims, transposed):
         res = res.reshape(rest)
     if keepdims:
         res = np.expand_dims(res, axis)
-    return np.ascontiguousarray(res)
+    return np.ascontiguousarray(res) if res.ndim else res[()]
 
 
 def sum(x, axis=None, keepdims=False):

@@ -37,7 +37,7 @@ static int64_t span_elems(const geom *g) {
 }
 
 /* One pass over x viewed through g. FINAL passes write the results (out windows), others write
- * partial states at segment s0.. of the (B, S, C) layout in part. seg: rows per segment.
+ * partial states at segment s0.. of the (B, C, S) layout in part. seg: rows per segment.
  * max_elems: the most elements one binding window of x may span. */
 static va_status pass(va_stream *s, const va_kernel *k, const va_tensor *x, size_t es, const geom *g,
                       int64_t seg, int64_t S, va_buffer *part, const va_tensor *out_v, const va_tensor *out_i,
@@ -145,58 +145,54 @@ static va_status reduce_run(va_stream *s, const va_tensor *x, geom g, int what, 
     if (g.R == 1) g.sr = 1;
     if (g.B == 1) g.sb = 0;
 
-    int64_t win = (int64_t)((ctx->info.max_storage_buffer_range - ctx->info.min_storage_buffer_offset_alignment - 64) / es);
-    if (max_elems > 0 && max_elems < win) win = max_elems;
-    if (win < 64) win = 64;
-
     /* Segments: one pass when the (b, column-block) pairs already fill the device; otherwise R is
-     * split so that about target_groups() workgroups run, each thread folding >= 16 rows. */
-    int64_t ceff = g.C < (int64_t)WG ? g.C : WG, Y = WG / ceff;
-    int64_t units = g.B * ((g.C + ceff - 1) / ceff), G = target_groups();
-    int64_t seg = g.R, S = 1;
-    if (units < G / 2) {
-        int64_t want = (G + units - 1) / units;
-        seg = (g.R + want - 1) / want;
-        if (seg < 16 * Y) seg = 16 * Y;
-        seg = (seg + 63) / 64 * 64;
-    }
-    int64_t cc = g.C;
-    if ((cc - 1) * g.sc + 1 > win / 2) cc = (win / 2 - 1) / g.sc + 1;
-    int64_t rfit = (win - (cc - 1) * g.sc - 1) / g.sr + 1;
-    if (seg > rfit) seg = rfit;
-    if (seg > g.R) seg = g.R;
-    S = (g.R + seg - 1) / seg;
-
-    uint32_t spec[5] = {WG, 1, 1, op_of(what), 1};
+     * split so that about target_groups() workgroups run, each thread folding >= 16 rows. Later
+     * passes merge the (B, C, S) partial states the same way until one segment is left (one merge
+     * pass, unless the states of a column exceed a binding window). */
     const char *name = x->dtype == VA_F16 ? "reduce_f16" : "reduce";
-    const va_kernel *k;
+    va_tensor cur = *x;
     double count = (double)g.R;
-    if (S == 1) {
+    for (int level = 0;; level++) {
+        if (level > 32) return va_fail(VA_ERROR_INTERNAL, "reduce: the merge passes do not converge");
+        uint64_t range = ctx->info.max_storage_buffer_range - ctx->info.min_storage_buffer_offset_alignment - 64;
+        int64_t win = (int64_t)(range / es);
+        if (max_elems > 0 && max_elems < win) win = max_elems;
+        if (win < 64) win = 64;
+        int64_t ceff = g.C < (int64_t)WG ? g.C : WG, Y = WG / ceff;
+        int64_t units = g.B * ((g.C + ceff - 1) / ceff), G = target_groups();
+        int64_t seg = g.R;
+        if (level == 0 && units < G / 2) {
+            int64_t want = (G + units - 1) / units;
+            seg = (g.R + want - 1) / want;
+            if (seg < 16 * Y) seg = 16 * Y;
+            seg = (seg + 63) / 64 * 64;
+        }
+        int64_t cc = g.C;
+        if ((cc - 1) * g.sc + 1 > win / 2) cc = (win / 2 - 1) / g.sc + 1;
+        int64_t rfit = (win - (cc - 1) * g.sc - 1) / g.sr + 1;
+        if (seg > rfit) seg = rfit;
+        if (seg > g.R) seg = g.R;
+        int64_t S = (g.R + seg - 1) / seg;
+        uint32_t spec[5] = {WG, 1, 1, op_of(what), S == 1};
+        const va_kernel *k;
         VA_TRY(va_kernel_get(ctx, name, spec, 5, 0, &k));
-        return pass(s, k, x, es, &g, seg, 1, NULL, need_v ? out_v : NULL, need_i ? out_i : NULL, what, ddof,
-                    count, win, 1);
+        if (S == 1)
+            return pass(s, k, &cur, es, &g, seg, 1, NULL, need_v ? out_v : NULL, need_i ? out_i : NULL, what, ddof,
+                        count, win, 1);
+        va_buffer *part;
+        uint64_t states = (uint64_t)(g.B * S * g.C);
+        VA_TRY(va_stream_scratch(s, states * STATE_BYTES, &part));
+        VA_TRY(pass(s, k, &cur, es, &g, seg, S, part, NULL, NULL, what, ddof, count, win, 0));
+        /* The states, (B, C, S) with S fastest, as the next input: a column's states are
+         * contiguous, so every merge level fits many of them in a window and S shrinks. The
+         * window and the strides count whole states. */
+        cur = (va_tensor){part, 0, VA_F32, 1, {(int64_t)states * 8}, {1}};
+        g = (geom){g.B, S, g.C, S * g.C, 1, S};
+        if (g.C == 1) g.sc = 1;
+        if (g.B == 1) g.sb = 0;
+        es = STATE_BYTES;
+        name = "reduce_state";
     }
-    /* Two passes: partial states (B, S, C), then their merge over S. */
-    va_buffer *part;
-    uint64_t states = (uint64_t)(g.B * S * g.C);
-    VA_TRY(va_stream_scratch(s, states * STATE_BYTES, &part));
-    spec[4] = 0;
-    VA_TRY(va_kernel_get(ctx, name, spec, 5, 0, &k));
-    VA_TRY(pass(s, k, x, es, &g, seg, S, part, NULL, NULL, what, ddof, count, win, 0));
-    const va_kernel *k2;
-    spec[4] = 1;
-    VA_TRY(va_kernel_get(ctx, "reduce_state", spec, 5, 0, &k2));
-    va_tensor pt = {part, 0, VA_F32, 1, {(int64_t)states * 8}, {1}};
-    geom g2 = {g.B, S, g.C, S * g.C, g.C, 1};
-    if (g2.C == 1) g2.sc = 1;
-    if (g2.B == 1) g2.sb = 0;
-    /* States are 32 bytes: the window counts them, as the second pass indexes them. */
-    int64_t win2 = (int64_t)((ctx->info.max_storage_buffer_range - ctx->info.min_storage_buffer_offset_alignment - 64) / STATE_BYTES);
-    if (max_elems > 0 && max_elems < win2) win2 = max_elems;
-    if (win2 < 64) win2 = 64;
-    pt.dtype = VA_F32;
-    return pass(s, k2, &pt, STATE_BYTES, &g2, S, 1, NULL, need_v ? out_v : NULL, need_i ? out_i : NULL, what,
-                ddof, count, win2, 1);
 }
 
 /* Registry adapter. iparams: what, B, R, C, sb, sr, sc (elements, from x's offset), window
