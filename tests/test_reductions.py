@@ -344,3 +344,110 @@ def test_beyond_the_device_binding_range(rng):
     assert vaccel.argmin(x) == n - 3 and vaccel.argmax(x) == 7
     y = x.reshape(-1, 1000)
     np.testing.assert_array_equal(vaccel.max(y, axis=0)[:8], [1, 1, 1, 1, 1, 1, 1, 9])
+
+
+# ---- histograms: uniform mode must be numpy.histogram exactly (edges, their dtype, counts) --------
+
+def same_as_numpy(x, *args, **kw):
+    try:
+        want = np.histogram(x, *args, **kw)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc)[:20].replace("[", r"\[")):
+            vaccel.histogram(x, *args, **kw)
+        return
+    got = vaccel.histogram(x, *args, **kw)
+    np.testing.assert_array_equal(got[1], want[1])
+    assert got[1].dtype == want[1].dtype
+    assert got[0].dtype == np.int64
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int32, np.uint8])
+@pytest.mark.parametrize("bins", [1, 10, 37, 5000])
+def test_histogram_uniform_is_numpys(backend, rng, dtype, bins):
+    if np.dtype(dtype).kind in "iu":
+        x = rng.integers(0, 200, 30_019).astype(dtype)
+    else:
+        x = (rng.standard_normal(30_019) * 4).astype(dtype)
+    same_as_numpy(x, bins)
+    same_as_numpy(x.reshape(-1, 11), bins, range=(-1.3, 2.7))
+    same_as_numpy(x[::3], bins, range=(0, 1e-3))
+
+
+def test_histogram_edge_values_and_explicit_edges(backend, rng):
+    e = np.linspace(-2, 2, 17)
+    x = np.concatenate([e, e.astype(np.float32), np.nextafter(e.astype(np.float32), np.float32(3)),
+                        rng.standard_normal(5000)]).astype(np.float32)
+    same_as_numpy(x, 16, range=(-2, 2))
+    same_as_numpy(x, bins=e)
+    same_as_numpy(x, bins=[-1.0, 0.0, 0.0, 0.5, 3.0])     # a repeated edge: an empty bin
+    same_as_numpy(x, bins=np.array([-0.1, 0.1], np.float32))
+    same_as_numpy(np.full(100, 3.0, np.float32), 4)       # equal extremes: NumPy widens by 0.5
+    same_as_numpy(np.empty(0, np.float32), 3)
+
+
+def test_histogram_float64(backend, rng):
+    # Edges exactly NumPy's; counts from float32 images, so only values within a float32 step of
+    # an edge could move (none here).
+    x = rng.standard_normal(20_000)
+    c, e = vaccel.histogram(x, 12)
+    C, E = np.histogram(x, 12)
+    np.testing.assert_array_equal(e, E)
+    assert np.abs(c - C).sum() <= 2 and c.sum() == x.size
+
+
+def test_histogram_nan_and_inf(backend, rng):
+    x = rng.standard_normal(1000).astype(np.float32)
+    x[[3, 500]] = np.nan
+    same_as_numpy(x, 5, range=(-1, 1))        # NaN is not counted when the range is given
+    same_as_numpy(x, 5)                       # and makes the autodetected range fail
+    x[[3, 500]] = np.inf
+    same_as_numpy(x, 5, range=(-1, 1))
+    same_as_numpy(x, 5)
+
+
+def test_histogram_large_and_split(small_windows, rng):
+    x = rng.standard_normal(250_003).astype(np.float32)
+    same_as_numpy(x, 64)
+    same_as_numpy(x, 9000, range=(-3, 3))      # more bins than the shared-memory counters
+    same_as_numpy(x, bins=np.sort(rng.standard_normal(700)))
+
+
+def test_histogram_quantile_and_log(backend, rng):
+    x = rng.lognormal(0.0, 1.5, 50_000).astype(np.float32)
+    c, e = vaccel.histogram(x, 10, mode="quantile")
+    assert c.sum() == x.size and len(e) == 11 and np.all(np.diff(e) >= 0)
+    assert c.max() - c.min() <= 2
+    np.testing.assert_array_equal(c, np.histogram(x, e)[0])
+    c, e = vaccel.histogram(x, 8, mode="log")
+    np.testing.assert_allclose(e, np.geomspace(x.min(), x.max(), 9), rtol=1e-12)
+    np.testing.assert_array_equal(c, np.histogram(x, e)[0])
+    c, e = vaccel.histogram(x, 5, range=(0.1, 100.0), mode="log")
+    np.testing.assert_allclose(e, [0.1, 0.3981071705534972, 1.5848931924611136, 6.309573444801933, 25.118864315095795, 100.0])
+    np.testing.assert_array_equal(c, np.histogram(x, e)[0])
+    with pytest.raises(ValueError, match="x"):
+        vaccel.histogram(x - 1.0, 4, mode="log")
+    with pytest.raises(ValueError, match="range"):
+        vaccel.histogram(x, 4, range=(0.0, 1.0), mode="log")
+
+
+def test_histogram_bad_arguments(backend):
+    x = np.arange(10, dtype=np.float32)
+    with pytest.raises(ValueError, match="mode"):
+        vaccel.histogram(x, mode="equal")
+    with pytest.raises(ValueError, match="bins"):
+        vaccel.histogram(x, bins=0)
+    with pytest.raises(TypeError, match="bins"):
+        vaccel.histogram(x, bins=2.5)
+    with pytest.raises(ValueError, match="bins"):
+        vaccel.histogram(x, bins=[3, 1, 2])
+    with pytest.raises(ValueError, match="bins"):
+        vaccel.histogram(x, bins="auto")
+    with pytest.raises(TypeError, match="bins"):
+        vaccel.histogram(x, bins=[0, 1, 2], mode="log")
+    with pytest.raises(ValueError, match="range"):
+        vaccel.histogram(x, range=(2, 1))
+    with pytest.raises(TypeError, match="range"):
+        vaccel.histogram(x, range=5)
+    with pytest.raises(TypeError, match="x"):
+        vaccel.histogram(None)

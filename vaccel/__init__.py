@@ -13,11 +13,11 @@ from .runtime import (Array, asarray, batch, config, devices, empty, get_backend
 from .distances import cdist, normalize
 from .search import knn, topk
 from .index import FlatIndex, IndexFileError
-from .reductions import argmax, argmin, max, mean, min, statistics, std, sum, var
+from .reductions import argmax, argmin, histogram, max, mean, min, statistics, std, sum, var
 
 __all__ = [
     "Array", "DeviceLost", "FlatIndex", "IndexFileError", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
     "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "knn", "memory_stats", "normalize", "profile",
     "report", "set_backend", "synchronize", "topk", "validation_messages",
-    "argmax", "argmin", "max", "mean", "min", "statistics", "std", "sum", "var",
+    "argmax", "argmin", "histogram", "max", "mean", "min", "statistics", "std", "sum", "var",
 ]

@@ -352,3 +352,16 @@ def statistics(x, axis=0, ddof=0.0):
         out[key] = reduce(key, x, axis, False, ddof)
     return out
 
+
+
+def histogram_counts(x, edges, clamp=False):
+    """Counts of x's float32 values in the bins of edges (NumPy's rule: [e_i, e_i+1), the last
+    bin closed; values outside and NaN not counted). clamp: the edges came from x's extremes, so
+    values beyond them (float32 images of float64 extremes) go to the first or last bin."""
+    with np.errstate(over="ignore"):
+        v = np.asarray(x).reshape(-1).astype(np.float32)
+    e = np.asarray(edges)
+    if clamp:
+        v = v[~np.isnan(v)]
+        v = np.clip(v, e[0], e[-1])
+    return np.histogram(v, bins=e)[0].astype(np.int64)

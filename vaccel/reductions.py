@@ -248,3 +248,160 @@ def statistics(x, axis=0, ddof=0):
     for i, key in enumerate(("mean", "var", "min", "max")):
         out[key] = _shape_result(np.ascontiguousarray(vals[:, i]), shape, axis, False, transposed)
     return out
+
+
+# ---- histograms -------------------------------------------------------------------------------
+
+MODES = ("uniform", "quantile", "log")
+
+
+def _range(range_):
+    if range_ is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in range_)
+    except (TypeError, ValueError):
+        raise TypeError(f"range must be None or a pair (min, max) of numbers, got {range_!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"range: supplied range of [{lo}, {hi}] is not finite")
+    if lo > hi:
+        raise ValueError(f"range: max must be larger than min, got {range_!r}")
+    return lo, hi
+
+
+def _nbins(bins):
+    if isinstance(bins, (bool, np.bool_)) or not isinstance(bins, (int, np.integer)):
+        raise TypeError(f"bins must be an integer for this mode, got {bins!r}")
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    return int(bins)
+
+
+def _flat_values(x):
+    """x flattened, in the dtype the device reads (float32, or float16 where stored)."""
+    if runtime._is_array(x):
+        if (x.dtype == np.float32 or (x.dtype == np.float16 and runtime.device_info()["storage_16bit"])) \
+                and x._strides == runtime.Array(None, x.shape, x.dtype)._strides:
+            return runtime.Array(x._buf, (x.size,), x.dtype, x._offset)
+        x = x.numpy()
+    a = np.asarray(x).reshape(-1)
+    keep16 = a.dtype == np.float16 and runtime.device_info()["storage_16bit"]
+    if not keep16 and a.dtype != np.float32:
+        with np.errstate(over="ignore"):
+            a = a.astype(np.float32)
+    return np.ascontiguousarray(a)
+
+
+def _extremes(x):
+    """(min, max) of x as scalars of x's dtype (NaN when any value is NaN), from one GPU pass."""
+    st = statistics(x, axis=None)
+    dt = np.dtype(x.dtype)
+    if dt.kind != "f":
+        dt = np.dtype(np.float64)
+    return dt.type(st["min"]), dt.type(st["max"])
+
+
+def _edges_f32(edges):
+    """Float32 images of float64 edges rounded up (lower bounds), and the last edge rounded down
+    (the closed upper bound): float32 comparisons with them decide as float64 ones would."""
+    e = np.asarray(edges, np.float64)
+    with np.errstate(over="ignore"):
+        up = e.astype(np.float32)
+        low = up.astype(np.float64) < e
+        up[low] = np.nextafter(up[low], np.float32(np.inf))
+        last = np.float32(e[-1])
+        if float(last) > e[-1]:
+            last = np.nextafter(last, np.float32(-np.inf))
+    return up, last
+
+
+def histogram(x, bins=10, range=None, mode="uniform"):
+    """(counts int64, edges) of the flattened x.
+
+    mode 'uniform' (bins: a count or an increasing edge array): numpy.histogram's edges (same
+    values and dtype) and counts, bin i holding edges[i] <= x < edges[i+1] and the last bin closed;
+    values outside the range and NaN are not counted; without range, NaN or inf in x raise
+    ValueError as in NumPy. mode 'quantile': edges at the quantiles of x (NaN ignored), so bins hold
+    (nearly) equal counts. mode 'log': geometrically spaced edges over range or x's extremes, which
+    must be positive. float64 data is compared as float32 values (inputs are computed in float32)."""
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not runtime._is_array(x):
+        x = _host(x)
+    rng = _range(range)
+    dtype = np.dtype(x.dtype)
+    if isinstance(bins, str):
+        raise ValueError(f"bins: estimator names such as {bins!r} are not supported; give a count or edges")
+    if mode == "uniform" and np.ndim(bins) == 1:
+        edges = np.asarray(bins)
+        if edges.dtype.kind not in "biuf" or edges.size < 2:
+            raise ValueError("bins: an edge array must hold at least two numbers")
+        if np.any(edges[:-1] > edges[1:]):
+            raise ValueError("bins must increase monotonically, when an array")
+        uniform = False
+    else:
+        if np.ndim(bins) != 0:
+            if mode != "uniform":
+                raise TypeError(f"bins must be an integer for mode {mode!r}, got an array")
+            raise ValueError(f"bins must be an integer or a 1-D array of edges, got shape {np.shape(bins)}")
+        nb = _nbins(bins)
+        uniform = mode == "uniform"
+        if mode == "uniform":
+            if rng is None and x.size and (dtype.itemsize > 4 or dtype.kind != "f") and not runtime._is_array(x):
+                proxy = np.array([x.min(), x.max()], dtype)   # exact extremes of values float32 cannot hold
+            elif rng is None and x.size:
+                proxy = np.array(_extremes(x), dtype)
+            else:
+                proxy = np.empty(0, dtype)
+            edges = np.histogram_bin_edges(proxy, nb, rng)
+        elif mode == "log":
+            lo, hi = rng if rng is not None else (_extremes(x) if x.size else (1.0, 10.0))
+            if not lo > 0:
+                raise ValueError(f"{'range' if rng is not None else 'x'}: log bins need positive values, "
+                                 f"got a minimum of {lo}")
+            if not np.isfinite(hi):
+                raise ValueError(f"x: log bins need finite values, got a maximum of {hi}")
+            if lo == hi:
+                lo, hi = lo / 2, hi * 2
+            edges = np.geomspace(float(lo), float(hi), nb + 1)
+            edges[0], edges[-1] = lo, hi
+        else:
+            edges = _quantile_edges(x, nb, rng)
+    # Edges found from x's own extremes hold every value (float32 images of float64 extremes may
+    # fall just outside them): only NaN is left out then.
+    counts = _counts(x, edges, uniform, clamp=rng is None and np.ndim(bins) == 0 and mode != "quantile")
+    return counts, edges
+
+
+def _quantile_edges(x, nb, rng):
+    """Edges at the nb-quantiles of x's float32 values within range (NaN ignored), made strictly
+    increasing where ties would leave a bin empty-width."""
+    v = x.numpy() if runtime._is_array(x) else x
+    with np.errstate(over="ignore"):
+        v = np.asarray(v).reshape(-1).astype(np.float32).astype(np.float64)
+    v = v[~np.isnan(v)]
+    if rng is not None:
+        v = v[(v >= rng[0]) & (v <= rng[1])]
+    if v.size == 0:
+        lo, hi = rng if rng is not None else (0.0, 1.0)
+        return np.linspace(lo, hi, nb + 1)
+    return np.quantile(v, np.linspace(0.0, 1.0, nb + 1))
+
+
+def _counts(x, edges, uniform, clamp=False):
+    edges = np.asarray(edges)
+    nb = edges.size - 1
+    if runtime.get_backend() == "cpu":
+        return cpu.histogram_counts(x.numpy() if runtime._is_array(x) else x, edges, clamp)
+    flat = _flat_values(x)
+    counts = np.zeros(nb, np.int64)
+    e32, hi = _edges_f32(edges)
+    first, last = float(edges[0]), float(edges[-1])
+    scale = nb / (last - first) if last > first else 0.0
+    lo = -np.inf if clamp else float(e32[0])
+    hi = np.inf if clamp else float(hi)
+    runtime.run_op("histogram", (flat, e32), (counts,), (nb, int(uniform), _WINDOW_ELEMS), (lo, hi, scale),
+                   names={("in", 0): "x", ("in", 1): "bins", ("out", 0): "counts"})
+    if runtime.in_batch():
+        runtime.synchronize()
+    return counts

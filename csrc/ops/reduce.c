@@ -1,5 +1,5 @@
-/* reduce.c — reductions over one axis of a strided (B, R, C) view: sum, mean, var, std, min,
- * max, argmin, argmax and one-pass statistics. Plans the split of R into segments (enough
+/* reduce.c — reductions over one axis of a strided (B, R, C) view (sum, mean, var, std, min,
+ * max, argmin, argmax, one-pass statistics) and histograms. Plans the split of R into segments (enough
  * workgroups to fill the device, each folding a slab), the second pass that merges the segments'
  * partial states, and the binding windows that keep every dispatch within maxStorageBufferRange. */
 #include <stdlib.h>
@@ -211,3 +211,66 @@ static va_status op_reduce(va_stream *s, const va_tensor *in, int n_in, const va
     return reduce_run(s, &in[0], g, what, n_f > 0 ? (float)fp[0] : 0.0f, ov, oi, ip[7]);
 }
 VA_REGISTER_OP(reduce, op_reduce);
+
+/* Histogram counts of the contiguous values x (f32/f16) into bins given by edges (nbins + 1
+ * float32 edges rounded up from the exact ones; lo: the first of them; hi: the last edge rounded
+ * down), accumulated into
+ * counts (int64, nbins), which this op zeroes first. uniform != 0: equal-width bins, first guess
+ * by arithmetic (scale = nbins / (last - first)), then corrected against the edges. */
+static va_status histogram_run(va_stream *s, const va_tensor *x, const va_tensor *edges, int64_t nbins, int uniform,
+                               float lo, float hi, float scale, const va_tensor *counts, int64_t max_elems) {
+    va_clear_error();
+    va_context *ctx = va_stream_context(s);
+    if (!x || !x->buf || (x->dtype != VA_F32 && x->dtype != VA_F16))
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "x must be float32 or float16");
+    if (nbins < 1 || nbins > (1 << 28)) return va_fail(VA_ERROR_INVALID_ARGUMENT, "bins must be in [1, 2^28]");
+    if (!edges || edges->dtype != VA_F32 || va_tensor_span(edges) < (uint64_t)(nbins + 1) * 4)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "edges: float32 array of %lld expected", (long long)(nbins + 1));
+    if (!counts || counts->dtype != VA_I64 || va_tensor_span(counts) < (uint64_t)nbins * 8)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "counts: int64 array of %lld expected", (long long)nbins);
+    int64_t n = 1;
+    for (int i = 0; i < x->ndim; i++) n *= x->shape[i];
+    if (x->ndim > 1 || (x->ndim == 1 && x->shape[0] > 1 && x->strides[0] != 1))
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "x must be a contiguous vector");
+    size_t es = va_dtype_size(x->dtype);
+    const uint32_t shared_bins = 4096;  /* 16 KiB of counters */
+    const char *name = x->dtype == VA_F16 ? "histogram_f16" : "histogram";
+    uint32_t spec[6] = {WG, 1, 1, uniform != 0, shared_bins, 1};
+    const va_kernel *clear, *k;
+    VA_TRY(va_kernel_get(ctx, name, spec, 6, 0, &clear));
+    spec[5] = 0;
+    VA_TRY(va_kernel_get(ctx, name, spec, 6, 0, &k));
+    va_binding eb = va_tensor_binding(edges, VA_READ), cb = va_tensor_binding(counts, VA_READ_WRITE);
+    struct { uint32_t x_off, n, nbins, per_group; float lo, hi, scale; } pc = {0, 0, (uint32_t)nbins, 0, lo, hi, scale};
+    /* The clear pass reads no values: x's binding is the edges (any valid window). */
+    va_binding b0[3] = {eb, eb, cb};
+    VA_TRY(va_stream_dispatch(s, clear, b0, 3, &pc, sizeof pc, va_ceil_div((uint64_t)nbins * 2, WG), 1, 1));
+    if (n == 0) return VA_SUCCESS;
+    int64_t win = (int64_t)((ctx->info.max_storage_buffer_range - ctx->info.min_storage_buffer_offset_alignment - 64) / es);
+    if (max_elems > 0 && max_elems < win) win = max_elems;
+    if (win < 64) win = 64;
+    /* Slabs of at least 64 values per thread; about target_groups() workgroups in all. */
+    int64_t per = (n + target_groups() - 1) / target_groups();
+    if (per < 64 * (int64_t)WG) per = 64 * WG;
+    for (int64_t i0 = 0; i0 < n; i0 += win) {
+        int64_t cnt = n - i0 < win ? n - i0 : win;
+        uint32_t rx;
+        uint64_t at = va_align_binding(ctx, x->offset + (uint64_t)i0 * es, (uint32_t)es, &rx);
+        va_binding b[3] = {{x->buf, at, ((uint64_t)cnt + rx) * es, VA_READ}, eb, cb};
+        pc.x_off = rx;
+        pc.n = (uint32_t)cnt;
+        pc.per_group = (uint32_t)(per < cnt ? per : cnt);
+        VA_TRY(va_stream_dispatch(s, k, b, 3, &pc, sizeof pc, va_ceil_div((uint64_t)cnt, pc.per_group), 1, 1));
+    }
+    return VA_SUCCESS;
+}
+
+/* Registry adapter. Inputs: x, edges. Outputs: counts. iparams: nbins, uniform, window (0: the
+ * device's binding range). fparams: lo, hi, scale. */
+static va_status op_histogram(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
+                              const int64_t *ip, int n_i, const double *fp, int n_f) {
+    if (n_in != 2 || n_out != 1 || n_i < 3 || n_f < 3)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "histogram takes (x, edges) -> counts, 3 integer and 3 float parameters");
+    return histogram_run(s, &in[0], &in[1], ip[0], (int)ip[1], (float)fp[0], (float)fp[1], (float)fp[2], &out[0], ip[2]);
+}
+VA_REGISTER_OP(histogram, op_histogram);
