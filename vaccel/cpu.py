@@ -359,8 +359,8 @@ def histogram_counts(x, edges, clamp=False):
     bin closed; values outside and NaN not counted). clamp: the edges came from x's extremes, so
     values beyond them (float32 images of float64 extremes) go to the first or last bin."""
     with np.errstate(over="ignore"):
-        v = np.asarray(x).reshape(-1).astype(np.float32)
-    e = np.asarray(edges)
+        v = np.asarray(x).reshape(-1).astype(np.float32).astype(np.float64)
+    e = np.asarray(edges, np.float64)   # float64 throughout: exact, whatever NumPy's casting rules
     if clamp:
         v = v[~np.isnan(v)]
         v = np.clip(v, e[0], e[-1])
