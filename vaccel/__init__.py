@@ -14,9 +14,11 @@ from .distances import cdist, normalize
 from .search import knn, topk
 from .index import FlatIndex, IndexFileError
 from .linalg import matmul, matvec, transpose
+from .reductions import argmax, argmin, histogram, max, mean, min, statistics, std, sum, var
 
 __all__ = [
     "Array", "DeviceLost", "FlatIndex", "IndexFileError", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
     "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "knn", "matmul", "matvec", "memory_stats", "normalize", "profile",
     "report", "set_backend", "synchronize", "topk", "transpose", "validation_messages",
+    "argmax", "argmin", "histogram", "max", "mean", "min", "statistics", "std", "sum", "var",
 ]

@@ -330,3 +330,65 @@ def transpose(a):
         a = a.astype(np.float32)
     return np.ascontiguousarray(np.swapaxes(a, -1, -2))
 
+
+
+# ---- reductions, statistics, histograms --------------------------------------------------------
+#
+# The same semantics as vaccel.reductions on the device: values are taken as float32 (float64 and
+# integers converted first), computed here in float64 and rounded to float32 once; argmin/argmax
+# return int64. NaN propagates through sums, extremes and variances; argmin/argmax pick the first
+# NaN, else the first of equal extremes (NumPy's rules). Callers have validated the arguments and
+# handled empty axes.
+
+def _f32_values(x):
+    with np.errstate(over="ignore"):
+        return np.asarray(x).astype(np.float32).astype(np.float64)
+
+
+def reduce(what, x, axis, keepdims=False, ddof=0.0):
+    """One of sum, mean, var, std, min, max, argmin, argmax over axis (None: all elements)."""
+    v = _f32_values(x)
+    if v.ndim == 0:
+        v = v.reshape(1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if what in ("argmin", "argmax"):
+            fn = np.argmin if what == "argmin" else np.argmax
+            r = fn(v, axis=axis)
+            if keepdims:
+                r = np.full((1,) * v.ndim, r) if axis is None else np.expand_dims(r, axis)
+            return np.asarray(r, np.int64)[()] if np.ndim(r) == 0 else np.asarray(r, np.int64)
+        if what in ("var", "std"):
+            n = v.size if axis is None else v.shape[axis]
+            m = v.mean(axis=axis, keepdims=True)
+            r = ((v - m) ** 2).sum(axis=axis, keepdims=keepdims) / max(n - ddof, 0)
+            if what == "std":
+                r = np.sqrt(r)
+        else:
+            fn = {"sum": np.sum, "mean": np.mean, "min": np.min, "max": np.max}[what]
+            r = fn(v, axis=axis, keepdims=keepdims)
+        r = np.asarray(r).astype(np.float32)
+        return r[()] if r.ndim == 0 else r
+
+
+def statistics(x, axis=0, ddof=0.0):
+    """{'count', 'mean', 'var', 'min', 'max'} over axis: count int64, the rest float32."""
+    v = _f32_values(x)
+    n = v.size if axis is None else v.shape[axis]
+    out = {"count": np.full(() if axis is None else v.shape[:axis] + v.shape[axis + 1:], n, np.int64)[()]}
+    for key in ("mean", "var", "min", "max"):
+        out[key] = reduce(key, x, axis, False, ddof)
+    return out
+
+
+
+def histogram_counts(x, edges, clamp=False):
+    """Counts of x's float32 values in the bins of edges (NumPy's rule: [e_i, e_i+1), the last
+    bin closed; values outside and NaN not counted). clamp: the edges came from x's extremes, so
+    values beyond them (float32 images of float64 extremes) go to the first or last bin."""
+    with np.errstate(over="ignore"):
+        v = np.asarray(x).reshape(-1).astype(np.float32).astype(np.float64)
+    e = np.asarray(edges, np.float64)   # float64 throughout: exact, whatever NumPy's casting rules
+    if clamp:
+        v = v[~np.isnan(v)]
+        v = np.clip(v, e[0], e[-1])
+    return np.histogram(v, bins=e)[0].astype(np.int64)
