@@ -13,9 +13,13 @@ from .runtime import (Array, asarray, batch, config, devices, empty, get_backend
 from .distances import cdist, normalize
 from .search import knn, topk
 from .index import FlatIndex, IndexFileError
+from .elementwise import (abs, absolute, add, clip, compile_expr, divide, exp, fuse, gelu, layer_norm, log,  # noqa: A004
+                          maximum, minimum, multiply, negative, relu, sigmoid, silu, softmax, sqrt, subtract)
 
 __all__ = [
     "Array", "DeviceLost", "FlatIndex", "IndexFileError", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
     "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "knn", "memory_stats", "normalize", "profile",
     "report", "set_backend", "synchronize", "topk", "validation_messages",
+    "abs", "absolute", "add", "clip", "compile_expr", "divide", "exp", "fuse", "gelu", "layer_norm", "log",
+    "maximum", "minimum", "multiply", "negative", "relu", "sigmoid", "silu", "softmax", "sqrt", "subtract",
 ]
