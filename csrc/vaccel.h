@@ -251,6 +251,15 @@ va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metri
 va_status va_elementwise(va_stream *s, const uint32_t *prog, int nprog, int result, const va_tensor *in, int nin,
                          const float *k, int nk, const va_tensor *out);
 
+/* out[i, :] = softmax(x[i, :]) = exp(x[i, :] - max) / sum(exp(x[i, :] - max)); a row holding NaN,
+ * +inf or only -inf is NaN. x (m, n) f32 or f16, any non-negative strides; out (m, n) of x's dtype,
+ * rows contiguous. */
+va_status va_softmax(va_stream *s, const va_tensor *x, const va_tensor *out);
+/* out[i, :] = (x[i, :] - mean) / sqrt(var + eps) * weight + bias (biased variance). x and out as
+ * va_softmax; weight and bias optional contiguous f32 vectors of n elements. */
+va_status va_layer_norm(va_stream *s, const va_tensor *x, const va_tensor *weight, const va_tensor *bias, float eps,
+                        const va_tensor *out);
+
 /* Ops by name, for bindings: the same ops with integer and float parameters by position. */
 typedef va_status (*va_op_fn)(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,
                               int n_out, const int64_t *iparams, int n_i, const double *fparams,

@@ -323,3 +323,134 @@ def test_beyond_binding_range(rng):
     assert got.shape == (cols, rows)
     np.testing.assert_allclose(got[7, ::997], np.exp(3.0), rtol=2e-6)
     np.testing.assert_allclose(got[8, ::997], np.exp(1.0), rtol=2e-6)
+
+
+# ---- softmax and layer_norm ---------------------------------------------------------------------
+#
+# softmax: relative 2e-6 plus the exp bound of x - max; layer_norm: absolute 1e-5 on the normalised
+# values (plus the rounding of the mean, 4e-7 |mean| / std), scaled by |weight|, plus |bias| 2.4e-7.
+
+ROW_SHAPES = [(1, 1), (1, 7), (3, 129), (5, 1025), (2, 8193), (3, 40001), (200, 3), (4, 5, 6)]
+
+
+def softmax_ref(x, axis):
+    return scipy.special.softmax(f64(x), axis=axis)
+
+
+def check_softmax(got, x, axis=-1, dtype=F32, what="softmax"):
+    xs = f64(x)
+    with np.errstate(invalid="ignore"):
+        arg = xs - np.max(xs, axis=axis, keepdims=True) if xs.size else xs
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = softmax_ref(x, axis)
+    check(got, expected, 2e-6, dtype, what, exp_of=arg)
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_softmax(backend, rng, shape):
+    x = (rng.standard_normal(shape) * 4).astype(F32)
+    check_softmax(vaccel.softmax(x), x)
+    for axis in range(-len(shape), len(shape)):
+        check_softmax(vaccel.softmax(x, axis=axis), x, axis, what=f"softmax axis {axis}")
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64, np.int32])
+def test_softmax_dtypes(backend, rng, dtype):
+    x = (rng.standard_normal((9, 300)) * 3).astype(dtype)
+    check_softmax(vaccel.softmax(x), x, dtype=np.float16 if dtype == np.float16 else F32)
+
+
+def test_softmax_special(backend):
+    nan, inf = np.nan, np.inf
+    x = np.array([[1, 2, 3, 4, 5], [1, nan, 3, 4, 5], [1, inf, 3, 4, 5], [-inf] * 5, [1, -inf, 3, -inf, 5],
+                  [1e30, -1e30, 1e30, 0, 0], [-100, -100, -100, -100, -100]], F32)
+    for cols in (5, 1100):    # subgroup rows and workgroup rows
+        xx = np.concatenate([x] * (cols // 5), axis=1) if cols > 5 else x
+        got = np.asarray(vaccel.softmax(xx))
+        assert np.isnan(got[1:4]).all()
+        check_softmax(got, xx)
+
+
+def test_softmax_views_arrays_out(backend, rng):
+    big = rng.standard_normal((64, 90)).astype(F32)
+    for x in (big.T, big[:, ::2], big[::3, 1:], big[::-1]):
+        check_softmax(vaccel.softmax(x), x, what="softmax view")
+    d = device_array(big)
+    r = vaccel.softmax(d)
+    assert isinstance(r, vaccel.Array)
+    check_softmax(r.numpy(), big)
+    check_softmax(vaccel.softmax(d, axis=0).numpy(), big, 0, what="softmax Array axis 0")
+    out = np.empty_like(big)
+    assert vaccel.softmax(big, out=out) is out
+    check_softmax(out, big)
+    out2 = np.empty_like(big)
+    vaccel.softmax(big, axis=0, out=out2)
+    check_softmax(out2, big, 0)
+    dout = device_empty(big.shape)
+    assert vaccel.softmax(big, out=dout) is dout
+    check_softmax(dout.numpy(), big)
+    for shape in [(0, 5), (3, 0), (0,)]:
+        r = vaccel.softmax(np.ones(shape, F32))
+        assert r.shape == shape and r.dtype == F32
+    with pytest.raises(ValueError, match="axis"):
+        vaccel.softmax(big, axis=2)
+    with pytest.raises(ValueError, match="x"):
+        vaccel.softmax(3.0)
+
+
+def layer_norm_ref(x, w=None, b=None, eps=1e-5):
+    v = f64(x)
+    mean = v.mean(axis=-1, keepdims=True)
+    var = ((v - mean) ** 2).mean(axis=-1, keepdims=True)
+    r = (v - mean) / np.sqrt(var + eps)
+    r = r * (1.0 if w is None else f64(w))
+    return r + (0.0 if b is None else f64(b))
+
+
+def check_layer_norm(got, x, w=None, b=None, eps=1e-5, dtype=F32, what="layer_norm"):
+    v = f64(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = v.mean(axis=-1, keepdims=True) if v.size else v
+        std = np.sqrt(((v - mean) ** 2).mean(axis=-1, keepdims=True) + eps) if v.size else v
+        expected = layer_norm_ref(x, w, b, eps)
+        scale = np.abs(1.0 if w is None else f64(w))
+        atol = (1e-5 + 4e-7 * np.abs(mean) / std) * scale + 2.4e-7 * np.abs(0.0 if b is None else f64(b))
+    check(got, expected, 1e-5, dtype, what, atol=np.where(np.isfinite(atol), atol, 0.0))
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_layer_norm(backend, rng, shape):
+    x = (rng.standard_normal(shape) * 3 + 5).astype(F32)
+    n = shape[-1]
+    w = rng.standard_normal(n).astype(F32)
+    b = rng.standard_normal(n).astype(F32)
+    check_layer_norm(vaccel.layer_norm(x), x)
+    check_layer_norm(vaccel.layer_norm(x, w, b), x, w, b)
+    check_layer_norm(vaccel.layer_norm(x, weight=w), x, w)
+    check_layer_norm(vaccel.layer_norm(x, bias=b, eps=0.1), x, None, b, 0.1)
+
+
+def test_layer_norm_dtypes_views_special(backend, rng):
+    x = (rng.standard_normal((11, 260)) * 2).astype(F32)
+    w = rng.standard_normal(260)   # float64 weight: used as float32
+    check_layer_norm(vaccel.layer_norm(x.astype(np.float16), w), x.astype(np.float16), w, dtype=np.float16)
+    check_layer_norm(vaccel.layer_norm(x.astype(np.float64)), x)
+    big = rng.standard_normal((40, 90)).astype(F32)
+    for v in (big.T, big[:, ::2], big[::3]):
+        check_layer_norm(vaccel.layer_norm(v), v, what="layer_norm view")
+    d = device_array(big)
+    r = vaccel.layer_norm(d, device_array(big[0]), big[1])
+    assert isinstance(r, vaccel.Array)
+    check_layer_norm(r.numpy(), big, big[0], big[1])
+    s = np.array([[1, 2, np.nan, 4], [1, np.inf, 3, 4], [5, 5, 5, 5], [1e18, -1e18, 0, 1]], F32)
+    got = np.asarray(vaccel.layer_norm(s))
+    assert np.isnan(got[0]).all() and np.isnan(got[1]).all()
+    np.testing.assert_array_equal(got[2], 0.0)
+    check_layer_norm(got[2:], s[2:])
+    with pytest.raises(ValueError, match="weight"):
+        vaccel.layer_norm(big, np.ones(89, F32))
+    with pytest.raises(ValueError, match="bias"):
+        vaccel.layer_norm(big, None, np.ones((2, 90), F32))
+    with pytest.raises(ValueError, match="eps"):
+        vaccel.layer_norm(big, eps=-1.0)
+    assert vaccel.layer_norm(np.ones((0, 4), F32)).shape == (0, 4)

@@ -518,9 +518,115 @@ def clip(x, a_min, a_max, out=None):
 
 # ---- row ops ----------------------------------------------------------------------------------
 
+def _rows_operand(x, name):
+    """x as a validated array (vaccel.Array or NumPy of numbers, at least 1-D)."""
+    x = _as_operand(name, x)
+    if isinstance(x, float):
+        raise ValueError(f"{name} must have at least one dimension")
+    return x
+
+
+def _rows_view(x, axis):
+    """x with `axis` last and the other dims merged into rows: a 2-D view (rows, n) of x's memory
+    (NumPy view or Array), or a host copy where the leading dims cannot be merged."""
+    ndim = x.ndim
+    perm = [d for d in range(ndim) if d != axis] + [axis]
+    shape = tuple(x.shape[d] for d in perm)
+    st = _elem_strides(x)
+    st = tuple(st[d] for d in perm)
+    lead, lst = shape[:-1], st[:-1]
+    mshape, (mst,) = _merge_dims(lead, [lst]) if lead else ((1,), [(0,)])
+    n = shape[-1]
+    if len(mshape) == 1:
+        rows = (mshape[0], n)
+        rst = (mst[0] if mshape[0] > 1 else n, st[-1] if n > 1 else 1)
+        if runtime._is_array(x) or _host_describable(x):
+            return _view(x, rows, rst), shape, perm
+    host = x.numpy() if runtime._is_array(x) else x
+    moved = np.ascontiguousarray(np.transpose(host, perm)).reshape(-1, n)
+    return (runtime.asarray(moved) if runtime._is_array(x) else moved), shape, perm
+
+
+def _row_op(op, x, axis, out, extra=(), iparams=(), fparams=(), cpu_fn=None, name="x"):
+    x = _rows_operand(x, name)
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) or not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis {axis!r} is out of bounds for an array of {x.ndim} dimensions")
+    axis = int(axis) % x.ndim
+    dtype = np.dtype(np.float16) if np.dtype(x.dtype) == np.float16 else np.dtype(np.float32)
+    out = _check_out(out, tuple(x.shape), dtype)
+    want_array = runtime._is_array(x) or runtime._is_array(out)
+    if runtime.get_backend() == "cpu":
+        host = x.numpy() if runtime._is_array(x) else x
+        return _deliver(cpu_fn(host), out, want_array)
+    use16 = runtime.device_info()["storage_16bit"]
+    x = _device_operand(x, use16)
+    rows, mshape, perm = _rows_view(x, axis)
+    kdtype = np.dtype(rows.dtype)
+    m, n = rows.shape
+    want_array = want_array or runtime.in_batch()
+    direct = out is not None and kdtype == dtype and axis == x.ndim - 1 and (
+        runtime._is_array(out) and out._strides == runtime.Array(None, out.shape, out.dtype)._strides
+        or not runtime._is_array(out) and out.flags.c_contiguous)
+    if direct:
+        res = _view(out, (m, n), (n, 1)) if runtime._is_array(out) else out.reshape(m, n)
+    else:
+        res = runtime.empty((m, n), kdtype) if want_array and kdtype == dtype else np.empty((m, n), kdtype)
+    if m * n:
+        names = {("in", 0): "x", ("in", 1): "weight", ("in", 2): "bias", ("out", 0): "out"}
+        runtime.run_op(op, (rows,) + tuple(extra), (res,), iparams, fparams, names, strided=True)
+    if direct:
+        return out
+    inv = np.argsort(perm)
+    if runtime._is_array(res):
+        full = runtime.Array(res._buf, mshape, dtype)
+        st = full._strides
+        r = runtime.Array(res._buf, x.shape, dtype, 0, tuple(st[i] for i in inv))
+        return r if out is None else _deliver(r.numpy(), out, False)
+    r = np.transpose(res.reshape(mshape), inv).astype(dtype, copy=False)
+    if out is None and want_array:
+        return runtime.asarray(np.ascontiguousarray(r))
+    if out is None:
+        return np.ascontiguousarray(r)
+    return _deliver(r, out, False)
+
+
 def softmax(x, axis=-1, out=None):
-    raise NotImplementedError
+    """exp(x - max) / sum(exp(x - max)) along axis (scipy.special.softmax, torch.softmax), in
+    float32 (float16 results for float16 x). A slice holding NaN, +inf, or only -inf is NaN."""
+    return _row_op("softmax", x, axis, out, cpu_fn=lambda h: cpu.softmax(h, axis))
+
+
+def _vector(v, name, n):
+    if v is None:
+        return None
+    if runtime._is_array(v):
+        if v.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {v.shape}")
+        if v.dtype != np.float32 or v._strides != (1,):
+            v = runtime.asarray(v.numpy().astype(np.float32))
+        return v
+    a = _as_operand(name, v)
+    if isinstance(a, float) or np.shape(a) != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {np.shape(a)}")
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5, out=None):
-    raise NotImplementedError
+    """torch.nn.functional.layer_norm over the last axis: (x - mean) / sqrt(var + eps) * weight +
+    bias, biased variance; weight and bias optional vectors of the last axis' length."""
+    x = _rows_operand(x, "x")
+    n = x.shape[-1]
+    w, b = _vector(weight, "weight", n), _vector(bias, "bias", n)
+    try:
+        eps = float(eps)
+    except (TypeError, ValueError):
+        raise TypeError(f"eps must be a number, got {eps!r}") from None
+    if not eps >= 0:
+        raise ValueError(f"eps must be non-negative, got {eps}")
+
+    def on_cpu(h):
+        return cpu.layer_norm(h, None if w is None else (w.numpy() if runtime._is_array(w) else w),
+                              None if b is None else (b.numpy() if runtime._is_array(b) else b), eps)
+    extra = tuple(v for v in (w, b) if v is not None)
+    return _row_op("layer_norm", x, -1, out, extra, (int(w is not None), int(b is not None)), (eps,), on_cpu)
