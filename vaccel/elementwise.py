@@ -390,6 +390,8 @@ def _evaluate(expr, named, out):
     shape = _broadcast_shape([(n, v.shape) for n, v in arrays]) if arrays else ()
     out = _check_out(out, shape, dtype)
     want_array = builtins.any(runtime._is_array(v) for _, v in arrays) or runtime._is_array(out)
+    # The program's limits hold on every backend.
+    words, result, consts = expr.lowered([n for n, _ in arrays], scalars)
     if not arrays or runtime.get_backend() == "cpu":
         env = {n: (v.numpy() if runtime._is_array(v) else v) for n, v in operands}
         r = cpu.evaluate(expr.tree, env, dtype)
@@ -427,7 +429,6 @@ def _evaluate(expr, named, out):
         views = [_view(v, mshape, s) for v, s in zip(ins, mstrides)]
         tview = _view(target, mshape, mstrides[-1]) if runtime._is_array(target) else target.reshape(mshape) \
             if target.flags.c_contiguous else target
-        words, result, consts = expr.lowered([n for n, _ in arrays], scalars)
         ip = [len(words) | result << 8]
         for i in range(0, len(words), 2):
             ip.append(words[i] | (words[i + 1] << 32 if i + 1 < len(words) else 0))
