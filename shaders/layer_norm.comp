@@ -37,7 +37,7 @@ layout(push_constant) uniform PC {
     float eps;
 } pc;
 
-shared float red[64];
+shared float red[256];   // one per subgroup: up to 1024 threads in subgroups of 4
 
 float row_sum(float v) {
     v = subgroupAdd(v);

@@ -36,7 +36,7 @@ layout(push_constant) uniform PC {
 #define NEG_INF uintBitsToFloat(0xff800000u)
 #define NAN uintBitsToFloat(0x7fc00000u)
 
-shared float red[64];
+shared float red[256];   // one per subgroup: up to 1024 threads in subgroups of 4
 
 // Reductions over the threads that share a row.
 float row_max(float v) {

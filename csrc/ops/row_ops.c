@@ -5,6 +5,7 @@
 #include "../core/internal.h"
 
 #define ROW_WG 256u
+#define ROW_WG_LONG 1024u /* rows beyond 256 threads' registers: more threads keep them cached */
 #define ROW_VPT 8u /* vec4 per thread held in registers */
 
 static va_status check_rows(const va_tensor *x, const va_tensor *out) {
@@ -49,6 +50,9 @@ static va_status run_rows(va_stream *s, const char *name, const va_tensor *x, co
     /* A subgroup per row while a row fits its registers, else the whole workgroup. */
     uint32_t sg = ctx->info.subgroup_size ? ctx->info.subgroup_size : 32;
     uint32_t rows = (uint64_t)n <= 4ull * ROW_VPT * sg && ROW_WG % sg == 0 ? ROW_WG / sg : 1;
+    uint32_t wg = ROW_WG;
+    if (rows == 1 && (uint64_t)n > 4ull * ROW_VPT * ROW_WG && ctx->info.max_workgroup_invocations >= ROW_WG_LONG)
+        wg = ROW_WG_LONG;
     int aligned16 = ctx->info.min_storage_buffer_offset_alignment % 16 == 0;
     for (int64_t r0 = 0; r0 < m; r0 += chunk) {
         int64_t rc = m - r0 < chunk ? m - r0 : chunk;
@@ -58,7 +62,7 @@ static va_status run_rows(va_stream *s, const char *name, const va_tensor *x, co
         for (int i = 0; i < nextra; i++) b[1 + i] = extra[i];
         b[1 + nextra] = va_rows_binding(ctx, &ov, r0, rc, n, VA_WRITE, &ro);
         int vec = aligned16 && n % 4 == 0 && sx == 1 && ldx % 4 == 0 && ldo % 4 == 0 && rx % 4 == 0 && ro % 4 == 0;
-        uint32_t spec[8] = {ROW_WG, 1, 1, rows, ROW_VPT, vec ? 4u : 1u};
+        uint32_t spec[8] = {wg, 1, 1, rows, ROW_VPT, vec ? 4u : 1u};
         for (int i = 0; i < nmore; i++) spec[6 + i] = more[i];
         const va_kernel *k;
         VA_TRY(va_kernel_get(ctx, name, spec, (uint32_t)(6 + nmore), 0, &k));
