@@ -175,9 +175,13 @@ va_status va_elementwise(va_stream *s, const uint32_t *prog, int nprog, int resu
     uint64_t off[7] = {0};
     for (int j = 0; j < 7; j++)
         if (p.t[j]) off[j] = p.t[j]->offset;
-    int aligned = 1;
-    for (int j = 0; j < 7; j++)
-        if (p.t[j] && (off[j] / p.es[j]) % 4) aligned = 0;
+    /* vec4 accesses need 4-element alignment, except from operands read one value at a time. */
+    int aligned = 1, aligned_v4 = 1;
+    for (int j = 0; j < 7; j++) {
+        if (!p.t[j] || (off[j] / p.es[j]) % 4 == 0) continue;
+        if (j == 6 || !is_broadcast_value(p.t[j])) aligned = 0;
+        if (p.stride[j][3] != 0) aligned_v4 = 0;
+    }
     if (mode0 && aligned) {
         p.mode = 0;
         for (int j = 0; j < nin; j++)
@@ -195,7 +199,7 @@ va_status va_elementwise(va_stream *s, const uint32_t *prog, int nprog, int resu
         p.mode = 1;
         /* vec4 along the innermost dim: its size a multiple of 4, every operand reads it
          * contiguously (or one value per row), rows start 4-aligned. */
-        int v4 = shape[3] % 4 == 0 && p.stride[6][3] == 1 && aligned;
+        int v4 = shape[3] % 4 == 0 && p.stride[6][3] == 1 && aligned_v4;
         for (int j = 0; j < 7 && v4; j++) {
             if (!p.t[j]) continue;
             if (p.stride[j][3] > 1) v4 = 0;
