@@ -167,7 +167,8 @@ typedef struct va_tensor {
 va_status va_stream_create(va_context *ctx, va_stream **out);
 void va_stream_destroy(va_stream *s);
 /* Host -> device copy. The bytes are read at record time or during the stream's work, so src must
- * stay valid and unchanged until va_stream_wait returns. */
+ * stay valid and unchanged until va_stream_wait returns; uploads under 1 MiB are copied when
+ * recorded, so their src may be freed on return (op planners upload small parameter blocks so). */
 va_status va_stream_upload(va_stream *s, va_buffer *dst, uint64_t dst_offset, const void *src,
                            uint64_t size);
 /* Device -> host copy, complete when va_stream_wait returns. */
@@ -256,6 +257,23 @@ va_status va_matvec(va_stream *s, const va_tensor *a, const va_tensor *x, const 
 /* out = aᵀ over the last two axes: a (rows, cols) or (batch, rows, cols), out (batch, cols, rows);
  * 16- or 32-bit elements, last axes contiguous. */
 va_status va_transpose(va_stream *s, const va_tensor *a, const va_tensor *out);
+
+/* out = a program of elementwise instructions over in[0..nin) (1..6 tensors of out's shape, float32
+ * or float16, any non-negative strides: 0 broadcasts a dim) and scalars k[0..nk) (nk <= 16), in one
+ * pass. prog: nprog <= 24 instruction words (op | dst << 6 | a << 10 | b << 16 | c << 22; sources
+ * 0..15 registers, inputs preloaded in 0..nin-1; 16..31 scalars); result: the register written to
+ * out (float32 or float16). Opcodes are listed in shaders/elementwise.comp. */
+va_status va_elementwise(va_stream *s, const uint32_t *prog, int nprog, int result, const va_tensor *in, int nin,
+                         const float *k, int nk, const va_tensor *out);
+
+/* out[i, :] = softmax(x[i, :]) = exp(x[i, :] - max) / sum(exp(x[i, :] - max)); a row holding NaN,
+ * +inf or only -inf is NaN. x (m, n) f32 or f16, any non-negative strides; out (m, n) of x's dtype,
+ * rows contiguous. */
+va_status va_softmax(va_stream *s, const va_tensor *x, const va_tensor *out);
+/* out[i, :] = (x[i, :] - mean) / sqrt(var + eps) * weight + bias (biased variance). x and out as
+ * va_softmax; weight and bias optional contiguous f32 vectors of n elements. */
+va_status va_layer_norm(va_stream *s, const va_tensor *x, const va_tensor *weight, const va_tensor *bias, float eps,
+                        const va_tensor *out);
 
 /* Ops by name, for bindings: the same ops with integer and float parameters by position. */
 typedef va_status (*va_op_fn)(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,

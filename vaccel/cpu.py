@@ -392,3 +392,91 @@ def histogram_counts(x, edges, clamp=False):
         v = v[~np.isnan(v)]
         v = np.clip(v, e[0], e[-1])
     return np.histogram(v, bins=e)[0].astype(np.int64)
+
+
+# ---- dense math: elementwise ops, fused expressions, softmax, layer_norm ------------------------
+#
+# Inputs are taken as float32 values (float64 and integers rounded to float32 first, as on the
+# device), every operation is computed in float64 and the result rounded once to the result dtype
+# (float16 when every array operand is float16, else float32). NaN and inf follow NumPy: maximum
+# and minimum propagate NaN, log(0) = -inf, log(x < 0) = sqrt(x < 0) = nan, x / 0 = +-inf.
+
+__all__ += ["evaluate", "softmax", "layer_norm"]
+
+def _erfc(x):
+    try:
+        from scipy.special import erfc
+    except ImportError:  # scipy is optional: the same function from the standard library
+        import math
+        erfc = np.frompyfunc(math.erfc, 1, 1)
+    return np.asarray(erfc(x), dtype=np.float64)
+
+
+def _gelu(x):
+    return x * 0.5 * _erfc(-x / np.sqrt(2.0))
+
+
+def _gelu_tanh(x):
+    # 0.5 x (1 + tanh u) written as x sigmoid(2u): equal, and free of cancellation for u << 0
+    return x / (1.0 + np.exp(-2.0 * np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+_ELEMENTWISE = {
+    "add": np.add, "subtract": np.subtract, "multiply": np.multiply, "divide": np.divide,
+    "maximum": np.maximum, "minimum": np.minimum, "negative": np.negative, "abs": np.abs, "exp": np.exp,
+    "log": np.log, "sqrt": np.sqrt, "relu": lambda x: np.maximum(x, 0.0), "gelu": _gelu,
+    "gelu_tanh": _gelu_tanh, "silu": lambda x: x / (1.0 + np.exp(-x)), "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "clip": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), "copy": lambda x: x,
+}
+
+
+def _as_f32_values(v):
+    return _as_f32(v).astype(np.float64)
+
+
+def evaluate(tree, env, dtype):
+    """An elementwise expression tree (("var", name) / ("const", value) / (op, *children), as
+    vaccel.elementwise parses it) over env (name -> array or number), rounded to dtype."""
+    memo = {}
+
+    def ev(node):
+        if node in memo:
+            return memo[node]
+        if node[0] == "var":
+            r = _as_f32_values(env[node[1]])
+        elif node[0] == "const":
+            r = np.float64(np.float32(node[1]))
+        else:
+            r = _ELEMENTWISE[node[0]](*(ev(c) for c in node[1:]))
+        memo[node] = r
+        return r
+
+    with np.errstate(all="ignore"):
+        r = ev(tree)
+        return np.asarray(r).astype(dtype)[()] if np.ndim(r) == 0 else np.asarray(r).astype(dtype)
+
+
+def softmax(x, axis=-1):
+    """exp(x - max) / sum(exp(x - max)) along axis; a row holding +-inf everywhere or NaN is NaN."""
+    dtype = np.float16 if np.asarray(x).dtype == np.float16 else np.float32
+    v = _as_f32_values(x)
+    with np.errstate(all="ignore"):
+        m = np.max(v, axis=axis, keepdims=True) if v.size else v
+        e = np.exp(v - m)
+        return (e / np.sum(e, axis=axis, keepdims=True)).astype(dtype)
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance), as
+    torch.nn.functional.layer_norm."""
+    dtype = np.float16 if np.asarray(x).dtype == np.float16 else np.float32
+    v = _as_f32_values(x)
+    with np.errstate(all="ignore"):
+        mean = v.mean(axis=-1, keepdims=True)
+        var = ((v - mean) ** 2).mean(axis=-1, keepdims=True)
+        r = (v - mean) / np.sqrt(var + np.float64(np.float32(eps)))
+        if weight is not None:
+            r = r * _as_f32_values(weight)
+        if bias is not None:
+            r = r + _as_f32_values(bias)
+        return r.astype(dtype)

@@ -253,36 +253,45 @@ def _is_array(x):
     return isinstance(x, Array)
 
 
-def host_operand(x, name):
+def host_operand(x, name, strided=False):
     """A NumPy array as (target, offset, dtype code, shape, strides in elements); copies only when
-    the view cannot be described (reversed or non-unit inner stride, misaligned, or sparse)."""
+    the view cannot be described (reversed or non-unit inner stride, misaligned, or sparse).
+    strided: the op takes any non-negative strides (0 included: broadcast dims), so only reversed,
+    misaligned or sparse views are copied."""
     if x.dtype not in _CODES:
         raise TypeError(f"{name}: dtype {x.dtype} is not supported on the device")
     item = x.itemsize
     ok = all(s >= 0 and s % item == 0 for s in x.strides) and x.ctypes.data % item == 0
     if ok and x.ndim and x.size:
         span = sum((n - 1) * s for n, s in zip(x.shape, x.strides)) + item
-        ok = (x.shape[-1] <= 1 or x.strides[-1] == item) and span <= 2 * x.nbytes + 4096
+        if strided:
+            stored = item
+            for n, s in zip(x.shape, x.strides):
+                stored *= n if s else 1   # a broadcast dim stores its elements once
+            ok = span <= 2 * stored + 4096
+        else:
+            ok = (x.shape[-1] <= 1 or x.strides[-1] == item) and span <= 2 * x.nbytes + 4096
     if not ok:
         x = np.ascontiguousarray(x)
     strides = tuple(s // item for s in x.strides)
     return (x, 0, _CODES[x.dtype], x.shape, strides), x
 
 
-def operand(x, name):
+def operand(x, name, strided=False):
     if _is_array(x):
         return (x._buf, x._offset, _CODES[x.dtype], x.shape, x._strides), x
-    return host_operand(x, name)
+    return host_operand(x, name, strided)
 
 
-def run_op(op, inputs, outputs, iparams=(), fparams=(), names=None):
+def run_op(op, inputs, outputs, iparams=(), fparams=(), names=None, strided=False):
     """Records op on the current stream and, outside a batch, waits for it. inputs/outputs are
-    NumPy arrays or Arrays; host outputs must be C-contiguous and writable."""
+    NumPy arrays or Arrays; host outputs must be C-contiguous and writable. strided: the op reads
+    inputs of any non-negative strides (see host_operand)."""
     names = names or {}
     labels = tuple(names.get(("in", i), f"input {i}") for i in range(len(inputs))) + \
         tuple(names.get(("out", i), f"output {i}") for i in range(len(outputs)))
     stream = _stream()
-    ins = tuple(operand(x, labels[i])[0] for i, x in enumerate(inputs))
+    ins = tuple(operand(x, labels[i], strided)[0] for i, x in enumerate(inputs))
     outs = tuple(operand(x, labels[len(inputs) + i])[0] for i, x in enumerate(outputs))
     try:
         stream.run(op, ins, outs, tuple(iparams), tuple(float(f) for f in fparams), labels)

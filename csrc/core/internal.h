@@ -98,7 +98,7 @@ typedef struct va_spirv {
 extern const va_spirv va_spirv_table[];
 extern const size_t va_spirv_count;
 
-#define VA_MAX_SPEC 16
+#define VA_MAX_SPEC 32
 #define VA_MAX_BINDINGS 8
 #define VA_PUSH_BYTES 128
 
