@@ -13,6 +13,10 @@
 //! variant f16: -DHAS_F16
 #version 450
 #extension GL_EXT_control_flow_attributes : require
+// NaN and inf are values here (NumPy's semantics): without SignedZeroInfNanPreserve, NVIDIA's
+// compiler may fold isnan() to false and selects into max/min, which drop NaN.
+#extension GL_EXT_spirv_intrinsics : require
+spirv_execution_mode(extensions = ["SPV_KHR_float_controls"], capabilities = [4466], 4461, 32);
 #if defined(HAS_F16)
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require

@@ -34,6 +34,7 @@ layout(constant_id = 11) const bool A_T = false;
 layout(constant_id = 12) const bool B_T = false;
 layout(constant_id = 13) const bool VEC_A = false;
 layout(constant_id = 14) const bool VEC_B = false;
+const uint SG = 32;
 #else
 layout(constant_id = 3) const uint BM = 128;
 layout(constant_id = 4) const uint BN = 128;
@@ -50,6 +51,10 @@ layout(constant_id = 12) const bool B_T = false;
 layout(constant_id = 13) const bool VEC_A = false;
 layout(constant_id = 14) const bool VEC_B = false;
 layout(constant_id = 15) const uint SUBGROUPS = 4;
+// The subgroup size the pipeline requires: loops stepping by it have a constant trip count, so
+// they unroll and the accumulators are only ever indexed by constants (a variable index sends
+// the whole accumulator array to local memory on NVIDIA).
+layout(constant_id = 16) const uint SG = 32;
 #endif
 
 layout(binding = 0) readonly buffer A_ { float16_t A[]; };
@@ -115,7 +120,7 @@ float16_t b_at(uint base, uint p, uint j) {
 uint pack2(float16_t x, float16_t y) { return packFloat2x16(f16vec2(x, y)); }
 
 void main() {
-    const uint nthreads = gl_WorkGroupSize.x;
+    const uint nthreads = SUBGROUPS * SG;
     const uint t = gl_LocalInvocationID.x;
     const uint sg = gl_SubgroupID;
     const uint row0 = gl_WorkGroupID.y * BM, col0 = gl_WorkGroupID.x * BN;
@@ -125,8 +130,8 @@ void main() {
     const uint wm0 = (sg / SG_N) * WM, wn0 = (sg % SG_N) * WN;
 
     const uint A8N = A_ROWS * (A_COLS / 8), B8N = B_ROWS * (B_COLS / 8);
-    const uint RA = (A8N + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x;
-    const uint RB = (B8N + gl_WorkGroupSize.x - 1) / gl_WorkGroupSize.x;
+    const uint RA = (A8N + SUBGROUPS * SG - 1) / (SUBGROUPS * SG);
+    const uint RB = (B8N + SUBGROUPS * SG - 1) / (SUBGROUPS * SG);
     uvec4 ra[RA], rb[RB];
 
     coopmat<float, gl_ScopeSubgroup, MM, NN, gl_MatrixUseAccumulator> acc[FM][FN];
@@ -239,14 +244,15 @@ void main() {
     }
 #endif
     // Through this subgroup's MM x NN patch of shared memory, with bounds, conversion and +=.
-    const uint lane = gl_SubgroupInvocationID, width = gl_SubgroupSize;
+    const uint lane = gl_SubgroupInvocationID;
     [[unroll]] for (uint i = 0; i < FM; i++)
         [[unroll]] for (uint j = 0; j < FN; j++) {
             coopMatStore(acc[i][j], Cs, sg * MM * NN, NN, gl_CooperativeMatrixLayoutRowMajor);
             subgroupBarrier();
-            for (uint e = lane; e < MM * NN; e += width) {
+            [[unroll]] for (uint e0 = 0; e0 < MM * NN; e0 += SG) {
+                uint e = e0 + lane;
                 uint gr = row0 + wm0 + i * MM + e / NN, gc = col0 + wn0 + j * NN + e % NN;
-                if (gr < pc.m && gc < pc.n) {
+                if (e < MM * NN && gr < pc.m && gc < pc.n) {
                     uint o = cbase + gr * pc.ldc + gc;
                     float x = Cs[sg * MM * NN + e];
                     if (pc.accumulate != 0) x += float(C[o]);
