@@ -20,7 +20,7 @@
 #       suite itself stops starting cases 60 s before that, so its JSON is complete, and it rewrites
 #       the JSON after every case anyway; plots only if matplotlib imports)
 # What comes back under $OUT (8 files at most): build.log, info.txt, tests.log, bench.log,
-# bench.json, plots/{throughput,roofline,runtime}.png.
+# bench.json, plots/{throughput,roofline,runtime}.png; tests-full.log holds pytest's whole output.
 # The copy sent there has no .git: set VACCEL_GIT_REVISION=<sha> for the JSON's git_revision.
 # Examples (the device tool's command):
 #   VACCEL_GIT_REVISION=<sha> BENCH_ONLY='4096x1000000x128|latency|copy' tools/gpu-run.sh
@@ -43,8 +43,7 @@ export PYTHONPATH=.:${PYTHONPATH:-}
 
 timeout 60 python3 -m vaccel info 2>&1 | tee "$OUT/info.txt"
 
-VACCEL_VALIDATION=0 timeout 300 python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tail -30 | tee "$OUT/tests.log"
-tests_rc=${PIPESTATUS[0]}
+VACCEL_VALIDATION=0 timeout 300 python3 -m pytest -q -p no:cacheprovider --tb=short tests > "$OUT/tests-full.log" 2>&1; tests_rc=$?; grep -v "^\.*\s*\[" "$OUT/tests-full.log" | tail -60 | tee "$OUT/tests.log"
 
 bench_timeout=${BENCH_TIMEOUT:-400}
 plots=()
