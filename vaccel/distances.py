@@ -15,18 +15,7 @@ _CODE = {"sqeuclidean": 0, "euclidean": 1, "cosine": 2, "inner": 3, "dot": 3, "c
 
 
 def _matrix(x, name):
-    if runtime._is_array(x):
-        if x.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D array, got shape {x.shape}")
-        return x
-    if x is None:
-        raise TypeError(f"{name} must be an array, got None")
-    try:
-        a = np.asarray(x)
-    except Exception as exc:
-        raise TypeError(f"{name} must be array-like: {exc}") from None
-    if a.dtype == object or a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    a = runtime.numeric(x, name)
     if a.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {a.shape}")
     return a
@@ -113,14 +102,7 @@ def _padded_codes(x):
 
 
 def _cpu_result(r, out, want_array):
-    """The CPU backend's result delivered as the Vulkan path would: into out, or as an Array."""
-    if out is not None:
-        if runtime._is_array(out):
-            out._assign(r)
-        else:
-            out[...] = r
-        return out
-    return runtime.asarray(r) if want_array else r
+    return runtime.deliver(r, out, want_array)
 
 
 def _run(op, inputs, shape, out, want_array, iparams=(), fparams=(), names=None):

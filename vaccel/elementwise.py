@@ -256,16 +256,11 @@ def _as_operand(name, v):
         if np.asarray(v).dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a number, got {v!r}")
         return float(np.asarray(v))
-    if runtime._is_array(v):
-        return v
     if v is None:
         raise TypeError(f"{name} must be an array or a number, got None")
-    try:
-        a = np.asarray(v)
-    except Exception as exc:
-        raise TypeError(f"{name} must be array-like: {exc}") from None
-    if a.dtype == object or a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    a = runtime.numeric(v, name)
+    if runtime._is_array(a):
+        return a
     if a.ndim == 0:
         return float(a)
     return a
@@ -309,16 +304,7 @@ def _check_out(out, shape, dtype):
 
 
 def _deliver(r, out, want_array):
-    """A host result delivered as the Vulkan path would: into out, or as an Array."""
-    if out is not None:
-        if runtime._is_array(out):
-            out._assign(r)
-        else:
-            out[...] = r
-        return out
-    if want_array:
-        return runtime.asarray(r)
-    return r
+    return runtime.deliver(r, out, want_array)
 
 
 def _device_operand(a, use16):

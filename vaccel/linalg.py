@@ -11,18 +11,7 @@ from . import cpu, runtime
 
 
 def _operand(x, name):
-    """An Array, or x as a NumPy array of numbers."""
-    if runtime._is_array(x):
-        return x
-    if x is None:
-        raise TypeError(f"{name} must be an array, got None")
-    try:
-        a = np.asarray(x)
-    except Exception as exc:
-        raise TypeError(f"{name} must be array-like: {exc}") from None
-    if a.dtype == object or a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
-    return a
+    return runtime.numeric(x, name)
 
 
 def _result_dtype(a, b, out_dtype):
@@ -126,14 +115,7 @@ def _check_out(out, shape, dtype):
 
 
 def _deliver(r, out, want_array):
-    """A host result r delivered as the Vulkan path would: into out, or as an Array."""
-    if out is not None:
-        if runtime._is_array(out):
-            out._assign(r)
-        else:
-            out[...] = r
-        return out
-    return runtime.asarray(r) if want_array else r
+    return runtime.deliver(r, out, want_array)
 
 
 def _result(shape, dtype, out, want_array):

@@ -47,15 +47,8 @@ def _ddof(ddof):
 
 def _host(x, name="x"):
     """x as a NumPy array of numbers (Array inputs of other than float32/float16 come back)."""
-    if x is None:
-        raise TypeError(f"{name} must be an array, got None")
-    try:
-        a = np.asarray(x)
-    except Exception as exc:
-        raise TypeError(f"{name} must be array-like: {exc}") from None
-    if a.dtype == object or a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
-    return a
+    a = runtime.numeric(x, name)
+    return a.numpy() if runtime._is_array(a) else a
 
 
 def _shape(x):

@@ -253,6 +253,34 @@ def _is_array(x):
     return isinstance(x, Array)
 
 
+def numeric(x, name):
+    """x as an operand of an op: an Array passes through, anything else becomes a NumPy array of
+    numbers; TypeError naming the argument otherwise."""
+    if _is_array(x):
+        return x
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    try:
+        a = np.asarray(x)
+    except Exception as exc:
+        raise TypeError(f"{name} must be array-like: {exc}") from None
+    if a.dtype == object or a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    return a
+
+
+def deliver(r, out, want_array):
+    """A result computed on the host (the CPU backend) delivered as the Vulkan path would: into
+    out (NumPy array or Array), or as an Array when the inputs were Arrays."""
+    if out is not None:
+        if _is_array(out):
+            out._assign(r)
+        else:
+            out[...] = r
+        return out
+    return asarray(r) if want_array else r
+
+
 def host_operand(x, name, strided=False):
     """A NumPy array as (target, offset, dtype code, shape, strides in elements); copies only when
     the view cannot be described (reversed or non-unit inner stride, misaligned, or sparse).
