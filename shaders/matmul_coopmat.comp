@@ -7,10 +7,6 @@
 // addressed in uvec4s (8 halves) so that global->shared copies are 16-byte moves; rows are padded
 // by one uvec4 to spread them over the banks.
 //! variant f16c: -DC_F16
-//! variant s16: -DSHARED_F16
-//! variant s16c: -DSHARED_F16 -DC_F16
-//! variant fixed: -DFIXED
-//! variant fixedc: -DFIXED -DC_F16
 //! requires: cooperative_matrix
 #version 450
 #extension GL_KHR_cooperative_matrix : require
@@ -26,16 +22,6 @@
 #endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
-#if defined(FIXED)
-// The fixed variant: the default tile as compile-time constants (A/B layouts and vector loads
-// stay specializable), to compare against what the driver makes of specialized sizes.
-const uint BM = 128, BN = 128, BK = 32, WM = 64, WN = 64, MM = 16, NN = 16, KK = 16, SUBGROUPS = 4;
-layout(constant_id = 11) const bool A_T = false;
-layout(constant_id = 12) const bool B_T = false;
-layout(constant_id = 13) const bool VEC_A = false;
-layout(constant_id = 14) const bool VEC_B = false;
-const uint SG = 32;
-#else
 layout(constant_id = 3) const uint BM = 128;
 layout(constant_id = 4) const uint BN = 128;
 layout(constant_id = 5) const uint BK = 32;
@@ -55,7 +41,6 @@ layout(constant_id = 15) const uint SUBGROUPS = 4;
 // they unroll and the accumulators are only ever indexed by constants (a variable index sends
 // the whole accumulator array to local memory on NVIDIA).
 layout(constant_id = 16) const uint SG = 32;
-#endif
 
 layout(binding = 0) readonly buffer A_ { float16_t A[]; };
 layout(binding = 0) readonly buffer A8_ { uvec4 A8[]; };
@@ -77,33 +62,8 @@ const uint A_ROWS = A_T ? BK : BM, A_COLS = A_T ? BM : BK;
 const uint B_ROWS = B_T ? BN : BK, B_COLS = B_T ? BK : BN;
 const uint A_LD = A_COLS / 8 + 1, B_LD = B_COLS / 8 + 1;   // row pitch in uvec4s
 const uint A_SZ = A_ROWS * A_LD, B_SZ = B_ROWS * B_LD;
-#if defined(SHARED_F16)
-// The s16 variants keep the tiles as float16_t, so the cooperative loads read their own
-// component type (some drivers load faster that way); offsets are then in halves.
-shared float16_t As[2 * A_SZ * 8];
-shared float16_t Bs[2 * B_SZ * 8];
-#define SH_UNIT 8
-void put8A(uint i, uvec4 v) {
-    [[unroll]] for (uint c = 0; c < 4; c++) {
-        f16vec2 h = unpackFloat2x16(v[c]);
-        As[i * 8 + 2 * c] = h.x;
-        As[i * 8 + 2 * c + 1] = h.y;
-    }
-}
-void put8B(uint i, uvec4 v) {
-    [[unroll]] for (uint c = 0; c < 4; c++) {
-        f16vec2 h = unpackFloat2x16(v[c]);
-        Bs[i * 8 + 2 * c] = h.x;
-        Bs[i * 8 + 2 * c + 1] = h.y;
-    }
-}
-#else
 shared uvec4 As[2 * A_SZ];
 shared uvec4 Bs[2 * B_SZ];
-#define SH_UNIT 1
-void put8A(uint i, uvec4 v) { As[i] = v; }
-void put8B(uint i, uvec4 v) { Bs[i] = v; }
-#endif
 shared float Cs[SUBGROUPS * MM * NN];
 
 const uint FM = WM / MM, FN = WN / NN;
@@ -191,11 +151,11 @@ void main() {
 #define STORE(buf)                                                                                  \
     [[unroll]] for (uint s = 0; s < RA; s++) {                                                      \
         uint q = s * nthreads + t;                                                                  \
-        if (q < A8N) put8A((buf) * A_SZ + (q / (A_COLS / 8)) * A_LD + q % (A_COLS / 8), ra[s]);     \
+        if (q < A8N) As[(buf) * A_SZ + (q / (A_COLS / 8)) * A_LD + q % (A_COLS / 8)] = ra[s];       \
     }                                                                                               \
     [[unroll]] for (uint s = 0; s < RB; s++) {                                                      \
         uint q = s * nthreads + t;                                                                  \
-        if (q < B8N) put8B((buf) * B_SZ + (q / (B_COLS / 8)) * B_LD + q % (B_COLS / 8), rb[s]);     \
+        if (q < B8N) Bs[(buf) * B_SZ + (q / (B_COLS / 8)) * B_LD + q % (B_COLS / 8)] = rb[s];       \
     }
 
     if (nslices > 0) {
@@ -214,12 +174,12 @@ void main() {
             // MM, NN and KK are multiples of 8.
             [[unroll]] for (uint i = 0; i < FM; i++) {
                 uint off = A_T ? kk * A_LD + (wm0 + i * MM) / 8 : (wm0 + i * MM) * A_LD + kk / 8;
-                coopMatLoad(fa[i], As, (cur * A_SZ + off) * SH_UNIT, A_LD * SH_UNIT,
+                coopMatLoad(fa[i], As, cur * A_SZ + off, A_LD,
                             A_T ? gl_CooperativeMatrixLayoutColumnMajor : gl_CooperativeMatrixLayoutRowMajor);
             }
             [[unroll]] for (uint j = 0; j < FN; j++) {
                 uint off = B_T ? (wn0 + j * NN) * B_LD + kk / 8 : kk * B_LD + (wn0 + j * NN) / 8;
-                coopMatLoad(fb[j], Bs, (cur * B_SZ + off) * SH_UNIT, B_LD * SH_UNIT,
+                coopMatLoad(fb[j], Bs, cur * B_SZ + off, B_LD,
                             B_T ? gl_CooperativeMatrixLayoutColumnMajor : gl_CooperativeMatrixLayoutRowMajor);
             }
             [[unroll]] for (uint i = 0; i < FM; i++)

@@ -97,11 +97,9 @@ static simt_cfg simt_tiles(const va_context *ctx, int64_t m, int64_t n, int64_t 
     return c;
 }
 
-typedef struct coop_cfg { uint32_t bm, bn, bk, wm, wn; int shared16; } coop_cfg;
+typedef struct coop_cfg { uint32_t bm, bn, bk, wm, wn; } coop_cfg;
 
-static const char *coop_name(const va_tensor *c, int shared16) {
-    if (shared16 == 2) return c->dtype == VA_F16 ? "matmul_coopmat_fixedc" : "matmul_coopmat_fixed";
-    if (shared16) return c->dtype == VA_F16 ? "matmul_coopmat_s16c" : "matmul_coopmat_s16";
+static const char *coop_name(const va_tensor *c) {
     return c->dtype == VA_F16 ? "matmul_coopmat_f16c" : "matmul_coopmat";
 }
 
@@ -109,16 +107,16 @@ static int use_coopmat(const va_context *ctx, const va_tensor *a, const va_tenso
     if (a->dtype != VA_F16 || b->dtype != VA_F16 || !ctx->info.coopmat_m) return 0;
     const char *off = getenv("VACCEL_NO_COOPMAT");
     if (off && *off && strcmp(off, "0") != 0) return 0;
-    return va_kernel_available(coop_name(c, 0)) && va_kernel_available(coop_name(c, 1));
+    return va_kernel_available(coop_name(c));
 }
 
-/* 128x128x32 tiles, four subgroups of 64x64 (a 2x2 grid); VACCEL_COOPMAT_TILE="BM,BN,BK,WM,WN[,S16]"
+/* 128x128x32 tiles, four subgroups of 64x64 (a 2x2 grid); VACCEL_COOPMAT_TILE="BM,BN,BK,WM,WN"
  * overrides, for tuning on a new device. */
 static coop_cfg coop_tiles(const va_context *ctx) {
-    coop_cfg c = {128, 128, 32, 64, 64, 0};
+    coop_cfg c = {128, 128, 32, 64, 64};
     const char *env = getenv("VACCEL_COOPMAT_TILE");
     coop_cfg e = {0};
-    int n = env ? sscanf(env, "%u,%u,%u,%u,%u,%d", &e.bm, &e.bn, &e.bk, &e.wm, &e.wn, &e.shared16) : 0;
+    int n = env ? sscanf(env, "%u,%u,%u,%u,%u", &e.bm, &e.bn, &e.bk, &e.wm, &e.wn) : 0;
     if (n >= 5 && e.wm && e.wn && e.bm % e.wm == 0 && e.bn % e.wn == 0 && e.wm % ctx->info.coopmat_m == 0 &&
         e.wn % ctx->info.coopmat_n == 0 && e.bk % ctx->info.coopmat_k == 0 && e.bk % 8 == 0) {
         uint32_t sgs = (e.bm / e.wm) * (e.bn / e.wn);
@@ -173,7 +171,7 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
                            ctx->info.coopmat_k, A.colmajor, B.colmajor, 0, 0, sgs, ctx->info.subgroup_size};
         memcpy(spec, sp, sizeof sp);
         nspec = 17;
-        name = coop_name(c, cc.shared16);
+        name = coop_name(c);
     } else {
         sc = simt_tiles(ctx, m, n, batch, a->dtype == VA_F16 || b->dtype == VA_F16);
         bm = sc.bm; bn = sc.bn; bk = sc.bk; vec = 4;
