@@ -2,6 +2,7 @@
 # NumPy reference: search, ids, filters, removal, range search, float16 storage, persistence and
 # its failure modes, argument checks. Sizes stay small: lavapipe is a CPU.
 
+import hashlib
 import os
 import struct
 import sys
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 import vaccel
-from vaccel import cpu
+from vaccel import cpu, indexfile
 from vaccel.index import FlatIndex, IndexFileError
 
 from helpers import device_array, oracle
@@ -395,39 +396,60 @@ def _saved(tmp_path, rng):
 
 
 def _with_header_crc(data):
-    head = data[:struct.calcsize("<8sII16s8sQQqdQ32s")]
-    return head + struct.pack("<I", zlib.crc32(head)) + data[len(head) + 4:]
+    n = indexfile._HEADER.size
+    return data[:n] + struct.pack("<I", zlib.crc32(data[:n])) + data[n + 4:]
 
 
 def test_damaged_files_raise(rng, tmp_path):
     path, good = _saved(tmp_path, rng)
     bad = tmp_path / "bad.vx"
+    hs = indexfile.HEADER_SIZE
     cases = {
         "empty": b"",
         "magic only": good[:8],
         "truncated header": good[:40],
-        "header only": good[:124],
+        "header only": good[:hs],
+        "truncated description": good[:hs + 10],
         "truncated payload": good[:-1],
         "half payload": good[:len(good) // 2],
         "trailing bytes": good + b"\0",
-        "payload bit flip": good[:200] + bytes([good[200] ^ 1]) + good[201:],
+        "description bit flip": good[:hs + 5] + bytes([good[hs + 5] ^ 1]) + good[hs + 6:],
+        "payload bit flip": good[:400] + bytes([good[400] ^ 1]) + good[401:],
         "id bit flip": good[:-3] + bytes([good[-3] ^ 0x10]) + good[-2:],
         "header bit flip": good[:50] + bytes([good[50] ^ 4]) + good[51:],
         "random bytes": rng.integers(0, 256, size=len(good), dtype=np.uint8).tobytes(),
         "text": b"hello, this is not an index\n" * 10,
-        "newer version": _with_header_crc(good[:8] + struct.pack("<I", 2) + good[12:]),
+        "newer version": _with_header_crc(good[:8] + struct.pack("<I", 3) + good[12:]),
         "version 0": _with_header_crc(good[:8] + struct.pack("<I", 0) + good[12:]),
-        # Header consistent (CRC fixed up) but the count does not match the payload.
-        "wrong count": _with_header_crc(good[:48] + struct.pack("<Q", 51) + good[56:]),
-        "unknown metric": _with_header_crc(good[:16] + b"manhattan".ljust(16, b"\0") + good[32:]),
+        # Header consistent (CRC fixed up) but the sizes do not match the file.
+        "wrong payload size": _with_header_crc(good[:40] + struct.pack("<Q", len(good)) + good[48:]),
+        "other kind": _with_header_crc(good[:16] + b"ivfpq".ljust(16, b"\0") + good[32:]),
+        "unknown kind": _with_header_crc(good[:16] + b"manhattan".ljust(16, b"\0") + good[32:]),
     }
     for name, data in cases.items():
         bad.write_bytes(data)
-        with pytest.raises(IndexFileError) as info:
+        for load in (FlatIndex.load, vaccel.load_index):
+            with pytest.raises(IndexFileError) as info:
+                load(bad)
+            assert isinstance(info.value, vaccel.VaccelError), name
+            if name == "newer version":
+                assert "newer" in str(info.value) or "version 3" in str(info.value)
+    # Well-formed files whose description does not fit a FlatIndex.
+    vec = rng.standard_normal((5, 6)).astype(np.float32)
+    ok = {"d": 6, "metric": "sqeuclidean", "dtype": "float32", "p": 2.0, "next_id": 5}
+    for params, arrays in [
+            (dict(ok, d=7), {"vectors": vec, "ids": np.arange(5)}),
+            (dict(ok, metric="l2"), {"vectors": vec, "ids": np.arange(5)}),
+            (dict(ok, dtype="float16"), {"vectors": vec, "ids": np.arange(5)}),
+            (dict(ok, next_id=3), {"vectors": vec, "ids": np.arange(5)}),
+            (ok, {"vectors": vec, "ids": np.arange(4)}),
+            (ok, {"vectors": vec, "ids": np.array([0, 1, 2, 2, 3])}),
+            (ok, {"vectors": vec}),
+            ({k: v for k, v in ok.items() if k != "d"}, {"vectors": vec, "ids": np.arange(5)}),
+            (dict(ok, d="6"), {"vectors": vec, "ids": np.arange(5)})]:
+        indexfile.write(bad, "flat", params, arrays)
+        with pytest.raises(IndexFileError, match="inconsistent"):
             FlatIndex.load(bad)
-        assert isinstance(info.value, vaccel.VaccelError), name
-        if name == "newer version":
-            assert "newer" in str(info.value) or "version 2" in str(info.value)
     # A foreign index file: faiss's own format.
     faiss.write_index(faiss_index("sqeuclidean", 6, rng.standard_normal((20, 6))), str(bad))
     with pytest.raises(IndexFileError):
@@ -435,6 +457,27 @@ def test_damaged_files_raise(rng, tmp_path):
     with pytest.raises(FileNotFoundError):
         FlatIndex.load(tmp_path / "missing.vx")
     assert FlatIndex.load(path).ntotal == 50           # the good file still loads
+    assert vaccel.load_index(path).ntotal == 50
+
+
+def test_version_1_files_load(rng, tmp_path):
+    """Files written by the first format (FlatIndex only) still load."""
+    vec = rng.standard_normal((7, 5)).astype(np.float16)
+    ids = np.array([3, 9, 4, 0, 11, 2, 5], np.int64)
+    payload = vec.tobytes() + ids.tobytes()
+    head = indexfile._V1_HEADER.pack(indexfile.MAGIC, 1, indexfile._V1_HEADER.size + 4, b"cosine", b"float16",
+                                     5, 7, 12, 2.0, len(payload), hashlib.sha256(payload).digest())
+    path = tmp_path / "v1.vx"
+    path.write_bytes(head + struct.pack("<I", zlib.crc32(head)) + payload)
+    for index in (FlatIndex.load(path), vaccel.load_index(path)):
+        assert index.metric == "cosine" and index.dtype == "float16" and index.d == 5
+        np.testing.assert_array_equal(index.ids, ids)
+        np.testing.assert_array_equal(index.reconstruct(9), vec[1])
+        index.add(vec[:1])
+        assert index.ids[-1] == 12
+    path.write_bytes(head + struct.pack("<I", zlib.crc32(head)) + payload[:-1])
+    with pytest.raises(IndexFileError, match="truncated"):
+        FlatIndex.load(path)
 
 
 def test_failed_save_keeps_old_file(rng, tmp_path, monkeypatch):

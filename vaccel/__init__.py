@@ -13,13 +13,14 @@ from .runtime import (Array, asarray, batch, config, devices, empty, get_backend
 from .distances import cdist, normalize
 from .search import knn, topk
 from .index import FlatIndex, IndexFileError
+from .indexfile import load_index
 from .linalg import matmul, matvec, transpose
 from .reductions import argmax, argmin, histogram, max, mean, min, statistics, std, sum, var
 from .elementwise import (abs, absolute, add, clip, compile_expr, divide, exp, fuse, gelu, layer_norm, log,  # noqa: A004
                           maximum, minimum, multiply, negative, relu, sigmoid, silu, softmax, sqrt, subtract)
 
 __all__ = [
-    "Array", "DeviceLost", "FlatIndex", "IndexFileError", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
+    "Array", "DeviceLost", "FlatIndex", "IndexFileError", "load_index", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
     "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "knn", "matmul", "matvec", "memory_stats", "normalize", "profile",
     "report", "set_backend", "synchronize", "topk", "transpose", "validation_messages",
     "argmax", "argmin", "histogram", "max", "mean", "min", "statistics", "std", "sum", "var",

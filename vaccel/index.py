@@ -5,43 +5,24 @@ uploads only the new rows; a host mirror in the storage dtype serves reconstruct
 and the CPU backend. Search is vaccel.knn over the stored rows; range_search is vaccel.cdist over
 blocks of queries, selected on the host.
 
-File format (little-endian), version 1:
-    header  _HEADER: magic b'VACCELIX', format version, header size, metric, storage dtype, d,
-            count, next default id, minkowski p, payload size, SHA-256 of the payload,
-            CRC-32 of the header bytes before it
-    payload count * d vectors in the storage dtype, then count int64 ids
-A file is written to a temporary file in the target's directory, synced, then renamed over it.
+save/load use the shared index file format of vaccel.indexfile (versioned header, checksum,
+atomic write).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import struct
-import tempfile
-import zlib
-
 import numpy as np
 
-from . import distances, errors, runtime
+from . import distances, indexfile, runtime
+from .indexfile import IndexFileError
 
 __all__ = ["FlatIndex", "IndexFileError"]
-
-
-class IndexFileError(errors.VaccelError):
-    """A file that FlatIndex.load cannot trust: not an index file, damaged, truncated, or written
-    by a newer format version."""
-
 
 METRICS = ("sqeuclidean", "euclidean", "cosine", "inner", "cityblock", "chebyshev", "minkowski",
            "bitwise_hamming")
 _LARGEST = ("inner",)          # metrics where a larger value is better
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16))
 
-_MAGIC = b"VACCELIX"
-_VERSION = 1
-_HEADER = struct.Struct("<8sII16s8sQQqdQ32s")   # followed by a CRC-32 of these bytes
-_HEADER_SIZE = _HEADER.size + 4
 _RANGE_BLOCK_BYTES = 256 << 20   # bound on the distance block of one range_search step
 _MIN_CAPACITY = 64
 
@@ -56,17 +37,13 @@ def _cdist():
     return cdist
 
 
-def _raw(a):
-    """The bytes of a C-contiguous array as a flat uint8 view (empty arrays included)."""
-    return a.reshape(-1).view(np.uint8)
-
-
 def _int(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     return int(value)
 
 
+@indexfile.register("flat")
 class FlatIndex:
     """Exact search over stored vectors, faiss-like: (distances, ids), -1 where fewer than k.
 
@@ -417,104 +394,41 @@ class FlatIndex:
     # ---- persistence --------------------------------------------------------------------------
 
     def save(self, path):
-        """Write the index to path atomically (a temporary file in the same directory, synced,
-        then renamed over path)."""
-        path = os.fspath(path)
+        """Write the index to path atomically (see vaccel.indexfile for the format)."""
         n = self._n
-        vec = np.ascontiguousarray(self._host[:n], dtype=self._dtype.newbyteorder("<"))
-        ids = np.ascontiguousarray(self._ids[:n], dtype="<i8")
-        h = hashlib.sha256()
-        h.update(_raw(vec))
-        h.update(_raw(ids))
-        head = _HEADER.pack(_MAGIC, _VERSION, _HEADER_SIZE, self._metric.encode(), self._dtype.name.encode(),
-                            self._d, n, self._next_id, self._p, vec.nbytes + ids.nbytes, h.digest())
-        head += struct.pack("<I", zlib.crc32(head))
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".vaccel-index-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(head)
-                f.write(_raw(vec))
-                f.write(_raw(ids))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        try:
-            dfd = os.open(directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(dfd)
-        except OSError:
-            pass
-        finally:
-            os.close(dfd)
+        indexfile.write(path, self._file_kind,
+                        {"d": self._d, "metric": self._metric, "dtype": self._dtype.name, "p": self._p,
+                         "next_id": self._next_id},
+                        {"vectors": self._host[:n], "ids": self._ids[:n]})
 
     @classmethod
     def load(cls, path):
         """Read an index written by save. Raises IndexFileError for a file that is not a vaccel
-        index, is damaged or truncated, or comes from a newer format version."""
-        path = os.fspath(path)
-        with open(path, "rb") as f:
-            head = f.read(_HEADER_SIZE)
-            if len(head) < len(_MAGIC) or head[:len(_MAGIC)] != _MAGIC:
-                raise IndexFileError(f"{path}: not a vaccel index file (bad magic)")
-            if len(head) < _HEADER_SIZE:
-                raise IndexFileError(f"{path}: truncated header ({len(head)} of {_HEADER_SIZE} bytes)")
-            (magic, version, hsize, metric, dtype, d, n, next_id, p, size,
-             digest) = _HEADER.unpack_from(head)
-            if version > _VERSION:
-                raise IndexFileError(f"{path}: written in index format version {version}; this vaccel "
-                                     f"reads version {_VERSION} or older (upgrade vaccel)")
-            if version < 1:
-                raise IndexFileError(f"{path}: unknown index format version {version}")
-            (crc,) = struct.unpack_from("<I", head, _HEADER.size)
-            if crc != zlib.crc32(head[:_HEADER.size]) or hsize != _HEADER_SIZE:
-                raise IndexFileError(f"{path}: damaged header (checksum mismatch)")
-            try:
-                metric = metric.rstrip(b"\0").decode("ascii")
-                dtype = np.dtype(dtype.rstrip(b"\0").decode("ascii"))
-            except (UnicodeDecodeError, TypeError) as exc:
-                raise IndexFileError(f"{path}: damaged header ({exc})") from None
-            ok_dtype = dtype == np.uint8 if metric == "bitwise_hamming" else dtype in _FLOAT_DTYPES
-            if metric not in METRICS or not ok_dtype or d < 1 or n > size or next_id < 0 \
-                    or size != n * (d * dtype.itemsize + 8):
-                raise IndexFileError(f"{path}: inconsistent header (metric {metric!r}, dtype {dtype}, "
-                                     f"d {d}, count {n}, payload {size} bytes)")
-            f.seek(0, os.SEEK_END)
-            have = f.tell() - _HEADER_SIZE
-            if have != size:
-                what = "truncated" if have < size else "trailing bytes after the payload"
-                raise IndexFileError(f"{path}: {what} (payload {have} bytes, header says {size})")
-            f.seek(_HEADER_SIZE)
-            vec = np.empty((n, d), dtype.newbyteorder("<"))
-            ids = np.empty(n, "<i8")
-            for a in (vec, ids):
-                view = _raw(a)
-                if a.nbytes and f.readinto(view) != a.nbytes:
-                    raise IndexFileError(f"{path}: truncated payload")
-        h = hashlib.sha256()
-        h.update(_raw(vec))
-        h.update(_raw(ids))
-        if h.digest() != digest:
-            raise IndexFileError(f"{path}: damaged payload (checksum mismatch)")
-        if n and (ids.min() < 0 or np.unique(ids).size != n or ids.max() >= next_id):
-            raise IndexFileError(f"{path}: inconsistent ids")
+        FlatIndex, is damaged or truncated, or comes from a newer format version."""
+        return cls._from_file(indexfile.read(path, cls._file_kind))
+
+    @classmethod
+    def _from_file(cls, file):
+        metric = file.param("metric", str, lambda m: m in METRICS)
+        dtype = file.param("dtype", str, lambda t: t in ("float32", "float16", "uint8"))
+        d = file.param("d", int, lambda v: v >= 1)
+        next_id = file.param("next_id", int, lambda v: v >= 0)
+        p = file.param("p", (int, float))
+        if (dtype == "uint8") != (metric == "bitwise_hamming"):
+            file.fail(f"inconsistent description (metric {metric!r} with dtype {dtype})")
+        vec = file.array("vectors", dtype, (None, d))
+        ids = file.array("ids", np.int64, (vec.shape[0],))
+        indexfile.check_ids(file, ids, next_id)
         try:
-            index = cls(int(d), metric, dtype.name, p=p)
+            index = cls(d, metric, dtype, p=p)
         except (TypeError, ValueError) as exc:
-            raise IndexFileError(f"{path}: inconsistent header ({exc})") from None
-        index._host = vec.astype(dtype, copy=False)
-        index._ids = ids.astype(np.int64, copy=False)
-        index._n = int(n)
-        index._next_id = int(next_id)
-        index._sequential = bool(np.array_equal(index._ids, np.arange(n, dtype=np.int64)))
+            file.fail(f"inconsistent description ({exc})")
+        n = vec.shape[0]
+        index._host = vec
+        index._ids = ids
+        index._n = n
+        index._next_id = next_id
+        index._sequential = bool(np.array_equal(ids, np.arange(n, dtype=np.int64)))
         if n and index._use_device():
-            index._sync_device(index._host, 0, int(n))
+            index._sync_device(index._host, 0, n)
         return index
