@@ -25,6 +25,7 @@ GEN = os.path.join(ROOT, "build", "gen")
 VARIANT = re.compile(r"^//!\s*variant\s+(\w+)\s*:\s*(.*)$", re.M)
 REGISTER = re.compile(r"^VA_REGISTER_OP\((\w+),\s*(\w+)\)", re.M)
 REQUIRES = re.compile(r"^//!\s*requires:\s*(\w+)\s*$", re.M)
+INCLUDE = re.compile(r'^#include\s+"([^"]+)"', re.M)
 COOPMAT_PROBE = """#version 450
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -47,6 +48,17 @@ def shader_targets():
         for var, flags in VARIANT.findall(text):
             out.append((f"{base}_{var}", src, flags.split(), req))
     return out
+
+
+def source_mtime(src):
+    """Latest modification time of a shader and the files it #includes (shaders/*.glsl)."""
+    t = os.path.getmtime(src)
+    with open(src) as f:
+        for name in INCLUDE.findall(f.read()):
+            inc = os.path.join(os.path.dirname(src), name)
+            if os.path.exists(inc):
+                t = max(t, source_mtime(inc))
+    return t
 
 
 def coopmat_glslc(default):
@@ -83,7 +95,7 @@ def compile_shaders(spv_dir):
     special = {}
     for name, src, flags, req in targets:
         out = os.path.join(spv_dir, name + ".spv")
-        if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
+        if os.path.exists(out) and os.path.getmtime(out) >= source_mtime(src):
             continue
         compiler = glslc
         if req == "cooperative_matrix":

@@ -7,7 +7,7 @@
 
 __version__ = "0.1.0"
 
-from .errors import DeviceLost, DeviceNotAvailable, FeatureNotSupported, OutOfDeviceMemory, VaccelError
+from .errors import DeviceLost, DeviceNotAvailable, FeatureNotSupported, NotTrainedError, OutOfDeviceMemory, VaccelError
 from .runtime import (Array, asarray, batch, config, devices, empty, get_backend, info, memory_stats, profile,
                       report, set_backend, synchronize, validation_messages)
 from .distances import cdist, normalize
@@ -18,6 +18,8 @@ from .linalg import matmul, matvec, transpose
 from .reductions import argmax, argmin, histogram, max, mean, min, statistics, std, sum, var
 from .elementwise import (abs, absolute, add, clip, compile_expr, divide, exp, fuse, gelu, layer_norm, log,  # noqa: A004
                           maximum, minimum, multiply, negative, relu, sigmoid, silu, softmax, sqrt, subtract)
+from .pq import PQIndex, ProductQuantizer
+from .ivf import IVFFlatIndex, IVFPQIndex
 
 __all__ = [
     "Array", "DeviceLost", "FlatIndex", "IndexFileError", "load_index", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
@@ -26,4 +28,5 @@ __all__ = [
     "argmax", "argmin", "histogram", "max", "mean", "min", "statistics", "std", "sum", "var",
     "abs", "absolute", "add", "clip", "compile_expr", "divide", "exp", "fuse", "gelu", "layer_norm", "log",
     "maximum", "minimum", "multiply", "negative", "relu", "sigmoid", "silu", "softmax", "sqrt", "subtract",
+    "ProductQuantizer", "PQIndex", "IVFFlatIndex", "IVFPQIndex",
 ]

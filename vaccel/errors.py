@@ -22,6 +22,11 @@ class DeviceLost(VaccelError):
     """The driver reported the device lost (a crash or reset)."""
 
 
+class NotTrainedError(VaccelError, RuntimeError):
+    """A quantizer or index that needs training was used before train() (encode, decode, add,
+    search). Every trained vaccel object raises this one class, so callers catch it once."""
+
+
 def install(ext):
     """Hand the classes to the extension, which raises them for the core's status codes."""
     ext.set_error_types(VaccelError, DeviceNotAvailable, FeatureNotSupported, OutOfDeviceMemory, DeviceLost)
