@@ -27,6 +27,11 @@ class NotTrainedError(VaccelError, RuntimeError):
     search). Every trained vaccel object raises this one class, so callers catch it once."""
 
 
+class NotFittedError(ValueError, AttributeError):
+    """An estimator (vaccel.KMeans) was used before fit; a ValueError and an AttributeError, like
+    scikit-learn's sklearn.exceptions.NotFittedError."""
+
+
 def install(ext):
     """Hand the classes to the extension, which raises them for the core's status codes."""
     ext.set_error_types(VaccelError, DeviceNotAvailable, FeatureNotSupported, OutOfDeviceMemory, DeviceLost)
