@@ -16,6 +16,21 @@ from helpers import device_array
 from test_pq import blobs, check_topk, recon_dist
 
 
+def ivf_index(rng, kind, d, nlist, xb, metric="sqeuclidean", m=4, nbits=6):
+    """An index whose quantizers are set from data rows instead of trained (k-means-free: quick,
+    and every property below holds for any quantizer)."""
+    if kind == "flat":
+        index = IVFFlatIndex(d, nlist, metric)
+    else:
+        index = IVFPQIndex(d, nlist, m, nbits, metric)
+    index.centroids = xb[rng.choice(len(xb), nlist, replace=False)]
+    if kind == "pq":
+        res = xb[rng.choice(len(xb), 1 << nbits, replace=len(xb) < (1 << nbits))] - xb[rng.integers(0, len(xb))]
+        index.pq.centroids = res.reshape(1 << nbits, m, d // m).transpose(1, 0, 2)
+    assert index.is_trained
+    return index
+
+
 def exact_dist(xq, xb, metric):
     return recon_dist(xq, np.asarray(xb, np.float32), metric)
 
@@ -60,8 +75,7 @@ def check_probed(D, I, index, xq, nprobe, true, ids, k, allowed=None):
 def test_ivf_flat_all_lists_is_exact_search(rng, backend, metric):
     d, nb = 13, 1500
     xb, xq = blobs(rng, nb, d), blobs(rng, 7, d)
-    index = IVFFlatIndex(d, 16, metric)
-    index.train(xb)
+    index = ivf_index(rng, "flat", d, 16, xb, metric)
     index.add(xb)
     assert index.ntotal == nb and index.list_sizes.sum() == nb and index.nprobe == 1
     D, I = index.search(xq, 25, nprobe=16)
@@ -78,30 +92,24 @@ def test_ivf_flat_all_lists_is_exact_search(rng, backend, metric):
 def test_ivf_flat_searches_the_probed_lists(rng, backend, metric, nprobe):
     d, nb = 16, 2000
     xb, xq = blobs(rng, nb, d), blobs(rng, 9, d)
-    index = IVFFlatIndex(d, 20, metric)
-    index.train(xb)
+    index = ivf_index(rng, "flat", d, 20, xb, metric)
     index.add(xb)
     index.nprobe = nprobe
     D, I = index.search(xq, 10)
     check_probed(D, I, index, xq, nprobe, exact_dist(xq, xb, metric), np.arange(nb), 10)
 
 
-@pytest.mark.parametrize("metric", ["sqeuclidean", "inner"])
-@pytest.mark.parametrize("precomputed", [True, False])
-@pytest.mark.parametrize("nbits", [8, 5])
+@pytest.mark.parametrize("metric,precomputed,nbits", [("sqeuclidean", True, 8), ("sqeuclidean", False, 8),
+                                                      ("inner", True, 8), ("sqeuclidean", True, 5),
+                                                      ("inner", True, 3)])
 def test_ivf_pq_distances_are_reconstruction_distances(rng, backend, monkeypatch, metric, precomputed, nbits):
     if not precomputed:
-        if metric == "inner" or nbits == 5:
-            pytest.skip("one table mode is enough for these")
         monkeypatch.setattr(ivfmod, "_PRECOMPUTED_MAX_BYTES", 0)     # a table per (query, list)
     d, nb, nlist = 16, 2500, 12
     xb, xq = blobs(rng, nb, d), blobs(rng, 6, d)
-    index = IVFPQIndex(d, nlist, 4, nbits, metric)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)               # few points per PQ centroid
-        index.train(xb)
+    index = ivf_index(rng, "pq", d, nlist, xb, metric, 4, nbits)
     index.add(xb)
-    recon = np.stack([index.reconstruct(i) for i in range(nb)])
+    recon = index.reconstruct_batch(np.arange(nb))
     true = recon_dist(xq, recon, metric)
     for nprobe in (1, 4, nlist):
         D, I = index.search(xq, 15, nprobe=nprobe)
@@ -121,8 +129,7 @@ def test_matches_faiss_built_from_the_same_training(rng, kind, metric):
     d, nb, nlist, m, nbits = 24, 3000, 16, 6, 6
     xb, xq = blobs(rng, nb, d), blobs(rng, 12, d)
     fm = faiss.METRIC_INNER_PRODUCT if metric == "inner" else faiss.METRIC_L2
-    index = IVFFlatIndex(d, nlist, metric) if kind == "flat" else IVFPQIndex(d, nlist, m, nbits, metric)
-    index.train(xb)
+    index = ivf_index(rng, kind, d, nlist, xb, metric, m, nbits)
     index.add(xb)
     quantizer = faiss.IndexFlatIP(d) if metric == "inner" else faiss.IndexFlatL2(d)
     quantizer.add(index.centroids)
@@ -133,22 +140,23 @@ def test_matches_faiss_built_from_the_same_training(rng, kind, metric):
         faiss.copy_array_to_vector(index.pq.centroids.ravel(), ref.pq.centroids)
     ref.is_trained = True
     ref.add(xb)
+    true = recon_dist(xq, xb if kind == "flat" else index.reconstruct_batch(np.arange(nb)), metric)
     for nprobe in (1, 5):
         ref.nprobe = nprobe
         Df, If = ref.search(xq, 10)
         D, I = index.search(xq, 10, nprobe=nprobe)
         np.testing.assert_allclose(D, Df, rtol=1e-4, atol=1e-3)
-        assert (I == If).mean() > 0.95          # others: ties (equal codes) or near-ties
+        # Where the ids differ they are ties (vectors of equal codes) or near-ties.
+        for r, j in np.argwhere(I != If):
+            assert abs(true[r, I[r, j]] - Df[r, j]) <= 1e-3 * max(1.0, abs(Df[r, j])), (r, j)
+        assert (I == If).mean() > (0.95 if kind == "flat" else 0.1)
 
 
 @pytest.mark.parametrize("kind", ["flat", "pq"])
 def test_split_work_gives_the_same_result(rng, monkeypatch, kind):
     d, nb = 8, 1200
     xb, xq = blobs(rng, nb, d), blobs(rng, 5, d)
-    index = IVFFlatIndex(d, 8) if kind == "flat" else IVFPQIndex(d, 8, 2, 6)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        index.train(xb)
+    index = ivf_index(rng, kind, d, 8, xb, m=2)
     index.add(xb)
     mask = rng.random(nb) < 0.5
     for k in (7, 600):
@@ -166,10 +174,12 @@ def test_split_work_gives_the_same_result(rng, monkeypatch, kind):
 def test_recall_against_faiss(kind):
     faiss = pytest.importorskip("faiss")
     rng = np.random.default_rng(11)
-    d, nb, nq, nlist, m, nbits = 32, 12000, 200, 32, 8, 6
-    xt = blobs(rng, 4000, d, 2000, 0.3, seed_centers=2)
-    xb = blobs(rng, nb, d, 2000, 0.3, seed_centers=2)
-    xq = blobs(rng, nq, d, 2000, 0.3, seed_centers=2)
+    d, nb, nq, nlist, m, nbits = 32, 8000, 200, 32, 8, 6
+    centres = np.random.default_rng(3).standard_normal((nlist, d)) * 3.0
+
+    def data(n):      # as many separated blobs as lists: a partition both k-means can find
+        return (centres[rng.integers(0, nlist, n)] + rng.standard_normal((n, d))).astype(np.float32)
+    xt, xb, xq = data(4000), data(nb), data(nq)
     exact = faiss.IndexFlatL2(d)
     exact.add(xb)
     _, gt = exact.search(xq, 10)
@@ -181,13 +191,17 @@ def test_recall_against_faiss(kind):
     ref.train(xt)
     ref.add(xb)
     index = IVFFlatIndex(d, nlist) if kind == "flat" else IVFPQIndex(d, nlist, m, nbits)
+    vaccel.set_backend("cpu")      # the same k-means, quicker than lavapipe at this size
     index.train(xt)
+    vaccel.set_backend("vulkan")
     index.add(xb)
-    for nprobe in (1, 4, 16):
+    for nprobe in (1, 8):
         ref.nprobe = nprobe
         ours, theirs = recall(index.search(xq, 10, nprobe=nprobe)[1]), recall(ref.search(xq, 10)[1])
+        # Not worse than faiss by more than 0.02 (k-means++ finds the blobs more often than
+        # faiss's random initialisation, so ours may be better).
         assert ours >= theirs - 0.02, (nprobe, ours, theirs)
-        assert ours > 0.3, (nprobe, ours)
+        assert ours > (0.9 if kind == "flat" else 0.4), (nprobe, ours)
 
 
 # ---- the index interface ------------------------------------------------------------------------------
@@ -231,15 +245,12 @@ def test_arguments_and_training_sizes(rng):
 def test_ids_filters_appends_and_removal(rng, backend, kind):
     d, nb, nlist = 12, 1500, 10
     xb, xq = blobs(rng, nb, d), blobs(rng, 5, d)
-    index = IVFFlatIndex(d, nlist) if kind == "flat" else IVFPQIndex(d, nlist, 3, 6)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        index.train(xb)
+    index = ivf_index(rng, kind, d, nlist, xb, m=3)
     ids = rng.choice(10 ** 12, size=nb, replace=False).astype(np.int64)
     for a, b in ((0, 10), (10, 11), (11, 700), (700, nb)):       # appends in place and with regrowth
         index.add(xb[a:b] if a != 11 else device_array(xb[a:b]), ids[a:b])
     assert index.ntotal == nb and sorted(index.ids.tolist()) == sorted(ids.tolist())
-    recon = xb if kind == "flat" else np.stack([index.reconstruct(int(i)) for i in ids])
+    recon = xb if kind == "flat" else index.reconstruct_batch(ids)
     if kind == "flat":
         np.testing.assert_array_equal(index.reconstruct(int(ids[5])), xb[5])
     true = exact_dist(xq, recon, "sqeuclidean")
@@ -284,8 +295,7 @@ def test_ids_filters_appends_and_removal(rng, backend, kind):
 def test_padding_dtypes_and_backends_agree(rng):
     d = 16
     xb, xq = blobs(rng, 300, d), blobs(rng, 6, d)
-    index = IVFFlatIndex(d, 6, "inner")
-    index.train(xb)
+    index = ivf_index(rng, "flat", d, 6, xb, "inner")
     vaccel.set_backend("cpu")
     index.add(xb[:100])
     vaccel.set_backend("vulkan")
@@ -308,8 +318,7 @@ def test_padding_dtypes_and_backends_agree(rng):
 
 def test_large_k_uses_device_buffers(rng):
     xb, xq = blobs(rng, 5000, 8), blobs(rng, 3, 8)
-    index = IVFFlatIndex(8, 4)
-    index.train(xb)
+    index = ivf_index(rng, "flat", 8, 4, xb)
     index.add(xb)
     D, I = index.search(xq, 3000, nprobe=2)
     check_probed(D, I, index, xq, 2, exact_dist(xq, xb, "sqeuclidean"), np.arange(5000), 3000)
@@ -319,8 +328,8 @@ def test_large_k_uses_device_buffers(rng):
 def test_save_load_round_trip_and_damage(rng, tmp_path, kind):
     d, nb = 8, 600
     xb, xq = blobs(rng, nb, d), blobs(rng, 4, d)
-    index = IVFFlatIndex(d, 6, "inner") if kind == "flat" else IVFPQIndex(d, 6, 4, 4, "inner")
-    index.train(xb)
+    index = IVFFlatIndex(d, 6, "inner") if kind == "flat" else IVFPQIndex(d, 6, 4, 4, "inner", pq_max_iter=5)
+    index.train(xb)                                              # trained on the device, end to end
     index.add(xb, ids=rng.choice(10 ** 6, nb, replace=False))
     index.remove_ids(index.ids[::5])
     index.nprobe = 3

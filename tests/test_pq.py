@@ -157,10 +157,10 @@ def test_training_sizes_follow_faiss(rng):
     with pytest.raises(ValueError, match="training points"):
         ProductQuantizer(8, 2, nbits=8).train(x[:200])       # 200 < 256 centroids
     with pytest.warns(UserWarning, match="at least"):
-        ProductQuantizer(8, 2, nbits=4).train(x[:300])                          # 300 < 39 * 16
+        ProductQuantizer(8, 2, nbits=4, max_iter=2).train(x[:300])              # 300 < 39 * 16
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        pq = ProductQuantizer(8, 2, nbits=3).train(x)                            # 600 >= 39 * 8
+        pq = ProductQuantizer(8, 2, nbits=3, max_iter=8).train(x)               # 600 >= 39 * 8
     assert pq.is_trained and pq.centroids.shape == (2, 8, 4) and pq.centroids.dtype == np.float32
     # Trained codebooks quantize their data better than the centroids of random points would.
     err = ((pq.decode(pq.encode(x)) - x) ** 2).sum(1).mean()
@@ -237,7 +237,7 @@ def test_large_k_uses_device_buffers(rng):
 def test_recall_against_faiss_index_pq(metric):
     faiss = pytest.importorskip("faiss")
     rng = np.random.default_rng(5)
-    d, m, nbits, nb, nq = 32, 8, 6, 12000, 200
+    d, m, nbits, nb, nq = 32, 8, 6, 8000, 200
     # Many small clusters: PQ codes separate them, so recall@10 is neither near 0 nor near 1.
     xt, xb = blobs(rng, 4000, d, 2000, 0.3, seed_centers=1), blobs(rng, nb, d, 2000, 0.3, seed_centers=1)
     xq = blobs(rng, nq, d, 2000, 0.3, seed_centers=1)
@@ -252,7 +252,9 @@ def test_recall_against_faiss_index_pq(metric):
     ref.train(xt)
     ref.add(xb)
     index = PQIndex(d, m, nbits, metric)
+    vaccel.set_backend("cpu")      # the same k-means, quicker than lavapipe at this size
     index.train(xt)
+    vaccel.set_backend("vulkan")
     index.add(xb)
     ours, theirs = recall(index.search(xq, 10)[1]), recall(ref.search(xq, 10)[1])
     assert ours >= theirs - 0.02, (ours, theirs)

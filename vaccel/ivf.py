@@ -67,8 +67,19 @@ class _IVF(_Ids):
 
     @property
     def centroids(self):
-        """The coarse centroids, float32 (nlist, d); None before training."""
+        """The coarse centroids, float32 (nlist, d); None before training. Assigning an array of
+        that shape sets the coarse quantizer without training it (an empty index only)."""
         return self._centroids
+
+    @centroids.setter
+    def centroids(self, value):
+        if self.ntotal:
+            raise ValueError("centroids: the index holds vectors assigned to the current lists; reset() first")
+        a = np.asarray(value)
+        if a.shape != (self._nlist, self._d) or a.dtype.kind not in "fiu":
+            raise ValueError(f"centroids must be a numeric array of shape ({self._nlist}, {self._d}), "
+                             f"got {a.dtype} {a.shape}")
+        self._centroids = np.ascontiguousarray(a, dtype=np.float32)
 
     @property
     def nprobe(self):
@@ -180,8 +191,8 @@ class _IVF(_Ids):
             self._dev_rows = dev
         if self._dev_lists is None:
             self._dev_lists = runtime.asarray(np.stack([self._start, self._size], axis=1).astype(np.uint32))
-        if self._dev_coarse is None:
-            self._dev_coarse = runtime.asarray(self._centroids)
+        if self._dev_coarse is None or self._dev_coarse[0] is not self._centroids:
+            self._dev_coarse = (self._centroids, runtime.asarray(self._centroids))
         return self._dev_rows[:max(self._rows.shape[0], 1)], self._dev_lists
 
     # ---- training and adding ----------------------------------------------------------------------
@@ -194,10 +205,11 @@ class _IVF(_Ids):
         """Train the coarse quantizer (k-means, nlist centroids, max_iter iterations; faiss warns
         below 39 points per centroid and so does this, and raises below one) and, for IVF-PQ, the
         product quantizer on the residuals."""
+        if self.ntotal:
+            raise ValueError("train: the index holds vectors assigned with the current training; reset() first")
         x = _vectors(x, self._d, "x")
         sample = _training_sample(x, self._nlist, self._seed, f"{type(self).__name__}.train")
         self._centroids = _kmeans(sample, self._nlist, self._max_iter, self._seed)
-        self._dev_coarse = None
         self._train_codec(x)
         return self
 
@@ -262,11 +274,12 @@ class _IVF(_Ids):
 
     def reconstruct(self, id):
         """The stored vector of id (IVF-PQ: its reconstruction, centroid + decoded residual)."""
-        i = _int(id, "id")
-        pos = int(self._positions(np.array([i], np.int64))[0])
-        if pos < 0:
-            raise ValueError(f"id {i} is not in the index")
-        return self._reconstruct_slots(np.array([pos]))[0]
+        return self.reconstruct_batch([_int(id, "id")])[0]
+
+    def reconstruct_batch(self, ids):
+        """The stored vectors (IVF-PQ: reconstructions) of these ids, float32 (len(ids), d);
+        ValueError for an id not stored."""
+        return self._reconstruct_slots(self._slots_of(ids)).astype(np.float32, copy=False)
 
     # ---- search ----------------------------------------------------------------------------------
 
@@ -297,7 +310,7 @@ class _IVF(_Ids):
             return D, I
         rows, lists = self._device()
         extra, m, nbits, has_term = self._device_inputs()
-        inputs = (q, self._dev_coarse, lists, rows) + extra
+        inputs = (q, self._dev_coarse[1], lists, rows) + extra
         if allowed is not None:
             inputs += (_bitset(allowed, self._rows.shape[0]),)
         D = np.empty((nq, k), np.float32)
@@ -465,7 +478,6 @@ class IVFPQIndex(_IVF):
     def _train_codec(self, x):
         labels = self._coarse_labels(x)
         self._pq.train(x - self._centroids[labels])
-        self._dev_pq = None
 
     def _encode(self, x, labels):
         return self._pq.encode(x - self._centroids[labels])
@@ -496,11 +508,13 @@ class IVFPQIndex(_IVF):
 
     def _device_inputs(self):
         pq = self._pq
-        if self._dev_pq is None:
+        src = (pq.centroids, self._centroids, _PRECOMPUTED_MAX_BYTES)
+        if self._dev_pq is None or any(a is not b for a, b in zip(self._dev_pq[0][:2], src[:2])) or \
+                self._dev_pq[0][2] != src[2]:
             term = self._precomputed_term()
-            self._dev_pq = (runtime.asarray(pq.centroids.reshape(-1, pq.dsub)),
+            self._dev_pq = (src, runtime.asarray(pq.centroids.reshape(-1, pq.dsub)),
                             None if term is None else runtime.asarray(term))
-        cent, term = self._dev_pq
+        _, cent, term = self._dev_pq
         extra = (cent,) if term is None else (cent, term)
         return extra, pq.m, pq.nbits, term is not None
 

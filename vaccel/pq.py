@@ -344,6 +344,18 @@ class _Ids:
         j = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
         return np.where(sorted_ids[j] == ids, where[j], -1)
 
+    def _slots_of(self, ids):
+        """Slots of these ids (a sequence of integers); ValueError for an id not stored."""
+        if runtime._is_array(ids):
+            ids = ids.numpy()
+        a = np.asarray(ids)
+        if a.dtype == np.bool_ or a.dtype.kind not in "iu" or a.ndim != 1:
+            raise TypeError(f"ids must be a 1-D array of integers, got dtype {a.dtype} shape {a.shape}")
+        pos = self._positions(a.astype(np.int64)) if a.size else np.empty(0, np.int64)
+        if (pos < 0).any():
+            raise ValueError(f"id {int(a[np.argmax(pos < 0)])} is not in the index")
+        return pos
+
     def _remove_slots(self, ids):
         """Sorted unique slots of the stored ids among ids (TypeError for non-integers)."""
         if runtime._is_array(ids):
@@ -458,7 +470,7 @@ class PQIndex(_Ids):
         self._ids = np.empty(0, np.int64)
         self._dev = None          # device codes, uint32 (capacity, words); rows [0, _dev_rows) valid
         self._dev_rows = 0
-        self._dev_cent = None
+        self._dev_cent = None     # (host centroids it was made from, device copy)
         self._reset_ids()
 
     def _slots(self):
@@ -468,11 +480,11 @@ class PQIndex(_Ids):
         return np.arange(self._n, dtype=np.int64)
 
     def train(self, x):
-        """Train the codebooks on x (n, d). Retraining drops the stored vectors' device copy of
-        the codebooks (stored codes keep their meaning only under the codebooks they were made
-        with: retrain before adding)."""
+        """Train the codebooks on x (n, d) (ProductQuantizer.train). An index holding vectors is
+        not retrained (its codes only mean something under their codebooks): reset() first."""
+        if self._n:
+            raise ValueError("train: the index holds vectors encoded with the current codebooks; reset() first")
         self._pq.train(x)
-        self._dev_cent = None
         return self
 
     def _use_device(self):
@@ -552,11 +564,12 @@ class PQIndex(_Ids):
 
     def reconstruct(self, id):
         """The decoded (reconstructed) vector of id, float32 (d,)."""
-        i = _int(id, "id")
-        pos = int(self._positions(np.array([i], np.int64))[0])
-        if pos < 0:
-            raise ValueError(f"id {i} is not in the index")
-        return self._pq.decode(self._codes[pos:pos + 1])[0]
+        return self.reconstruct_batch([_int(id, "id")])[0]
+
+    def reconstruct_batch(self, ids):
+        """The decoded vectors of these ids, float32 (len(ids), d); ValueError for an id not
+        stored."""
+        return self._pq.decode(self._codes[self._slots_of(ids)])
 
     def search(self, q, k, filter=None):
         """The k best stored vectors for each row of q (nq, d) by asymmetric distance: (D float32
@@ -577,11 +590,11 @@ class PQIndex(_Ids):
             found = I >= 0
             I[found] = self._ids[I[found]]
             return D, I
-        if self._dev_cent is None:
-            self._dev_cent = runtime.asarray(pq.centroids.reshape(-1, pq.dsub))
+        if self._dev_cent is None or self._dev_cent[0] is not pq.centroids:
+            self._dev_cent = (pq.centroids, runtime.asarray(pq.centroids.reshape(-1, pq.dsub)))
         D = np.empty((nq, k), np.float32)
         raw = np.empty((nq, k), np.uint32)
-        inputs = (q, self._dev_cent, self._device_codes())
+        inputs = (q, self._dev_cent[1], self._device_codes())
         if allowed is not None:
             inputs += (_bitset(allowed, self._n),)
         runtime.run_op("pq_search", inputs, (D, raw),
