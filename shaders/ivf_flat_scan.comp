@@ -1,8 +1,9 @@
 // ivf_flat_scan.comp — IVF-Flat list scan: exact distances from a query to the raw vectors of one
 // probed inverted list, with the k best rows selected in the same pass (scan_select.glsl).
 //
-// One workgroup per (probe j = x, query q = y) pair: it scans list probes[q, j] (its rows inside
-// the window bound in this dispatch). A subgroup takes one row at a time: its lanes read the row's
+// One workgroup per (query q = x, probe j = y) pair: it scans list probes[q, j] (its rows inside
+// the window bound in this dispatch). Queries vary fastest so that a query's later probes start
+// after its nearest lists have tightened the shared bound (scan_select.glsl). A subgroup takes one row at a time: its lanes read the row's
 // consecutive 16-byte pieces (one coalesced read of the row), accumulate (x - q)^2 or x * q
 // directly (no norm expansion), and a subgroup sum gives the distance. Any subgroup size.
 // The pair's k best go to columns [(col0 + j) * k, +k) of the query's row of the partial outputs;
@@ -49,7 +50,7 @@ bool allowed(uint row) {
 void main() {
     sel_k = pc.k;
     sel_gb = pc.sel_off + (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * (2u * QG * CAP);
-    const uint j = gl_WorkGroupID.x, q = gl_WorkGroupID.y;
+    const uint q = gl_WorkGroupID.x, j = gl_WorkGroupID.y;
     sel_gt = pc.gt_off;
     sel_q0 = q;
     sel_nq = pc.nq;

@@ -11,8 +11,10 @@
 //           dispatch. The QG tables sit in shared memory (16 KiB per query for M=16, 8 bits) and
 //           every code read serves all QG queries; consecutive workgroups (x) share a slice, so
 //           the codes stream through L2 once per wave.
-//   IVF = 1 (IVF-PQ): x = probe j, y = query q; the work item scans list probes[q, j] (its
+//   IVF = 1 (IVF-PQ): x = query q, y = probe j; the work item scans list probes[q, j] (its
 //           rows inside the bound window) with the table of q (or of the pair, PAIR_LUT = 1).
+//           Queries vary fastest so that a query's later probes start after its nearest lists
+//           have tightened the shared bound (scan_select.glsl).
 // Item results go to columns [(col0 + item) * k, +k) of the query's row of the partial outputs;
 // a topk merge (topk_rows.comp) finishes. Tables too large for shared memory are read from the
 // device buffer (LUT_SHARED = 0).
@@ -82,8 +84,8 @@ void main() {
     float cterm = 0.0;
     uint lrow = 0u;   // table row of the first query (IVF: of the pair)
     if (IVF == 1u) {
-        const uint j = gl_WorkGroupID.x;
-        q0 = gl_WorkGroupID.y;
+        const uint j = gl_WorkGroupID.y;
+        q0 = gl_WorkGroupID.x;
         item = j;
         const uint pair = q0 * pc.nprobe + j;
         list = WORK[pc.probe_off + pair];

@@ -328,7 +328,8 @@ def test_large_k_uses_device_buffers(rng):
 def test_save_load_round_trip_and_damage(rng, tmp_path, kind):
     d, nb = 8, 600
     xb, xq = blobs(rng, nb, d), blobs(rng, 4, d)
-    index = IVFFlatIndex(d, 6, "inner") if kind == "flat" else IVFPQIndex(d, 6, 4, 4, "inner", pq_max_iter=5)
+    index = IVFFlatIndex(d, 6, "inner") if kind == "flat" else \
+        IVFPQIndex(d, 6, 4, 4, "inner", pq_max_iter=5, init="random")
     index.train(xb)                                              # trained on the device, end to end
     index.add(xb, ids=rng.choice(10 ** 6, nb, replace=False))
     index.remove_ids(index.ids[::5])
@@ -363,6 +364,7 @@ def test_save_load_round_trip_and_damage(rng, tmp_path, kind):
     for p2, a2 in [(dict(params, nlist=7), arrays),
                    (dict(params, nprobe=0), arrays),
                    (dict(params, metric="l2"), arrays),
+                   (dict(params, init=None), arrays),
                    (params, dict(arrays, list_sizes=sizes + 1)),
                    (params, dict(arrays, list_sizes=sizes[:-1])),
                    (params, dict(arrays, ids=arrays["ids"][:-1])),
@@ -409,3 +411,16 @@ def test_topk_merge_keeps_entries_below_repeated_padding(rng, n, real, k):
         order = np.lexsort((idx[r], np.isnan(x[r]), x[r]))[:k]
         np.testing.assert_array_equal(o[r], idx[r][order])
         np.testing.assert_array_equal(v[r], x[r][order])
+
+
+def test_recall_qps_points_for_the_plots():
+    from benchmarks.plots import recall_qps_points
+    rec = [{"status": "ok", "op": "ivfpq/1000/nlist=8", "impl": "vaccel", "recall_at_10": r, "median_s": t,
+            "params": {"nq": 100, "nprobe": p}} for r, t, p in ((0.9, 0.5, 4), (0.5, 0.1, 1), (0.99, 1.0, 8))]
+    rec.append({"status": "error", "op": "ivfpq/1000/nlist=8", "impl": "faiss", "recall_at_10": 0.3,
+                "median_s": 1.0, "params": {"nq": 100, "nprobe": 1}})
+    rec.append({"status": "ok", "op": "knn/sqeuclidean/k=10", "impl": "vaccel", "recall": 1.0, "median_s": 1.0,
+                "params": {"nq": 10}})
+    pts = recall_qps_points(rec)
+    assert list(pts) == ["ivfpq/1000/nlist=8"] and list(pts["ivfpq/1000/nlist=8"]) == ["vaccel"]
+    assert pts["ivfpq/1000/nlist=8"]["vaccel"] == [(0.5, 1000.0, 1), (0.9, 200.0, 4), (0.99, 100.0, 8)]

@@ -92,6 +92,8 @@ def test_quantizer_arguments():
     assert issubclass(vaccel.NotTrainedError, vaccel.VaccelError)
     with pytest.raises(ValueError, match="centroids"):
         pq.centroids = np.zeros((3, 31, 4))
+    with pytest.raises(ValueError, match="init"):
+        ProductQuantizer(8, 2, init="kmeans")
 
 
 @pytest.mark.parametrize("d,m,nbits", [(16, 4, 8), (12, 3, 5), (14, 7, 3), (8, 8, 1), (6, 2, 7)])
@@ -383,13 +385,14 @@ def test_save_load_round_trip_and_damage(rng, tmp_path):
         with pytest.raises(vaccel.IndexFileError):
             PQIndex.load(bad)
     ok = {"d": 12, "m": 3, "nbits": 5, "metric": "inner", "trained": True, "next_id": 10, "max_iter": 25,
-          "random_state": 1234}
+          "init": "k-means++", "random_state": 1234}
     cent = pq.centroids
     codes = np.zeros((4, 2), np.uint8)
     for params, arrays in [
             (dict(ok, m=5), {"codes": codes, "ids": np.arange(4), "centroids": cent}),
             (dict(ok, nbits=9), {"codes": codes, "ids": np.arange(4), "centroids": cent}),
             (dict(ok, metric="l1"), {"codes": codes, "ids": np.arange(4), "centroids": cent}),
+            (dict(ok, init="best"), {"codes": codes, "ids": np.arange(4), "centroids": cent}),
             (ok, {"codes": np.zeros((4, 3), np.uint8), "ids": np.arange(4), "centroids": cent}),
             (ok, {"codes": codes, "ids": np.arange(3), "centroids": cent}),
             (ok, {"codes": codes, "ids": np.arange(4), "centroids": cent[:2]}),
@@ -399,6 +402,8 @@ def test_save_load_round_trip_and_damage(rng, tmp_path):
         indexfile.write(bad, "pq", params, arrays)
         with pytest.raises(vaccel.IndexFileError, match="inconsistent"):
             PQIndex.load(bad)
+    indexfile.write(bad, "pq", ok, {"codes": codes, "ids": np.arange(4), "centroids": cent})
+    assert PQIndex.load(bad).ntotal == 4                 # the description above is complete
     vaccel.FlatIndex(12).save(bad)
     with pytest.raises(vaccel.IndexFileError, match="flat"):
         PQIndex.load(bad)

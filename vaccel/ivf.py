@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cpu, indexfile, runtime, search
-from .pq import (_METRIC_CODE, METRICS, NONE, ProductQuantizer, _assign, _check_k, _Ids, _bitset, _int, _kmeans,
+from .pq import (_METRIC_CODE, METRICS, ProductQuantizer, _assign, _check_k, _Ids, _bitset, _init, _int, _kmeans,
                  _metric, _padding, _seed, _training_sample, _vectors, code_size, code_words, unpack_codes)
 from .errors import NotTrainedError
 
@@ -39,7 +39,7 @@ class _IVF(_Ids):
 
     _kind_name = "IVF"
 
-    def __init__(self, d, nlist, metric, max_iter, random_state):
+    def __init__(self, d, nlist, metric, max_iter, init, random_state):
         d, nlist = _int(d, "d"), _int(nlist, "nlist")
         if d < 1:
             raise ValueError(f"d must be at least 1, got {d}")
@@ -51,6 +51,7 @@ class _IVF(_Ids):
         if self._max_iter < 1:
             raise ValueError(f"max_iter must be at least 1, got {self._max_iter}")
         self._seed = _seed(random_state)
+        self._init = _init(init)
         self._nprobe = 1
         self._centroids = None
         self._dev_coarse = None
@@ -209,7 +210,7 @@ class _IVF(_Ids):
             raise ValueError("train: the index holds vectors assigned with the current training; reset() first")
         x = _vectors(x, self._d, "x")
         sample = _training_sample(x, self._nlist, self._seed, f"{type(self).__name__}.train")
-        self._centroids = _kmeans(sample, self._nlist, self._max_iter, self._seed)
+        self._centroids = _kmeans(sample, self._nlist, self._max_iter, self._seed, self._init)
         self._train_codec(x)
         return self
 
@@ -330,7 +331,7 @@ class _IVF(_Ids):
 
     def _params(self):
         return {"d": self._d, "nlist": self._nlist, "metric": self._metric, "trained": self.is_trained,
-                "next_id": self._next_id, "nprobe": self._nprobe, "max_iter": self._max_iter,
+                "next_id": self._next_id, "nprobe": self._nprobe, "max_iter": self._max_iter, "init": self._init,
                 "random_state": self._seed}
 
     def _arrays(self):
@@ -358,7 +359,8 @@ class _IVF(_Ids):
         seed = file.params.get("random_state")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             file.fail(f"inconsistent description (random_state = {seed!r})")
-        return d, nlist, metric, seed
+        init = file.param("init", str, lambda v: v in ("k-means++", "random"))
+        return d, nlist, metric, seed, init
 
     def _restore(self, file, row_shape, row_dtype):
         trained = file.param("trained", bool)
@@ -400,8 +402,8 @@ class IVFFlatIndex(_IVF):
     exact. Untrained use raises NotTrainedError.
     """
 
-    def __init__(self, d, nlist, metric="sqeuclidean", *, max_iter=10, random_state=1234):
-        super().__init__(d, nlist, metric, max_iter, random_state)
+    def __init__(self, d, nlist, metric="sqeuclidean", *, max_iter=10, init="k-means++", random_state=1234):
+        super().__init__(d, nlist, metric, max_iter, init, random_state)
 
     def __repr__(self):
         return (f"vaccel.IVFFlatIndex(d={self._d}, nlist={self._nlist}, metric={self._metric!r}, "
@@ -424,9 +426,9 @@ class IVFFlatIndex(_IVF):
 
     @classmethod
     def _from_file(cls, file):
-        d, nlist, metric, seed = cls._common_params(file)
+        d, nlist, metric, seed, init = cls._common_params(file)
         max_iter = file.param("max_iter", int, lambda v: v >= 1)
-        index = cls(d, nlist, metric, max_iter=max_iter, random_state=seed)
+        index = cls(d, nlist, metric, max_iter=max_iter, init=init, random_state=seed)
         index._restore(file, (d,), np.float32)
         return index
 
@@ -445,9 +447,9 @@ class IVFPQIndex(_IVF):
     """
 
     def __init__(self, d, nlist, m, nbits=8, metric="sqeuclidean", *, max_iter=10, pq_max_iter=25,
-                 random_state=1234):
-        self._pq = ProductQuantizer(d, m, nbits, max_iter=pq_max_iter, random_state=random_state)
-        super().__init__(d, nlist, metric, max_iter, random_state)
+                 init="k-means++", random_state=1234):
+        self._pq = ProductQuantizer(d, m, nbits, max_iter=pq_max_iter, init=init, random_state=random_state)
+        super().__init__(d, nlist, metric, max_iter, init, random_state)
         self._dev_pq = None
 
     m = property(lambda self: self._pq.m)
@@ -531,12 +533,13 @@ class IVFPQIndex(_IVF):
 
     @classmethod
     def _from_file(cls, file):
-        d, nlist, metric, seed = cls._common_params(file)
+        d, nlist, metric, seed, init = cls._common_params(file)
         m = file.param("m", int, lambda v: v >= 1 and d % v == 0)
         nbits = file.param("nbits", int, lambda v: 1 <= v <= 8)
         max_iter = file.param("max_iter", int, lambda v: v >= 1)
         pq_max_iter = file.param("pq_max_iter", int, lambda v: v >= 1)
-        index = cls(d, nlist, m, nbits, metric, max_iter=max_iter, pq_max_iter=pq_max_iter, random_state=seed)
+        index = cls(d, nlist, m, nbits, metric, max_iter=max_iter, pq_max_iter=pq_max_iter, init=init,
+                    random_state=seed)
         if file.param("trained", bool):
             index._pq.centroids = file.array("pq_centroids", np.float32, (m, 1 << nbits, d // m))
         index._restore(file, (code_size(m, nbits),), np.uint8)

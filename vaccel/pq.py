@@ -88,10 +88,16 @@ def _training_sample(x, k, seed, what):
     return x
 
 
-def _kmeans(x, k, max_iter, seed):
-    """k centroids of x (float32 (k, d)) from vaccel.cluster.KMeans."""
+def _init(init):
+    if init not in ("k-means++", "random"):
+        raise ValueError(f"init must be 'k-means++' or 'random', got {init!r}")
+    return init
+
+
+def _kmeans(x, k, max_iter, seed, init="k-means++"):
+    """k centroids of x (float32 (k, d)) from vaccel.cluster.KMeans (one run)."""
     from .cluster import KMeans
-    km = KMeans(n_clusters=k, n_init=1, max_iter=max_iter, random_state=seed).fit(x)
+    km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=max_iter, random_state=seed).fit(x)
     return np.ascontiguousarray(km.cluster_centers_, dtype=np.float32)
 
 
@@ -157,10 +163,11 @@ class ProductQuantizer:
 
     nbits from 1 to 8; below 8 the sub-codes are packed LSB first into ceil(m * nbits / 8)
     bytes, faiss's layout. Training warns below 39 * 2^nbits points and raises ValueError
-    below 2^nbits, like faiss; max_iter k-means iterations (faiss: 25), seeded by random_state.
+    below 2^nbits, like faiss; max_iter k-means iterations (faiss: 25), seeded by random_state;
+    init 'k-means++' (default) or 'random' (faiss's: quicker, a little worse).
     """
 
-    def __init__(self, d, m, nbits=8, *, max_iter=25, random_state=1234):
+    def __init__(self, d, m, nbits=8, *, max_iter=25, init="k-means++", random_state=1234):
         d, m, nbits = _int(d, "d"), _int(m, "m"), _int(nbits, "nbits")
         if d < 1:
             raise ValueError(f"d must be at least 1, got {d}")
@@ -174,6 +181,7 @@ class ProductQuantizer:
         if self._max_iter < 1:
             raise ValueError(f"max_iter must be at least 1, got {self._max_iter}")
         self._seed = _seed(random_state)
+        self._init = _init(init)
         self._d, self._m, self._nbits = d, m, nbits
         self._centroids = None
 
@@ -216,7 +224,7 @@ class ProductQuantizer:
         cent = np.empty((self._m, self.ksub, ds), np.float32)
         for j in range(self._m):
             cent[j] = _kmeans(np.ascontiguousarray(x[:, j * ds:(j + 1) * ds]), self.ksub, self._max_iter,
-                              self._seed)
+                              self._seed, self._init)
         self._centroids = cent
         return self
 
@@ -443,8 +451,8 @@ class PQIndex(_Ids):
     eligible I is -1 and D is +inf (-inf for 'inner'). Untrained use raises NotTrainedError.
     """
 
-    def __init__(self, d, m, nbits=8, metric="sqeuclidean", *, max_iter=25, random_state=1234):
-        self._pq = ProductQuantizer(d, m, nbits, max_iter=max_iter, random_state=random_state)
+    def __init__(self, d, m, nbits=8, metric="sqeuclidean", *, max_iter=25, init="k-means++", random_state=1234):
+        self._pq = ProductQuantizer(d, m, nbits, max_iter=max_iter, init=init, random_state=random_state)
         self._metric = _metric(metric)
         self.reset()
 
@@ -617,7 +625,7 @@ class PQIndex(_Ids):
         indexfile.write(path, self._file_kind,
                         {"d": pq.d, "m": pq.m, "nbits": pq.nbits, "metric": self._metric,
                          "trained": pq.is_trained, "next_id": self._next_id, "max_iter": pq._max_iter,
-                         "random_state": pq._seed}, arrays)
+                         "init": pq._init, "random_state": pq._seed}, arrays)
 
     @classmethod
     def load(cls, path):
@@ -634,13 +642,14 @@ class PQIndex(_Ids):
         trained = file.param("trained", bool)
         next_id = file.param("next_id", int, lambda v: v >= 0)
         max_iter = file.param("max_iter", int, lambda v: v >= 1)
+        init = file.param("init", str, lambda v: v in ("k-means++", "random"))
         seed = file.params.get("random_state")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             file.fail(f"inconsistent description (random_state = {seed!r})")
         codes = file.array("codes", np.uint8, (None, code_size(m, nbits)))
         ids = file.array("ids", np.int64, (codes.shape[0],))
         indexfile.check_ids(file, ids, next_id)
-        index = cls(d, m, nbits, metric, max_iter=max_iter, random_state=seed)
+        index = cls(d, m, nbits, metric, max_iter=max_iter, init=init, random_state=seed)
         if trained:
             index._pq.centroids = file.array("centroids", np.float32, (m, 1 << nbits, d // m))
         elif codes.shape[0]:

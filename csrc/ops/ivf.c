@@ -106,13 +106,15 @@ static va_status ivf_search(va_stream *s, const va_ivf_index *ix, const va_tenso
     if (wr < 1) return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "a stored row exceeds the device's binding range");
     int64_t nwin = slots == 0 ? 1 : (slots + wr - 1) / wr;
     int64_t W = nwin * nprobe;
-    if (nprobe > ctx->info.max_workgroup_count[0])
+    if (nprobe > ctx->info.max_workgroup_count[1])
         return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "nprobe %lld exceeds the device's grid", (long long)nprobe);
 
     /* Queries per chunk: coarse results, tables, partial results and candidate buffers in budget. */
     uint64_t budget = va_scan_budget(ctx);
     uint64_t lut_rows_per_q = pair_lut ? (uint64_t)nprobe : 1;
-    int64_t qc = nq > ctx->info.max_workgroup_count[1] ? ctx->info.max_workgroup_count[1] : nq;
+    /* The grid takes queries in x; the pair tables (pq_lut) take their rows in y. */
+    int64_t qc = nq > ctx->info.max_workgroup_count[0] ? ctx->info.max_workgroup_count[0] : nq;
+    if (qc > 65535) qc = 65535;
     for (;;) {
         uint64_t lut = is_pq ? (uint64_t)qc * lut_rows_per_q * lut_bytes : 0;
         uint64_t words = 2 * (uint64_t)qc * (uint64_t)W * (uint64_t)k + (uint64_t)qc +
@@ -187,7 +189,7 @@ static va_status ivf_search(va_stream *s, const va_ivf_index *ix, const va_tenso
                 uint32_t pc[20] = {(uint32_t)qn, (uint32_t)k, rx, (uint32_t)r0, (uint32_t)rn, 0, (uint32_t)mk, trem,
                                    0, col0, (uint32_t)ldo, (uint32_t)nprobe, 0, (uint32_t)(qc * nprobe), lrem,
                                    mrem * 32, 0, (uint32_t)pw, (uint32_t)(2 * pw), (uint32_t)gt};
-                VA_TRY(va_stream_dispatch(s, kern[v], b, 7, pc, sizeof pc, (uint32_t)nprobe, (uint32_t)qn, 1));
+                VA_TRY(va_stream_dispatch(s, kern[v], b, 7, pc, sizeof pc, (uint32_t)qn, (uint32_t)nprobe, 1));
             } else {
                 int v = d % 4 == 0 && ldx % 4 == 0 && rx % 4 == 0;
                 if (!kern[v]) {
@@ -199,7 +201,7 @@ static va_status ivf_search(va_stream *s, const va_ivf_index *ix, const va_tenso
                 uint32_t pc[19] = {(uint32_t)qn, (uint32_t)k, (uint32_t)d, rx, (uint32_t)ldx, (uint32_t)r0,
                                    (uint32_t)rn, rq, (uint32_t)row_stride(q), (uint32_t)nprobe, 0, lrem, mrem * 32,
                                    col0, (uint32_t)ldo, 0, (uint32_t)pw, (uint32_t)(2 * pw), (uint32_t)gt};
-                VA_TRY(va_stream_dispatch(s, kern[v], b, 6, pc, sizeof pc, (uint32_t)nprobe, (uint32_t)qn, 1));
+                VA_TRY(va_stream_dispatch(s, kern[v], b, 6, pc, sizeof pc, (uint32_t)qn, (uint32_t)nprobe, 1));
             }
         }
         va_tensor pv = {obuf, 0, VA_F32, 2, {qn, (int64_t)ldo}, {(int64_t)ldo, 1}};
