@@ -288,9 +288,11 @@ va_status va_pq_tables(va_stream *s, const va_tensor *q, const va_tensor *centro
  * product for INNER, largest first). distances (nq, k) f32, indices (nq, k) u32 rows of codes, best
  * first, ties by lower row; where fewer than k rows are allowed the index is 0xFFFFFFFF (and the
  * distance NaN). mask, optional: u32 bitset over rows. The selection runs inside the scan; no
- * nq x nb intermediate exists. */
+ * nq x nb intermediate exists. half_tables != 0: the tables are held as float16 (scaled per query
+ * by a power of two), two queries' entries per lookup: about twice the speed, entries rounded to
+ * 11 significant bits (used when at least two queries share a workgroup). */
 va_status va_pq_search(va_stream *s, const va_tensor *q, const va_tensor *centroids, const va_tensor *codes,
-                       int64_t m, int nbits, va_metric metric, int64_t k, const va_tensor *mask,
+                       int64_t m, int nbits, va_metric metric, int64_t k, const va_tensor *mask, int half_tables,
                        const va_tensor *out_d, const va_tensor *out_i);
 
 /* An inverted-file index as stored on the device: nlist coarse centroids; list l holds the rows

@@ -18,6 +18,12 @@
 // Item results go to columns [(col0 + item) * k, +k) of the query's row of the partial outputs;
 // a topk merge (topk_rows.comp) finishes. Tables too large for shared memory are read from the
 // device buffer (LUT_SHARED = 0).
+//
+// LUT16 = 1 (PQIndex, opt-in): the shared tables hold float16 entries, those of queries 2p and
+// 2p + 1 packed in one word, so one lookup serves two queries: half the shared-memory reads,
+// which bound this kernel (random sub-codes make bank conflicts). Each query's table is scaled by
+// a power of two that puts its largest magnitude near 2^14 (no float16 overflow, and the sums are
+// scaled back exactly); entries keep float16's 11-bit precision.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -39,6 +45,8 @@ layout(constant_id = 15) const uint HAS_B = 0;      // add the per-list table B
 layout(constant_id = 16) const uint PAIR_LUT = 0;   // table rows are per (query, probe) pair
 layout(constant_id = 17) const uint HAS_MASK = 0;
 layout(constant_id = 18) const uint P = 1;          // rows per thread per round
+layout(constant_id = 19) const uint LUT16 = 0;      // float16 pairs in shared memory (IVF = 0 only)
+layout(constant_id = 20) const uint LUT16_WORDS = 1;    // (QG + 1) / 2 * M * KSUB, or 1
 
 const uint KSUB = 1u << NBITS;
 const uint MK = M * KSUB;
@@ -65,6 +73,9 @@ layout(push_constant) uniform PC {
 #include "scan_select.glsl"
 
 shared float s_lut[LUT_WORDS];
+shared uint s_lut16[LUT16_WORDS];
+shared uint s_amax[QG];
+const uint NPAIR = (QG + 1u) / 2u;
 
 bool allowed(uint row) {
     if (HAS_MASK == 0u) return true;
@@ -108,7 +119,44 @@ void main() {
     }
     sel_q0 = q0;
 
-    if (LUT_SHARED == 1u) {
+    float inv_scale[QG];   // LUT16: the sums are scaled back by these
+    [[unroll]] for (uint g = 0u; g < QG; g++) inv_scale[g] = 1.0;
+    if (LUT16 == 1u) {
+        // Largest |entry| per query, then its power-of-two scale, then the packed pairs.
+        if (t < QG) s_amax[t] = 0u;
+        barrier();
+        [[unroll]] for (uint g = 0u; g < QG; g++) {
+            if (q0 + g >= pc.nq) continue;
+            const uint src = pc.lut_off + (lrow + g) * pc.ldl;
+            float mx = 0.0;
+            for (uint e = t; e < MK; e += WG) {
+                float a = abs(LUTA[src + e]);
+                if (a <= 3.0e38) mx = max(mx, a);          // NaN and inf stay NaN and inf below
+            }
+            atomicMax(s_amax[g], floatBitsToUint(mx));
+        }
+        barrier();
+        float scale[QG];
+        [[unroll]] for (uint g = 0u; g < QG; g++) {
+            int e2;
+            float mx = uintBitsToFloat(s_amax[g]);
+            frexp(mx, e2);
+            e2 = mx > 0.0 ? clamp(14 - e2, -100, 100) : 0;
+            scale[g] = exp2(float(e2));
+            inv_scale[g] = exp2(float(-e2));
+        }
+        [[unroll]] for (uint p = 0u; p < NPAIR; p++) {
+            const uint g0 = 2u * p, g1 = min(2u * p + 1u, QG - 1u);
+            const bool have0 = q0 + g0 < pc.nq, have1 = 2u * p + 1u < QG && q0 + g1 < pc.nq;
+            if (!have0) continue;
+            const uint src0 = pc.lut_off + (lrow + g0) * pc.ldl, src1 = pc.lut_off + (lrow + g1) * pc.ldl;
+            for (uint e = t; e < MK; e += WG) {
+                float a = LUTA[src0 + e] * scale[g0];
+                float b = have1 ? LUTA[src1 + e] * scale[g1] : 0.0;
+                s_lut16[p * MK + e] = packHalf2x16(vec2(a, b));
+            }
+        }
+    } else if (LUT_SHARED == 1u) {
         [[unroll]] for (uint g = 0u; g < QG; g++) {
             if (q0 + g >= pc.nq || (IVF == 1u && r0 == r1)) continue;
             const uint src = pc.lut_off + (lrow + g) * pc.ldl;
@@ -141,7 +189,13 @@ void main() {
                 }
                 c &= KSUB - 1u;
                 const uint e = j * KSUB + c;
-                [[unroll]] for (uint g = 0u; g < QG; g++) {
+                if (LUT16 == 1u) {
+                    [[unroll]] for (uint p2 = 0u; p2 < NPAIR; p2++) {
+                        vec2 v = unpackHalf2x16(s_lut16[p2 * MK + e]);
+                        acc[2u * p2] += v.x;
+                        if (2u * p2 + 1u < QG) acc[min(2u * p2 + 1u, QG - 1u)] += v.y;
+                    }
+                } else [[unroll]] for (uint g = 0u; g < QG; g++) {
                     if (LUT_SHARED == 1u) {
                         acc[g] += s_lut[g * MK + e];
                     } else {
@@ -151,7 +205,8 @@ void main() {
                     }
                 }
             }
-            [[unroll]] for (uint g = 0u; g < QG; g++) sel_offer(g, tau[g], order_key(acc[g]), pc.row0 + r);
+            [[unroll]] for (uint g = 0u; g < QG; g++)
+                sel_offer(g, tau[g], order_key(LUT16 == 1u ? acc[g] * inv_scale[g] : acc[g]), pc.row0 + r);
         }
         sel_round_end(room);
     }

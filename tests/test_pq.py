@@ -233,6 +233,27 @@ def test_large_k_uses_device_buffers(rng):
                "sqeuclidean")
 
 
+@pytest.mark.parametrize("metric,scale", [("sqeuclidean", 1.0), ("inner", 1.0), ("sqeuclidean", 300.0),
+                                          ("sqeuclidean", 1e-3)])
+def test_float16_tables(rng, metric, scale):
+    # Two queries per lookup, entries rounded to float16 after a power-of-two scale per query:
+    # right to ~1e-3 whatever the magnitude of the data (no overflow at x300, no underflow at x1e-3).
+    pq = trained_pq(rng, 32, 8, 8)
+    pq.centroids = pq.centroids * scale
+    index = PQIndex(32, 8, 8, metric, table_dtype="float16")
+    index.pq.centroids = pq.centroids
+    assert index.table_dtype == "float16"
+    xb, xq = blobs(rng, 3000, 32) * scale, blobs(rng, 9, 32) * scale
+    index.add(xb)
+    D, I = index.search(xq, 20)
+    check_topk(D, I, recon_dist(xq, pq.decode(pq.encode(xb)), metric), np.arange(3000), 20, metric,
+               rtol=2e-3, atol=2e-3)
+    D1, I1 = index.search(xq[:1], 20)                   # a lone query runs with float32 tables
+    check_topk(D1, I1, recon_dist(xq[:1], pq.decode(pq.encode(xb)), metric), np.arange(3000), 20, metric)
+    with pytest.raises(ValueError, match="table_dtype"):
+        PQIndex(32, 8, table_dtype="float64")
+
+
 # ---- PQIndex: quality against faiss ----------------------------------------------------------------
 
 @pytest.mark.parametrize("metric", ["sqeuclidean", "inner"])
@@ -359,7 +380,8 @@ def test_padding_dtypes_and_backends_agree(rng):
 
 def test_save_load_round_trip_and_damage(rng, tmp_path):
     pq = trained_pq(rng, 12, 3, 5)
-    index = index_with(pq, "inner")
+    index = PQIndex(12, 3, 5, "inner", table_dtype="float16")
+    index.pq.centroids = pq.centroids
     xb, xq = blobs(rng, 400, 12), blobs(rng, 5, 12)
     index.add(xb, ids=rng.choice(10 ** 6, 400, replace=False))
     index.remove_ids(index.ids[::7])
@@ -367,7 +389,8 @@ def test_save_load_round_trip_and_damage(rng, tmp_path):
     index.save(path)
     for loaded in (PQIndex.load(path), vaccel.load_index(path)):
         assert isinstance(loaded, PQIndex)
-        assert (loaded.d, loaded.m, loaded.nbits, loaded.metric, loaded.ntotal) == (12, 3, 5, "inner", index.ntotal)
+        assert (loaded.d, loaded.m, loaded.nbits, loaded.metric, loaded.ntotal, loaded.table_dtype) == \
+            (12, 3, 5, "inner", index.ntotal, "float16")
         np.testing.assert_array_equal(loaded.ids, index.ids)
         np.testing.assert_array_equal(loaded.pq.centroids, pq.centroids)
         for a, b in zip(loaded.search(xq, 30), index.search(xq, 30)):
@@ -385,7 +408,7 @@ def test_save_load_round_trip_and_damage(rng, tmp_path):
         with pytest.raises(vaccel.IndexFileError):
             PQIndex.load(bad)
     ok = {"d": 12, "m": 3, "nbits": 5, "metric": "inner", "trained": True, "next_id": 10, "max_iter": 25,
-          "init": "k-means++", "random_state": 1234}
+          "init": "k-means++", "random_state": 1234, "table_dtype": "float32"}
     cent = pq.centroids
     codes = np.zeros((4, 2), np.uint8)
     for params, arrays in [
@@ -393,6 +416,7 @@ def test_save_load_round_trip_and_damage(rng, tmp_path):
             (dict(ok, nbits=9), {"codes": codes, "ids": np.arange(4), "centroids": cent}),
             (dict(ok, metric="l1"), {"codes": codes, "ids": np.arange(4), "centroids": cent}),
             (dict(ok, init="best"), {"codes": codes, "ids": np.arange(4), "centroids": cent}),
+            (dict(ok, table_dtype="int8"), {"codes": codes, "ids": np.arange(4), "centroids": cent}),
             (ok, {"codes": np.zeros((4, 3), np.uint8), "ids": np.arange(4), "centroids": cent}),
             (ok, {"codes": codes, "ids": np.arange(3), "centroids": cent}),
             (ok, {"codes": codes, "ids": np.arange(4), "centroids": cent[:2]}),

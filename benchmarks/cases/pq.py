@@ -22,6 +22,8 @@ ProductQuantizer / k-means where vaccel is missing), and every index is built fr
 the timing (an IVF index once per size, reused by the nprobe cases). Training time is not counted.
   vaccel       index.search(xq, k[, nprobe]) on the index built on the device (NumPy queries in,
                NumPy (D, I) out)
+  vaccel-f16tables  pq-index only: the same index searched with table_dtype='float16' (two queries'
+               table entries per shared-memory read; distances within ~1e-3)
   torch-cuda   pq-index only: the ADC a PyTorch user writes: codes (m, nb) int64 on the GPU (encoded
                there), a table per query ((q_j - c_jk)^2 summed over the sub-vector), then per chunk
                of queries D = sum_j table[:, j].index_select(1, codes[j]) and torch.topk; the chunk
@@ -263,23 +265,33 @@ def _fetch_torch(res, rows):
 # pq-index implementations: each prepare builds (or reuses) its index from the shared build
 
 
-def pq_vaccel(P, get_build, nq, nb, m):
+def _pq_vaccel(P, get_build, nq, nb, m, tables):
     V = P.vaccel
 
     def prepare(sets):
         key, build = get_build()
 
         def make():
-            index = V.PQIndex(build["xb"].shape[1], m, NBITS)
+            index = V.PQIndex(build["xb"].shape[1], m, NBITS, table_dtype=tables)
             index.pq.centroids = build["cent"]
             index.add(build["xb"])
             return index
-        index = _cached(("vaccel", key), make)
+        index = _cached(("vaccel", tables, key), make)
         xq = build["xq"]
         return lambda i: index.search(xq, K)
-    return Impl("vaccel", prepare, _fetch, V.synchronize, "device", P.vaccel_device_name(),
-                mem=vaccel_peak_mem(V), mem_source="vaccel.memory_stats",
-                note="PQIndex.search: tables in shared memory, k best kept during the scan")
+    name = "vaccel" if tables == "float32" else "vaccel-f16tables"
+    note = ("PQIndex.search: float32 tables in shared memory, k best kept during the scan" if tables == "float32"
+            else "PQIndex(table_dtype='float16'): two queries per table read, entries rounded to float16")
+    return Impl(name, prepare, _fetch, V.synchronize, "device", P.vaccel_device_name(),
+                mem=vaccel_peak_mem(V), mem_source="vaccel.memory_stats", note=note)
+
+
+def pq_vaccel(P, get_build, nq, nb, m):
+    return _pq_vaccel(P, get_build, nq, nb, m, "float32")
+
+
+def pq_vaccel_f16(P, get_build, nq, nb, m):
+    return _pq_vaccel(P, get_build, nq, nb, m, "float16")
 
 
 def pq_faiss(P, get_build, nq, nb, m):
@@ -352,7 +364,7 @@ def _impls(P, factories, *args):
     if P.vaccel is None:
         skipped["vaccel"] = "vaccel not importable"
     for name, f in factories:
-        if P.vaccel is None and name == "vaccel":
+        if P.vaccel is None and name.startswith("vaccel"):
             continue
         try:
             impl = f(P, *args)
@@ -372,8 +384,8 @@ def make_pq_case(P, nb, d, m, nq, quick):
         holder["build"] = b
         return key, b
 
-    impls, skipped = _impls(P, (("vaccel", pq_vaccel), ("torch-cuda", pq_torch), ("faiss", pq_faiss)),
-                            get_build, nq, nb, m)
+    impls, skipped = _impls(P, (("vaccel", pq_vaccel), ("vaccel-f16tables", pq_vaccel_f16), ("torch-cuda", pq_torch),
+                                ("faiss", pq_faiss)), get_build, nq, nb, m)
 
     def make_inputs(rng):
         _, b = get_build()

@@ -178,11 +178,11 @@ static va_status ivf_search(va_stream *s, const va_ivf_index *ix, const va_tenso
             if (is_pq) {
                 int v = csw % 4 == 0 && rx % 4 == 0;
                 if (!kern[v]) {
-                    uint32_t spec[19] = {VA_SCAN_WG, 1, 1, (uint32_t)largest, 1, sp.cap, sp.sbuf, sp.global,
+                    uint32_t spec[21] = {VA_SCAN_WG, 1, 1, (uint32_t)largest, 1, sp.cap, sp.sbuf, sp.global,
                                          (uint32_t)m, (uint32_t)nbits, (uint32_t)csw, (uint32_t)v,
                                          (uint32_t)lut_shared, lut_shared ? (uint32_t)mk : 1u, 1,
-                                         ix->pq_term ? 1u : 0u, (uint32_t)pair_lut, mask ? 1u : 0u, sp.p};
-                    VA_TRY(va_kernel_get(ctx, "pq_scan", spec, 19, 0, &kern[v]));
+                                         ix->pq_term ? 1u : 0u, (uint32_t)pair_lut, mask ? 1u : 0u, sp.p, 0, 1};
+                    VA_TRY(va_kernel_get(ctx, "pq_scan", spec, 21, 0, &kern[v]));
                 }
                 va_binding b[7] = {xb, {lut, 0, (uint64_t)qn * lut_rows_per_q * lut_bytes, VA_READ}, tb, wb, lb,
                                    mask ? mb : lb, ob};

@@ -155,7 +155,7 @@ va_status va_pq_tables(va_stream *s, const va_tensor *q, const va_tensor *centro
 
 /* window_rows, slice_rows > 0 override the plan (for tests of the splitting). */
 static va_status pq_search(va_stream *s, const va_tensor *q, const va_tensor *cent, const va_tensor *codes,
-                           int64_t m, int nbits, va_metric metric, int64_t k, const va_tensor *mask,
+                           int64_t m, int nbits, va_metric metric, int64_t k, const va_tensor *mask, int half,
                            const va_tensor *out_d, const va_tensor *out_i, int64_t window_rows, int64_t slice_rows) {
     va_clear_error();
     va_context *ctx = va_stream_context(s);
@@ -181,11 +181,18 @@ static va_status pq_search(va_stream *s, const va_tensor *q, const va_tensor *ce
     if (nq == 0) return VA_SUCCESS;
     int largest = metric == VA_METRIC_INNER;
 
-    /* Tables in shared memory when at least one fits beside a minimal candidate buffer. */
+    /* Tables in shared memory when at least one fits beside a minimal candidate buffer; float16
+     * pairs (half) only for groups of two or four queries with their tables in shared memory. */
     uint64_t lut_bytes = (uint64_t)mk * 4;
     int lut_shared = lut_bytes + (uint64_t)(2 * k + VA_SCAN_WG) * 8 <= va_scan_shared_bytes(ctx);
     uint32_t qg_max = nq >= 4 ? 4 : (nq >= 2 ? 2 : 1);
-    va_select_plan sp = va_select_plan_for(ctx, k, qg_max, lut_shared ? lut_bytes : 0, VA_SCAN_WG, 4);
+    half = half && lut_shared && qg_max >= 2;
+    va_select_plan sp = va_select_plan_for(ctx, k, qg_max, lut_shared ? lut_bytes / (half ? 2 : 1) : 0,
+                                           VA_SCAN_WG, 4);
+    if (half && (sp.global || sp.qg < 2)) {
+        half = 0;
+        sp = va_select_plan_for(ctx, k, qg_max, lut_shared ? lut_bytes : 0, VA_SCAN_WG, 4);
+    }
 
     /* Windows of rows for the codes binding, slices within them. */
     int64_t wr = va_rows_per_binding(ctx, csw, csw, 4);
@@ -232,9 +239,10 @@ static va_status pq_search(va_stream *s, const va_tensor *q, const va_tensor *ce
     }
 
     uint32_t vec4 = csw % 4 == 0;
-    uint32_t spec[19] = {VA_SCAN_WG, 1, 1, (uint32_t)largest, sp.qg, sp.cap, sp.sbuf, sp.global, (uint32_t)m,
+    uint32_t spec[21] = {VA_SCAN_WG, 1, 1, (uint32_t)largest, sp.qg, sp.cap, sp.sbuf, sp.global, (uint32_t)m,
                          (uint32_t)nbits, (uint32_t)csw, vec4, (uint32_t)lut_shared,
-                         lut_shared ? sp.qg * (uint32_t)mk : 1u, 0, 0, 0, mask ? 1u : 0u, sp.p};
+                         lut_shared && !half ? sp.qg * (uint32_t)mk : 1u, 0, 0, 0, mask ? 1u : 0u, sp.p,
+                         (uint32_t)half, half ? (sp.qg + 1) / 2 * (uint32_t)mk : 1u};
     const va_kernel *kern[2] = {NULL, NULL};
 
     uint64_t g_max = (uint64_t)(qc + sp.qg - 1) / sp.qg;
@@ -272,7 +280,7 @@ static va_status pq_search(va_stream *s, const va_tensor *q, const va_tensor *ce
             int v = vec4 && rcode % 4 == 0;
             if (!kern[v]) {
                 spec[11] = (uint32_t)v;
-                VA_TRY(va_kernel_get(ctx, "pq_scan", spec, 19, 0, &kern[v]));
+                VA_TRY(va_kernel_get(ctx, "pq_scan", spec, 21, 0, &kern[v]));
             }
             uint32_t pc[20] = {(uint32_t)qn, (uint32_t)k, rcode, (uint32_t)r0, (uint32_t)rn, 0, (uint32_t)mk, 0,
                                (uint32_t)slice, (uint32_t)col0, (uint32_t)ldo, 0, 0, 0, 0, mrem * 32,
@@ -293,15 +301,15 @@ static va_status pq_search(va_stream *s, const va_tensor *q, const va_tensor *ce
 }
 
 va_status va_pq_search(va_stream *s, const va_tensor *q, const va_tensor *centroids, const va_tensor *codes,
-                       int64_t m, int nbits, va_metric metric, int64_t k, const va_tensor *mask,
+                       int64_t m, int nbits, va_metric metric, int64_t k, const va_tensor *mask, int half_tables,
                        const va_tensor *out_d, const va_tensor *out_i) {
-    return pq_search(s, q, centroids, codes, m, nbits, metric, k, mask, out_d, out_i, 0, 0);
+    return pq_search(s, q, centroids, codes, m, nbits, metric, k, mask, half_tables, out_d, out_i, 0, 0);
 }
 
 /* Registry adapters.
  * pq_tables: (queries, centroids) -> tables; iparams: metric, m, nbits.
  * pq_search: (queries, centroids, codes[, mask]) -> (distances, indices); iparams: metric, k, m,
- *            nbits, has_mask[, window_rows, slice_rows]. */
+ *            nbits, has_mask[, window_rows, slice_rows, half_tables]. */
 static va_status op_pq_tables(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
                               const int64_t *ip, int n_i, const double *fp, int n_f) {
     (void)fp; (void)n_f;
@@ -317,6 +325,6 @@ static va_status op_pq_search(va_stream *s, const va_tensor *in, int n_in, const
     if (n_i < 5 || n_out != 2 || n_in != 3 + (ip[4] != 0))
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "pq_search takes (queries, centroids, codes[, mask]) -> (D, I)");
     return pq_search(s, &in[0], &in[1], &in[2], ip[2], (int)ip[3], (va_metric)ip[0], ip[1], ip[4] ? &in[3] : NULL,
-                     &out[0], &out[1], n_i > 5 ? ip[5] : 0, n_i > 6 ? ip[6] : 0);
+                     n_i > 7 ? (int)ip[7] : 0, &out[0], &out[1], n_i > 5 ? ip[5] : 0, n_i > 6 ? ip[6] : 0);
 }
 VA_REGISTER_OP(pq_search, op_pq_search);
