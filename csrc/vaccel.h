@@ -246,6 +246,15 @@ va_status va_topk(va_stream *s, const va_tensor *x, int64_t k, int largest, cons
 va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, float p, int64_t k,
                  const va_tensor *mask, const va_tensor *out_d, const va_tensor *out_i);
 
+/* va_knn for sqeuclidean, euclidean, inner and cosine, k <= 256 (va_knn_fused_supported), f32/f16
+ * queries and database, no filter, at least one database row: the distance tiles keep only the
+ * pairs within a bound taken from a random sample of the database, so the work is the GEMM plus
+ * a few percent. overflow (nq,) u32: nonzero for a query whose candidate list overflowed (rare:
+ * below about 1e-6 per query); its row of results is not valid and must be recomputed with va_knn. */
+int va_knn_fused_supported(const va_context *ctx, va_metric metric, int64_t k);
+va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, int64_t k,
+                       const va_tensor *out_d, const va_tensor *out_i, const va_tensor *overflow);
+
 /* Dense math. c = a·b (c += a·b when accumulate): a (m, k) or (batch, m, k), b (k, n) or
  * (batch, k, n), c (m, n) or (batch, m, n); a batch of 1 broadcasts. a and b float32 or float16,
  * either of their last two axes contiguous (a transposed view costs nothing); c float32, or

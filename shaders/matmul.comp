@@ -6,10 +6,19 @@
 // likewise, so the shared-memory reads of a subgroup are broadcasts or consecutive vec4s.
 // Operands are strided views: A is (M, K) with rows lda apart, or its transpose stored K-major
 // (A_T); B is (K, N) with rows ldb apart, or stored N-major (B_T). Batches are gl_WorkGroupID.z.
+// KNN variants: the same GEMM as the distance tile of a k-nearest-neighbour search (A = queries,
+// B = database rows, B_T), with a distance epilogue instead of a store of C: MODE 0 writes the
+// distances of the database rows listed in MAP (knn.c's sample), MODE 1 keeps only the pairs
+// within TAU (+ a rounding slack) of their query and appends them to that query's candidate list,
+// so the queries x database matrix is never written. See csrc/ops/knn.c.
 //! variant f16: -DA_F16 -DB_F16
 //! variant f16c: -DA_F16 -DB_F16 -DC_F16
 //! variant a16: -DA_F16
 //! variant b16: -DB_F16
+//! variant knn: -DKNN
+//! variant knn_f16: -DKNN -DA_F16 -DB_F16
+//! variant knn_a16: -DKNN -DA_F16
+//! variant knn_b16: -DKNN -DB_F16
 #version 450
 #extension GL_EXT_control_flow_attributes : require
 #if defined(A_F16) || defined(B_F16) || defined(C_F16)
@@ -53,6 +62,33 @@ layout(binding = 0) readonly buffer A_ { ELEM_A A[]; };
 layout(binding = 0) readonly buffer A4_ { ELEM4_A A4[]; };
 layout(binding = 1) readonly buffer B_ { ELEM_B B[]; };
 layout(binding = 1) readonly buffer B4_ { ELEM4_B B4[]; };
+#if defined(KNN)
+layout(constant_id = 12) const uint METRIC = 0;     // 0 squared L2, 1 inner product, 2 cosine
+layout(constant_id = 13) const uint MODE = 0;       // 0 sample distances, 1 candidates
+layout(binding = 2) writeonly buffer O_ { float O[]; };        // MODE 0: (m, ldo) distances
+layout(binding = 2) writeonly buffer CAND_ { uvec2 CAND[]; };  // MODE 1: (m, ldo) (value bits, index)
+layout(binding = 3) readonly buffer QN_ { float QN[]; };       // squared norms (inverse norms: cosine)
+layout(binding = 4) readonly buffer DN_ { float DN[]; };
+layout(binding = 5) readonly buffer MAP_ { uint MAP[]; };      // MODE 0: column -> database row
+layout(binding = 6) readonly buffer TAU_ { float TAU[]; };     // MODE 1: per query bound
+layout(binding = 7) buffer CNT_ { uint CNT[]; };               // MODE 1: per query candidate count
+
+layout(push_constant) uniform PC {
+    uint m, n, k;
+    uint lda, ldb, ldo;
+    uint a_off, b_off, o_off;
+    uint qn_off, dn_off, map_off;
+    uint map_base;              // MODE 0: MAP holds rows of the whole database; B starts at this one
+    uint col_base;              // MODE 1: index of column 0 in the whole database
+    uint cap;                   // MODE 1: candidate slots per query (ldo)
+    uint tau_ld, tau_off;       // MODE 1: TAU[tau_off + row * tau_ld]
+    uint zero_counts;           // MODE 0: this dispatch clears CNT for its rows
+    float slack;                // relative rounding allowance of the GEMM form
+    float guard;                // L2: recompute directly where d2 <= guard * (|q|^2 + |x|^2)
+} pc;
+#define PC_B_BS 0u
+#define PC_A_BS 0u
+#else
 layout(binding = 2) buffer C_ { ELEM_C C[]; };
 
 layout(push_constant) uniform PC {
@@ -62,6 +98,9 @@ layout(push_constant) uniform PC {
     uint a_bs, b_bs, c_bs;      // batch strides in elements (0 broadcasts)
     uint accumulate;            // 1: C += A·B (K split across dispatches)
 } pc;
+#define PC_B_BS pc.b_bs
+#define PC_A_BS pc.a_bs
+#endif
 
 const uint RT = BM / TM;        // threads along M
 const uint CT = BN / TN;        // threads along N
@@ -79,17 +118,75 @@ float a_at(uint base, uint i, uint p) {
     if (i >= pc.m || p >= pc.k) return 0.0;
     return float(A[base + (A_T ? p * pc.lda + i : i * pc.lda + p)]);
 }
+// The storage row of column j of B (B_T): MODE 0 of KNN reads the sampled rows through MAP.
+uint brow(uint j) {
+#if defined(KNN)
+    if (MODE == 0) return MAP[pc.map_off + j] - pc.map_base;
+#endif
+    return j;
+}
 float b_at(uint base, uint p, uint j) {
     if (p >= pc.k || j >= pc.n) return 0.0;
-    return float(B[base + (B_T ? j * pc.ldb + p : p * pc.ldb + j)]);
+    return float(B[base + (B_T ? brow(j) * pc.ldb + p : p * pc.ldb + j)]);
 }
+
+#if defined(KNN)
+float direct_sq(uint abase, uint bbase, uint i, uint j) {
+    float s = 0.0;
+    for (uint p = 0; p < pc.k; p++) {
+        float t = float(A[abase + i * pc.lda + p]) - float(B[bbase + j * pc.ldb + p]);
+        s = fma(t, t, s);
+    }
+    return s;
+}
+
+// One pair's distance from its dot product: smaller is better (the inner product is negated).
+// The GEMM form v is within slack of the distance reported (computed directly where the GEMM
+// form cancels), so MODE 0 writes the upper bound v + slack and MODE 1 keeps every pair whose
+// lower bound v - slack is within the query's bound: the k-th smallest upper bound of a sample
+// is at least the k-th smallest distance of all, so no pair of the true k best is dropped.
+void knn_out(uint abase, uint bbase, uint gr, uint gc, float qn, float tau, float dot) {
+    uint jr = brow(gc);
+    float dn = DN[pc.dn_off + jr];
+    float v, slack;
+    bool redo = false;
+    if (METRIC == 0) {
+        float s = qn + dn;
+        v = s - 2.0 * dot;
+        redo = !(abs(s) <= 3.0e38) || isnan(v) || v <= pc.guard * s;
+        v = max(v, 0.0);
+        slack = pc.slack * s;
+    } else if (METRIC == 1) {
+        v = -dot;
+        slack = pc.slack * 0.5 * (qn + dn);
+    } else {
+        v = 1.0 - dot * qn * dn;
+        slack = pc.slack;
+    }
+    if (MODE == 0) {
+        O[pc.o_off + gr * pc.ldo + gc] = v + slack;
+        return;
+    }
+    // A bound that is not a finite number (a sample without k finite distances) keeps everything.
+    if (!(v - slack <= tau) && abs(tau) <= 3.0e38) return;
+    if (redo) v = direct_sq(abase, bbase, gr, jr);
+    uint slot = atomicAdd(CNT[gr], 1u);
+    if (slot < pc.cap) CAND[pc.o_off + gr * pc.ldo + slot] = uvec2(floatBitsToUint(v), pc.col_base + gc);
+}
+#endif
 
 void main() {
     const uint t = gl_LocalInvocationID.x;
     const uint tx = t % CT, ty = t / CT;
+#if defined(KNN)
+    // Query blocks along x: the workgroups running together share one database tile, which is
+    // then read from memory about once.
+    const uint row0 = gl_WorkGroupID.x * BM, col0 = gl_WorkGroupID.y * BN;
+#else
     const uint row0 = gl_WorkGroupID.y * BM, col0 = gl_WorkGroupID.x * BN;
+#endif
     const uint batch = gl_WorkGroupID.z;
-    const uint abase = pc.a_off + batch * pc.a_bs, bbase = pc.b_off + batch * pc.b_bs;
+    const uint abase = pc.a_off + batch * PC_A_BS, bbase = pc.b_off + batch * PC_B_BS;
 
     // Register staging of one slice: vec4 groups along the operand's contiguous axis when VEC_*,
     // else scalars (4 per vec4 slot, same positions).
@@ -146,7 +243,7 @@ void main() {
             } else {                                                                                \
                 uint p = (k0) + e % BK, j = col0 + e / BK;                                          \
                 if (VEC_B) {                                                                        \
-                    if (p < pc.k && j < pc.n) v = vec4(B4[(bbase + j * pc.ldb + p) / 4]);           \
+                    if (p < pc.k && j < pc.n) v = vec4(B4[(bbase + brow(j) * pc.ldb + p) / 4]);           \
                 } else {                                                                            \
                     v = vec4(b_at(bbase, p, j), b_at(bbase, p + 1, j), b_at(bbase, p + 2, j),      \
                              b_at(bbase, p + 3, j));                                                \
@@ -209,6 +306,24 @@ void main() {
         cur = 1 - cur;
     }
 
+#if defined(KNN)
+    [[unroll]] for (uint i = 0; i < MB; i++)
+        [[unroll]] for (uint r = 0; r < 4; r++) {
+            uint gr = row0 + (i * RT + ty) * 4 + r;
+            if (gr >= pc.m) continue;
+            if (MODE == 0 && pc.zero_counts != 0 && tx == 0 && gl_WorkGroupID.y == 0) CNT[gr] = 0;
+            float qn = QN[pc.qn_off + gr];
+            float tau = MODE == 1 ? TAU[pc.tau_off + gr * pc.tau_ld] : 0.0;
+            [[unroll]] for (uint j = 0; j < NB; j++) {
+                vec4 v = acc[i * 4 + r][j];
+                uint gc = col0 + (j * CT + tx) * 4;
+                if (gc < pc.n) knn_out(abase, bbase, gr, gc, qn, tau, v.x);
+                if (gc + 1 < pc.n) knn_out(abase, bbase, gr, gc + 1, qn, tau, v.y);
+                if (gc + 2 < pc.n) knn_out(abase, bbase, gr, gc + 2, qn, tau, v.z);
+                if (gc + 3 < pc.n) knn_out(abase, bbase, gr, gc + 3, qn, tau, v.w);
+            }
+        }
+#else
     const uint cbase = pc.c_off + batch * pc.c_bs;
     [[unroll]] for (uint i = 0; i < MB; i++)
         [[unroll]] for (uint r = 0; r < 4; r++) {
@@ -227,4 +342,5 @@ void main() {
                 }
             }
         }
+#endif
 }

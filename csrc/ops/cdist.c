@@ -31,7 +31,7 @@ static tile_cfg choose_tiles(const va_context *ctx) {
     return c;
 }
 
-static va_status row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, uint32_t mode) {
+va_status va_row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, uint32_t mode) {
     va_context *ctx = va_stream_context(s);
     int64_t m = x->shape[0], d = x->shape[1];
     if (m == 0) return VA_SUCCESS;
@@ -81,7 +81,7 @@ va_status va_row_sqnorms(va_stream *s, const va_tensor *x, const va_tensor *out)
         (out->shape[0] > 1 && out->strides[0] != 1))
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "out must be a contiguous float32 vector of %lld elements",
                        (long long)x->shape[0]);
-    return row_l2(s, x, out, 0);
+    return va_row_l2(s, x, out, 0);
 }
 
 va_status va_normalize(va_stream *s, const va_tensor *x, const va_tensor *out) {
@@ -93,7 +93,7 @@ va_status va_normalize(va_stream *s, const va_tensor *x, const va_tensor *out) {
                        (long long)out->shape[0], (long long)out->shape[1], (long long)x->shape[0],
                        (long long)x->shape[1]);
     if (x->shape[1] == 0) return VA_SUCCESS;
-    return row_l2(s, x, out, 1);
+    return va_row_l2(s, x, out, 1);
 }
 
 va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_metric metric,
@@ -161,8 +161,8 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
         va_tensor tna = {na, 0, VA_F32, 1, {m}, {1}}, tnb = {nb, 0, VA_F32, 1, {n}, {1}};
         /* Cosine takes inverse norms, so its epilogue is two multiplies. */
         uint32_t mode = code == M_COSINE ? 2 : 0;
-        VA_TRY(row_l2(s, &a, &tna, mode));
-        VA_TRY(row_l2(s, &b, &tnb, mode));
+        VA_TRY(va_row_l2(s, &a, &tna, mode));
+        VA_TRY(va_row_l2(s, &b, &tnb, mode));
     }
 
     tile_cfg tc = choose_tiles(ctx);
