@@ -81,9 +81,11 @@ def compile_shaders(spv_dir):
         return src_dir
     os.makedirs(spv_dir, exist_ok=True)
     special = {}
+    # shaders/*.glsl are included by .comp files: a change to one rebuilds every shader.
+    included = max((os.path.getmtime(p) for p in glob.glob(os.path.join(SHADERS, "*.glsl"))), default=0)
     for name, src, flags, req in targets:
         out = os.path.join(spv_dir, name + ".spv")
-        if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(src):
+        if os.path.exists(out) and os.path.getmtime(out) >= max(os.path.getmtime(src), included):
             continue
         compiler = glslc
         if req == "cooperative_matrix":
@@ -97,7 +99,8 @@ def compile_shaders(spv_dir):
                 if os.path.exists(out):
                     os.remove(out)
                 continue
-        cmd = [compiler, "--target-env=vulkan1.2", "-O", "-fshader-stage=compute", *flags, src, "-o", out]
+        cmd = [compiler, "--target-env=vulkan1.2", "-O", "-fshader-stage=compute", "-I", SHADERS, *flags, src,
+               "-o", out]
         print(" ".join(cmd))
         subprocess.check_call(cmd)
     return spv_dir

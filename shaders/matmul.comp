@@ -63,31 +63,9 @@ layout(binding = 0) readonly buffer A4_ { ELEM4_A A4[]; };
 layout(binding = 1) readonly buffer B_ { ELEM_B B[]; };
 layout(binding = 1) readonly buffer B4_ { ELEM4_B B4[]; };
 #if defined(KNN)
-layout(constant_id = 12) const uint METRIC = 0;     // 0 squared L2, 1 inner product, 2 cosine
-layout(constant_id = 13) const uint MODE = 0;       // 0 sample distances, 1 candidates
-layout(binding = 2) writeonly buffer O_ { float O[]; };        // MODE 0: (m, ldo) distances
-layout(binding = 2) writeonly buffer CAND_ { uvec2 CAND[]; };  // MODE 1: (m, ldo) (value bits, index)
-layout(binding = 3) readonly buffer QN_ { float QN[]; };       // squared norms (inverse norms: cosine)
-layout(binding = 4) readonly buffer DN_ { float DN[]; };
-layout(binding = 5) readonly buffer MAP_ { uint MAP[]; };      // MODE 0: column -> database row
-layout(binding = 6) readonly buffer TAU_ { float TAU[]; };     // MODE 1: per query bound
-layout(binding = 7) buffer CNT_ { uint CNT[]; };               // MODE 1: per query candidate count
-
-layout(push_constant) uniform PC {
-    uint m, n, k;
-    uint lda, ldb, ldo;
-    uint a_off, b_off, o_off;
-    uint qn_off, dn_off, map_off;
-    uint map_base;              // MODE 0: MAP holds rows of the whole database; B starts at this one
-    uint col_base;              // MODE 1: index of column 0 in the whole database
-    uint cap;                   // MODE 1: candidate slots per query (ldo)
-    uint tau_ld, tau_off;       // MODE 1: TAU[tau_off + row * tau_ld]
-    uint zero_counts;           // MODE 0: this dispatch clears CNT for its rows
-    float slack;                // relative rounding allowance of the GEMM form
-    float guard;                // L2: recompute directly where d2 <= guard * (|q|^2 + |x|^2)
-} pc;
-#define PC_B_BS 0u
-#define PC_A_BS 0u
+#define KNN_SPEC_METRIC 12
+#define KNN_SPEC_MODE 13
+#include "knn_epilogue.glsl"
 #else
 layout(binding = 2) buffer C_ { ELEM_C C[]; };
 
@@ -100,6 +78,8 @@ layout(push_constant) uniform PC {
 } pc;
 #define PC_B_BS pc.b_bs
 #define PC_A_BS pc.a_bs
+
+uint brow(uint j) { return j; }
 #endif
 
 const uint RT = BM / TM;        // threads along M
@@ -118,62 +98,10 @@ float a_at(uint base, uint i, uint p) {
     if (i >= pc.m || p >= pc.k) return 0.0;
     return float(A[base + (A_T ? p * pc.lda + i : i * pc.lda + p)]);
 }
-// The storage row of column j of B (B_T): MODE 0 of KNN reads the sampled rows through MAP.
-uint brow(uint j) {
-#if defined(KNN)
-    if (MODE == 0) return MAP[pc.map_off + j] - pc.map_base;
-#endif
-    return j;
-}
 float b_at(uint base, uint p, uint j) {
     if (p >= pc.k || j >= pc.n) return 0.0;
     return float(B[base + (B_T ? brow(j) * pc.ldb + p : p * pc.ldb + j)]);
 }
-
-#if defined(KNN)
-float direct_sq(uint abase, uint bbase, uint i, uint j) {
-    float s = 0.0;
-    for (uint p = 0; p < pc.k; p++) {
-        float t = float(A[abase + i * pc.lda + p]) - float(B[bbase + j * pc.ldb + p]);
-        s = fma(t, t, s);
-    }
-    return s;
-}
-
-// One pair's distance from its dot product: smaller is better (the inner product is negated).
-// The GEMM form v is within slack of the distance reported (computed directly where the GEMM
-// form cancels), so MODE 0 writes the upper bound v + slack and MODE 1 keeps every pair whose
-// lower bound v - slack is within the query's bound: the k-th smallest upper bound of a sample
-// is at least the k-th smallest distance of all, so no pair of the true k best is dropped.
-void knn_out(uint abase, uint bbase, uint gr, uint gc, float qn, float tau, float dot) {
-    uint jr = brow(gc);
-    float dn = DN[pc.dn_off + jr];
-    float v, slack;
-    bool redo = false;
-    if (METRIC == 0) {
-        float s = qn + dn;
-        v = s - 2.0 * dot;
-        redo = !(abs(s) <= 3.0e38) || isnan(v) || v <= pc.guard * s;
-        v = max(v, 0.0);
-        slack = pc.slack * s;
-    } else if (METRIC == 1) {
-        v = -dot;
-        slack = pc.slack * 0.5 * (qn + dn);
-    } else {
-        v = 1.0 - dot * qn * dn;
-        slack = pc.slack;
-    }
-    if (MODE == 0) {
-        O[pc.o_off + gr * pc.ldo + gc] = v + slack;
-        return;
-    }
-    // A bound that is not a finite number (a sample without k finite distances) keeps everything.
-    if (!(v - slack <= tau) && abs(tau) <= 3.0e38) return;
-    if (redo) v = direct_sq(abase, bbase, gr, jr);
-    uint slot = atomicAdd(CNT[gr], 1u);
-    if (slot < pc.cap) CAND[pc.o_off + gr * pc.ldo + slot] = uvec2(floatBitsToUint(v), pc.col_base + gc);
-}
-#endif
 
 void main() {
     const uint t = gl_LocalInvocationID.x;

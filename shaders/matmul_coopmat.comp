@@ -6,7 +6,10 @@
 // transposed operand costs nothing: the cooperative load reads it column-major. Shared memory is
 // addressed in uvec4s (8 halves) so that global->shared copies are 16-byte moves; rows are padded
 // by one uvec4 to spread them over the banks.
+// KNN variant: the distance epilogue of a k-nearest-neighbour search instead of a store of C
+// (knn_epilogue.glsl; csrc/ops/knn.c).
 //! variant f16c: -DC_F16
+//! variant knn: -DKNN
 //! requires: cooperative_matrix
 #version 450
 #extension GL_KHR_cooperative_matrix : require
@@ -46,6 +49,11 @@ layout(binding = 0) readonly buffer A_ { float16_t A[]; };
 layout(binding = 0) readonly buffer A8_ { uvec4 A8[]; };
 layout(binding = 1) readonly buffer B_ { float16_t B[]; };
 layout(binding = 1) readonly buffer B8_ { uvec4 B8[]; };
+#if defined(KNN)
+#define KNN_SPEC_METRIC 17
+#define KNN_SPEC_MODE 18
+#include "knn_epilogue.glsl"
+#else
 layout(binding = 2) buffer C_ { ELEM_C C[]; };
 layout(binding = 2) buffer CF_ { float CF[]; };
 
@@ -56,6 +64,11 @@ layout(push_constant) uniform PC {
     uint a_bs, b_bs, c_bs;
     uint accumulate;
 } pc;
+#define PC_B_BS pc.b_bs
+#define PC_A_BS pc.a_bs
+
+uint brow(uint j) { return j; }
+#endif
 
 // Shared tiles in memory order: A as [m][k] (or [k][m] when A_T), B as [k][n] (or [n][k]).
 const uint A_ROWS = A_T ? BK : BM, A_COLS = A_T ? BM : BK;
@@ -74,7 +87,7 @@ float16_t a_at(uint base, uint i, uint p) {
 }
 float16_t b_at(uint base, uint p, uint j) {
     if (p >= pc.k || j >= pc.n) return float16_t(0.0);
-    return B[base + (B_T ? j * pc.ldb + p : p * pc.ldb + j)];
+    return B[base + (B_T ? brow(j) * pc.ldb + p : p * pc.ldb + j)];
 }
 
 uint pack2(float16_t x, float16_t y) { return packFloat2x16(f16vec2(x, y)); }
@@ -83,9 +96,13 @@ void main() {
     const uint nthreads = SUBGROUPS * SG;
     const uint t = gl_LocalInvocationID.x;
     const uint sg = gl_SubgroupID;
+#if defined(KNN)
+    const uint row0 = gl_WorkGroupID.x * BM, col0 = gl_WorkGroupID.y * BN;   // see matmul.comp
+#else
     const uint row0 = gl_WorkGroupID.y * BM, col0 = gl_WorkGroupID.x * BN;
+#endif
     const uint batch = gl_WorkGroupID.z;
-    const uint abase = pc.a_off + batch * pc.a_bs, bbase = pc.b_off + batch * pc.b_bs;
+    const uint abase = pc.a_off + batch * PC_A_BS, bbase = pc.b_off + batch * PC_B_BS;
     const uint SG_N = BN / WN;
     const uint wm0 = (sg / SG_N) * WM, wn0 = (sg % SG_N) * WN;
 
@@ -132,7 +149,7 @@ void main() {
             uint r = q / (B_COLS / 8), c = (q % (B_COLS / 8)) * 8;                                  \
             uint p = B_T ? (k0) + c : (k0) + r, j = B_T ? col0 + r : col0 + c;                      \
             if (VEC_B) {                                                                            \
-                if (p < pc.k && j < pc.n) v = B8[(bbase + (B_T ? j * pc.ldb + p : p * pc.ldb + j)) / 8]; \
+                if (p < pc.k && j < pc.n) v = B8[(bbase + (B_T ? brow(j) * pc.ldb + p : p * pc.ldb + j)) / 8]; \
             } else if (B_T) {                                                                       \
                 v = uvec4(pack2(b_at(bbase, p, j), b_at(bbase, p + 1, j)),                          \
                           pack2(b_at(bbase, p + 2, j), b_at(bbase, p + 3, j)),                      \
@@ -191,6 +208,26 @@ void main() {
         cur = 1 - cur;
     }
 
+#if defined(KNN)
+    const uint lane = gl_SubgroupInvocationID;
+    if (MODE == 0 && pc.zero_counts != 0 && gl_WorkGroupID.y == 0)
+        for (uint r = t; r < BM; r += nthreads)
+            if (row0 + r < pc.m) CNT[row0 + r] = 0;
+    [[unroll]] for (uint i = 0; i < FM; i++)
+        [[unroll]] for (uint j = 0; j < FN; j++) {
+            coopMatStore(acc[i][j], Cs, sg * MM * NN, NN, gl_CooperativeMatrixLayoutRowMajor);
+            subgroupBarrier();
+            [[unroll]] for (uint e0 = 0; e0 < MM * NN; e0 += SG) {
+                uint e = e0 + lane;
+                uint gr = row0 + wm0 + i * MM + e / NN, gc = col0 + wn0 + j * NN + e % NN;
+                if (e < MM * NN && gr < pc.m && gc < pc.n) {
+                    float tau = MODE == 1 ? TAU[pc.tau_off + gr * pc.tau_ld] : 0.0;
+                    knn_out(abase, bbase, gr, gc, QN[pc.qn_off + gr], tau, Cs[sg * MM * NN + e]);
+                }
+            }
+            subgroupBarrier();
+        }
+#else
     const uint cbase = pc.c_off + batch * pc.c_bs;
 #if !defined(C_F16)
     // Whole fragments inside C, no accumulation: straight to global memory.
@@ -221,4 +258,5 @@ void main() {
             }
             subgroupBarrier();
         }
+#endif
 }

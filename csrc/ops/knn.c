@@ -201,11 +201,22 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
         st = va_stream_upload(s, mapb, (uint64_t)i * 4, map + i, (uint64_t)((ns - i < 65536 ? ns - i : 65536) * 4));
     if (st) { free(map); return st; }
 
-    /* Tiles: 128 x 128 (128 x 64 for float16 operands, whose 8 x 8 register tile spills). */
+    /* Tiles: float16 queries and database on cooperative matrices where the device has them;
+     * else the SIMT GEMM, 128 x 128 (128 x 64 for float16 operands, whose 8 x 8 register tile
+     * spills). */
+    int coop = q->dtype == VA_F16 && db->dtype == VA_F16 && va_coopmat_enabled(ctx) &&
+               va_kernel_available("matmul_coopmat_knn");
     int half = q->dtype == VA_F16 || db->dtype == VA_F16;
     uint32_t bm = 128, bn = half ? 64 : 128, bk = 8, tm = 8, tn = half ? 4 : 8;
-    uint32_t wg = (bm / tm) * (bn / tn);
-    const char *name = q->dtype == VA_F16 ? (db->dtype == VA_F16 ? "matmul_knn_f16" : "matmul_knn_a16")
+    uint32_t wg = (bm / tm) * (bn / tn), vec = 4;
+    va_coop_cfg cc = {0};
+    if (coop) {
+        cc = va_coopmat_tiles(ctx);
+        bm = cc.bm; bn = cc.bn; bk = cc.bk; vec = 8;
+        wg = (cc.bm / cc.wm) * (cc.bn / cc.wn) * ctx->info.subgroup_size;
+    }
+    const char *name = coop ? "matmul_coopmat_knn"
+                     : q->dtype == VA_F16 ? (db->dtype == VA_F16 ? "matmul_knn_f16" : "matmul_knn_a16")
                      : db->dtype == VA_F16 ? "matmul_knn_b16" : "matmul_knn";
 
     /* Query blocks: the sample's distances and the candidate lists within the tile budget and
@@ -246,7 +257,7 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
         va_binding bq = va_rows_binding(ctx, q, q0, qn, d, VA_READ, &ra);
         va_tensor tqn2 = {qnb, 0, VA_F32, 2, {nq, 1}, {1, 1}};
         va_binding bqn = va_rows_binding(ctx, &tqn2, q0, qn, 1, VA_READ, &rqn);
-        int va_ = d % 4 == 0 && q->strides[0] % 4 == 0 && ra % 4 == 0;
+        int va_ = d % vec == 0 && q->strides[0] % vec == 0 && ra % vec == 0;
         for (int mode = 0; st == VA_SUCCESS && mode < 2; mode++) {
             int first = 1;
             for (int64_t j0 = 0; st == VA_SUCCESS && j0 < nb; j0 += nbc) {
@@ -271,11 +282,19 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
                 bind[5] = (va_binding){mapb, 0, (uint64_t)ns * 4, VA_READ};
                 bind[6] = mode == 0 ? bind[5] : (va_binding){tau_v, 0, (uint64_t)qn * (uint64_t)k * 4, VA_READ};
                 bind[7] = (va_binding){cnt, 0, (uint64_t)qn * 4, mode == 0 ? VA_WRITE : VA_READ_WRITE};
-                int vb = d % 4 == 0 && db->strides[0] % 4 == 0 && rb % 4 == 0;
+                int vb = d % vec == 0 && db->strides[0] % vec == 0 && rb % vec == 0;
                 if (!kern[mode][va_][vb]) {
-                    uint32_t spec[14] = {wg, 1, 1, bm, bn, bk, tm, tn, 0, 1, (uint32_t)va_, (uint32_t)vb, mcode,
-                                         (uint32_t)mode};
-                    st = va_kernel_get(ctx, name, spec, 14, 0, &kern[mode][va_][vb]);
+                    if (coop) {
+                        uint32_t sgs = (cc.bm / cc.wm) * (cc.bn / cc.wn);
+                        uint32_t spec[19] = {wg, 1, 1, bm, bn, bk, cc.wm, cc.wn, ctx->info.coopmat_m,
+                                             ctx->info.coopmat_n, ctx->info.coopmat_k, 0, 1, (uint32_t)va_,
+                                             (uint32_t)vb, sgs, ctx->info.subgroup_size, mcode, (uint32_t)mode};
+                        st = va_kernel_get(ctx, name, spec, 19, ctx->info.subgroup_size, &kern[mode][va_][vb]);
+                    } else {
+                        uint32_t spec[14] = {wg, 1, 1, bm, bn, bk, tm, tn, 0, 1, (uint32_t)va_, (uint32_t)vb,
+                                             mcode, (uint32_t)mode};
+                        st = va_kernel_get(ctx, name, spec, 14, 0, &kern[mode][va_][vb]);
+                    }
                     if (st) break;
                 }
                 struct {
