@@ -42,36 +42,50 @@ float direct_sq(uint abase, uint bbase, uint i, uint j) {
     return s;
 }
 
-// One pair's distance from its dot product: smaller is better (the inner product is negated).
-// The GEMM form v is within slack of the distance reported (computed directly where the GEMM
-// form cancels), so MODE 0 writes the upper bound v + slack and MODE 1 keeps every pair whose
-// lower bound v - slack is within the query's bound: the k-th smallest upper bound of a sample
-// is at least the k-th smallest distance of all, so no pair of the true k best is dropped.
-void knn_out(uint abase, uint bbase, uint gr, uint gc, float qn, float tau, float dot) {
-    uint jr = brow(gc);
-    float dn = DN[pc.dn_off + jr];
-    float v, slack;
-    bool redo = false;
+// Appends a candidate to query gr's list (the count goes on past the cap: knn_select flags it).
+void emit(uint gr, uint gc, float v) {
+    uint slot = atomicAdd(CNT[gr], 1u);
+    if (slot < pc.cap) CAND[pc.o_off + gr * pc.ldo + slot] = uvec2(floatBitsToUint(v), pc.col_base + gc);
+}
+
+// The bounds of the pairs' distances from their dot products: smaller is better (the inner
+// product is negated). The GEMM form v is within slack of the distance reported (computed directly
+// where the GEMM form cancels: redo), so MODE 0 writes the upper bound v + slack and MODE 1 keeps
+// every pair whose lower bound v - slack is within the query's bound tau: the k-th smallest upper
+// bound of a sample is at least the k-th smallest distance of all, so no pair of the true k best
+// is dropped. qn and dn: squared norms (inverse norms for cosine).
+void knn_bounds(vec4 dot, float qn, vec4 dn, out vec4 v, out vec4 slack, out bvec4 redo) {
     if (METRIC == 0) {
-        float s = qn + dn;
+        vec4 s = qn + dn;
         v = s - 2.0 * dot;
-        redo = !(abs(s) <= 3.0e38) || isnan(v) || v <= pc.guard * s;
-        v = max(v, 0.0);
+        redo = bvec4(uvec4(not(lessThanEqual(abs(s), vec4(3.0e38)))) | uvec4(isnan(v)) |
+                     uvec4(lessThanEqual(v, pc.guard * s)));
+        v = max(v, vec4(0.0));
         slack = pc.slack * s;
     } else if (METRIC == 1) {
         v = -dot;
         slack = pc.slack * 0.5 * (qn + dn);
+        redo = bvec4(false);
     } else {
         v = 1.0 - dot * qn * dn;
-        slack = pc.slack;
+        slack = vec4(pc.slack);
+        redo = bvec4(false);
     }
+}
+
+// Whether a pair with value v, slack s stays a candidate of a query whose bound is tau. A bound
+// that is not a finite number (a sample without k finite distances) keeps everything.
+bool keep(float v, float s, float tau) { return v - s <= tau || !(abs(tau) <= 3.0e38); }
+
+// One pair, for kernels that hold the dot products in shared memory (matmul_coopmat.comp).
+void knn_out(uint abase, uint bbase, uint gr, uint gc, float qn, float tau, float dot) {
+    uint jr = brow(gc);
+    vec4 v, slack;
+    bvec4 redo;
+    knn_bounds(vec4(dot), qn, vec4(DN[pc.dn_off + jr]), v, slack, redo);
     if (MODE == 0) {
-        O[pc.o_off + gr * pc.ldo + gc] = v + slack;
-        return;
+        O[pc.o_off + gr * pc.ldo + gc] = v.x + slack.x;
+    } else if (keep(v.x, slack.x, tau)) {
+        emit(gr, gc, redo.x ? direct_sq(abase, bbase, gr, jr) : v.x);
     }
-    // A bound that is not a finite number (a sample without k finite distances) keeps everything.
-    if (!(v - slack <= tau) && abs(tau) <= 3.0e38) return;
-    if (redo) v = direct_sq(abase, bbase, gr, jr);
-    uint slot = atomicAdd(CNT[gr], 1u);
-    if (slot < pc.cap) CAND[pc.o_off + gr * pc.ldo + slot] = uvec2(floatBitsToUint(v), pc.col_base + gc);
 }

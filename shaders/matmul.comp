@@ -235,6 +235,16 @@ void main() {
     }
 
 #if defined(KNN)
+    // The epilogue stays small per pair (it is unrolled TM x TN times and must not push the
+    // accumulators out of registers): bounds on vec4s, candidates appended in place, and the
+    // rare pairs whose GEMM form cancels recomputed afterwards in a loop that is not unrolled.
+    vec4 dn4[NB];
+    [[unroll]] for (uint j = 0; j < NB; j++) {
+        uint gc = col0 + (j * CT + tx) * 4;
+        dn4[j] = vec4(gc < pc.n ? DN[pc.dn_off + brow(gc)] : 0.0, gc + 1 < pc.n ? DN[pc.dn_off + brow(gc + 1)] : 0.0,
+                      gc + 2 < pc.n ? DN[pc.dn_off + brow(gc + 2)] : 0.0, gc + 3 < pc.n ? DN[pc.dn_off + brow(gc + 3)] : 0.0);
+    }
+    uint redo_lo = 0u, redo_hi = 0u;
     [[unroll]] for (uint i = 0; i < MB; i++)
         [[unroll]] for (uint r = 0; r < 4; r++) {
             uint gr = row0 + (i * RT + ty) * 4 + r;
@@ -243,14 +253,39 @@ void main() {
             float qn = QN[pc.qn_off + gr];
             float tau = MODE == 1 ? TAU[pc.tau_off + gr * pc.tau_ld] : 0.0;
             [[unroll]] for (uint j = 0; j < NB; j++) {
-                vec4 v = acc[i * 4 + r][j];
                 uint gc = col0 + (j * CT + tx) * 4;
-                if (gc < pc.n) knn_out(abase, bbase, gr, gc, qn, tau, v.x);
-                if (gc + 1 < pc.n) knn_out(abase, bbase, gr, gc + 1, qn, tau, v.y);
-                if (gc + 2 < pc.n) knn_out(abase, bbase, gr, gc + 2, qn, tau, v.z);
-                if (gc + 3 < pc.n) knn_out(abase, bbase, gr, gc + 3, qn, tau, v.w);
+                vec4 v, slack;
+                bvec4 redo;
+                knn_bounds(acc[i * 4 + r][j], qn, dn4[j], v, slack, redo);
+                if (MODE == 0) {
+                    uint o = pc.o_off + gr * pc.ldo + gc;
+                    if (gc < pc.n) O[o] = v.x + slack.x;
+                    if (gc + 1 < pc.n) O[o + 1] = v.y + slack.y;
+                    if (gc + 2 < pc.n) O[o + 2] = v.z + slack.z;
+                    if (gc + 3 < pc.n) O[o + 3] = v.w + slack.w;
+                    continue;
+                }
+                uint q = ((i * 4 + r) * NB + j) * 4;
+                [[unroll]] for (uint c = 0; c < 4; c++) {
+                    if (gc + c < pc.n && keep(v[c], slack[c], tau)) {
+                        if (redo[c]) {
+                            if (q + c < 32) redo_lo |= 1u << (q + c);
+                            else redo_hi |= 1u << (q + c - 32);
+                        } else {
+                            emit(gr, gc + c, v[c]);
+                        }
+                    }
+                }
             }
         }
+    if (MODE == 1 && (redo_lo | redo_hi) != 0u) {
+        [[dont_unroll]] for (uint q = 0; q < TM * TN; q++) {
+            if (((q < 32 ? redo_lo >> q : redo_hi >> (q - 32)) & 1u) == 0u) continue;
+            uint c = q % 4, j = (q / 4) % NB, ir = q / (4 * NB);
+            uint gr = row0 + ((ir / 4) * RT + ty) * 4 + ir % 4, gc = col0 + (j * CT + tx) * 4 + c;
+            emit(gr, gc, direct_sq(abase, bbase, gr, gc));
+        }
+    }
 #else
     const uint cbase = pc.c_off + batch * pc.c_bs;
     [[unroll]] for (uint i = 0; i < MB; i++)

@@ -217,7 +217,8 @@ void main() {
         [[unroll]] for (uint j = 0; j < FN; j++) {
             coopMatStore(acc[i][j], Cs, sg * MM * NN, NN, gl_CooperativeMatrixLayoutRowMajor);
             subgroupBarrier();
-            [[unroll]] for (uint e0 = 0; e0 < MM * NN; e0 += SG) {
+            // Not unrolled: the pair's code exists once per fragment, and reads shared memory only.
+            [[dont_unroll]] for (uint e0 = 0; e0 < MM * NN; e0 += SG) {
                 uint e = e0 + lane;
                 uint gr = row0 + wm0 + i * MM + e / NN, gc = col0 + wn0 + j * NN + e % NN;
                 if (e < MM * NN && gr < pc.m && gc < pc.n) {
