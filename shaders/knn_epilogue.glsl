@@ -33,13 +33,37 @@ uint brow(uint j) {
     if (MODE == 0) return MAP[pc.map_off + j] - pc.map_base;
     return j;
 }
-float direct_sq(uint abase, uint bbase, uint i, uint j) {
-    float s = 0.0;
-    for (uint p = 0; p < pc.k; p++) {
-        float t = float(A[abase + i * pc.lda + p]) - float(B[bbase + j * pc.ldb + p]);
-        s = fma(t, t, s);
+// The exact distance of one pair, computed directly (four independent sums for the latency),
+// reported for every candidate: the GEMM form only decides which pairs are candidates.
+float direct(uint abase, uint bbase, uint i, uint j) {
+    vec4 s = vec4(0.0);
+    uint ai = abase + i * pc.lda, bi = bbase + j * pc.ldb, p = 0;
+    for (; p + 4 <= pc.k; p += 4) {
+#if defined(KNN_VEC4)
+        // KNN_VEC4: the including shader has 4-element views A4 and B4 (used when VEC_A, VEC_B).
+        vec4 a = VEC_A ? vec4(A4[(ai + p) / 4])
+                       : vec4(float(A[ai + p]), float(A[ai + p + 1]), float(A[ai + p + 2]), float(A[ai + p + 3]));
+        vec4 b = VEC_B ? vec4(B4[(bi + p) / 4])
+                       : vec4(float(B[bi + p]), float(B[bi + p + 1]), float(B[bi + p + 2]), float(B[bi + p + 3]));
+#else
+        vec4 a = vec4(float(A[ai + p]), float(A[ai + p + 1]), float(A[ai + p + 2]), float(A[ai + p + 3]));
+        vec4 b = vec4(float(B[bi + p]), float(B[bi + p + 1]), float(B[bi + p + 2]), float(B[bi + p + 3]));
+#endif
+        if (METRIC == 0) {
+            vec4 t = a - b;
+            s = fma(t, t, s);
+        } else {
+            s = fma(a, b, s);
+        }
     }
-    return s;
+    for (; p < pc.k; p++) {
+        float a = float(A[ai + p]), b = float(B[bi + p]);
+        s.x = METRIC == 0 ? fma(a - b, a - b, s.x) : fma(a, b, s.x);
+    }
+    float r = (s.x + s.y) + (s.z + s.w);
+    if (METRIC == 1) return -r;
+    if (METRIC == 2) return 1.0 - r * QN[pc.qn_off + i] * DN[pc.dn_off + j];
+    return r;
 }
 
 // Appends a candidate to query gr's list (the count goes on past the cap: knn_select flags it).
@@ -49,43 +73,26 @@ void emit(uint gr, uint gc, float v) {
 }
 
 // The bounds of the pairs' distances from their dot products: smaller is better (the inner
-// product is negated). The GEMM form v is within slack of the distance reported (computed directly
-// where the GEMM form cancels: redo), so MODE 0 writes the upper bound v + slack and MODE 1 keeps
-// every pair whose lower bound v - slack is within the query's bound tau: the k-th smallest upper
-// bound of a sample is at least the k-th smallest distance of all, so no pair of the true k best
-// is dropped. qn and dn: squared norms (inverse norms for cosine).
-void knn_bounds(vec4 dot, float qn, vec4 dn, out vec4 v, out vec4 slack, out bvec4 redo) {
+// product is negated). The GEMM form v is within slack of the exact distance, so MODE 0 writes
+// the upper bound v + slack and MODE 1 keeps every pair whose lower bound v - slack is within the
+// query's bound tau: the k-th smallest upper bound of a sample is at least the k-th smallest
+// distance of all, so no pair of the true k best is dropped. qn and dn: squared norms (inverse
+// norms for cosine).
+void knn_bounds(vec4 dot, float qn, vec4 dn, out vec4 v, out vec4 slack) {
     if (METRIC == 0) {
         vec4 s = qn + dn;
-        v = s - 2.0 * dot;
-        redo = bvec4(uvec4(not(lessThanEqual(abs(s), vec4(3.0e38)))) | uvec4(isnan(v)) |
-                     uvec4(lessThanEqual(v, pc.guard * s)));
-        v = max(v, vec4(0.0));
+        v = max(s - 2.0 * dot, vec4(0.0));
         slack = pc.slack * s;
     } else if (METRIC == 1) {
         v = -dot;
         slack = pc.slack * 0.5 * (qn + dn);
-        redo = bvec4(false);
     } else {
         v = 1.0 - dot * qn * dn;
         slack = vec4(pc.slack);
-        redo = bvec4(false);
     }
 }
 
 // Whether a pair with value v, slack s stays a candidate of a query whose bound is tau. A bound
-// that is not a finite number (a sample without k finite distances) keeps everything.
-bool keep(float v, float s, float tau) { return v - s <= tau || !(abs(tau) <= 3.0e38); }
-
-// One pair, for kernels that hold the dot products in shared memory (matmul_coopmat.comp).
-void knn_out(uint abase, uint bbase, uint gr, uint gc, float qn, float tau, float dot) {
-    uint jr = brow(gc);
-    vec4 v, slack;
-    bvec4 redo;
-    knn_bounds(vec4(dot), qn, vec4(DN[pc.dn_off + jr]), v, slack, redo);
-    if (MODE == 0) {
-        O[pc.o_off + gr * pc.ldo + gc] = v.x + slack.x;
-    } else if (keep(v.x, slack.x, tau)) {
-        emit(gr, gc, redo.x ? direct_sq(abase, bbase, gr, jr) : v.x);
-    }
-}
+// that is not a finite number (a sample without k finite distances) keeps everything, and so
+// does a value that is not a number (a row with inf or NaN: its exact distance decides).
+bool keep(float v, float s, float tau) { return !(v - s > tau) || !(abs(tau) <= 3.0e38); }

@@ -65,6 +65,7 @@ layout(binding = 1) readonly buffer B4_ { ELEM4_B B4[]; };
 #if defined(KNN)
 #define KNN_SPEC_METRIC 12
 #define KNN_SPEC_MODE 13
+#define KNN_VEC4
 #include "knn_epilogue.glsl"
 #else
 layout(binding = 2) buffer C_ { ELEM_C C[]; };
@@ -235,16 +236,16 @@ void main() {
     }
 
 #if defined(KNN)
-    // The epilogue stays small per pair (it is unrolled TM x TN times and must not push the
-    // accumulators out of registers): bounds on vec4s, candidates appended in place, and the
-    // rare pairs whose GEMM form cancels recomputed afterwards in a loop that is not unrolled.
+    // The unrolled part only tests and marks (an append in there, with its atomic, sent the
+    // accumulators to local memory on NVIDIA: 15 times slower); the marked pairs, a few per
+    // tile, are appended afterwards with their exact distances.
     vec4 dn4[NB];
     [[unroll]] for (uint j = 0; j < NB; j++) {
         uint gc = col0 + (j * CT + tx) * 4;
         dn4[j] = vec4(gc < pc.n ? DN[pc.dn_off + brow(gc)] : 0.0, gc + 1 < pc.n ? DN[pc.dn_off + brow(gc + 1)] : 0.0,
                       gc + 2 < pc.n ? DN[pc.dn_off + brow(gc + 2)] : 0.0, gc + 3 < pc.n ? DN[pc.dn_off + brow(gc + 3)] : 0.0);
     }
-    uint redo_lo = 0u, redo_hi = 0u;
+    uint mark_lo = 0u, mark_hi = 0u;
     [[unroll]] for (uint i = 0; i < MB; i++)
         [[unroll]] for (uint r = 0; r < 4; r++) {
             uint gr = row0 + (i * RT + ty) * 4 + r;
@@ -255,8 +256,7 @@ void main() {
             [[unroll]] for (uint j = 0; j < NB; j++) {
                 uint gc = col0 + (j * CT + tx) * 4;
                 vec4 v, slack;
-                bvec4 redo;
-                knn_bounds(acc[i * 4 + r][j], qn, dn4[j], v, slack, redo);
+                knn_bounds(acc[i * 4 + r][j], qn, dn4[j], v, slack);
                 if (MODE == 0) {
                     uint o = pc.o_off + gr * pc.ldo + gc;
                     if (gc < pc.n) O[o] = v.x + slack.x;
@@ -268,22 +268,22 @@ void main() {
                 uint q = ((i * 4 + r) * NB + j) * 4;
                 [[unroll]] for (uint c = 0; c < 4; c++) {
                     if (gc + c < pc.n && keep(v[c], slack[c], tau)) {
-                        if (redo[c]) {
-                            if (q + c < 32) redo_lo |= 1u << (q + c);
-                            else redo_hi |= 1u << (q + c - 32);
-                        } else {
-                            emit(gr, gc + c, v[c]);
-                        }
+                        if (q + c < 32) mark_lo |= 1u << (q + c);
+                        else mark_hi |= 1u << (q + c - 32);
                     }
                 }
             }
         }
-    if (MODE == 1 && (redo_lo | redo_hi) != 0u) {
-        [[dont_unroll]] for (uint q = 0; q < TM * TN; q++) {
-            if (((q < 32 ? redo_lo >> q : redo_hi >> (q - 32)) & 1u) == 0u) continue;
-            uint c = q % 4, j = (q / 4) % NB, ir = q / (4 * NB);
-            uint gr = row0 + ((ir / 4) * RT + ty) * 4 + ir % 4, gc = col0 + (j * CT + tx) * 4 + c;
-            emit(gr, gc, direct_sq(abase, bbase, gr, gc));
+    if (MODE == 1) {
+        [[dont_unroll]] for (uint h = 0; h < 2; h++) {
+            uint mask = h == 0 ? mark_lo : mark_hi;
+            while (mask != 0u) {
+                uint q = uint(findLSB(mask)) + 32 * h;
+                mask &= mask - 1u;
+                uint c = q % 4, j = (q / 4) % NB, ir = q / (4 * NB);
+                uint gr = row0 + ((ir / 4) * RT + ty) * 4 + ir % 4, gc = col0 + (j * CT + tx) * 4 + c;
+                emit(gr, gc, direct(abase, bbase, gr, gc));
+            }
         }
     }
 #else

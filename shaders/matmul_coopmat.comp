@@ -78,6 +78,9 @@ const uint A_SZ = A_ROWS * A_LD, B_SZ = B_ROWS * B_LD;
 shared uvec4 As[2 * A_SZ];
 shared uvec4 Bs[2 * B_SZ];
 shared float Cs[SUBGROUPS * MM * NN];
+#if defined(KNN)
+shared float knn_qn[BM], knn_tau[BM], knn_dn[BN];
+#endif
 
 const uint FM = WM / MM, FN = WN / NN;
 
@@ -209,25 +212,51 @@ void main() {
     }
 
 #if defined(KNN)
+    // Each fragment goes through this subgroup's patch of shared memory; a lane tests its
+    // elements against bounds staged in shared memory (the tile's query norms and bounds, its
+    // database norms) and marks the candidates (bit e0 / SG of mark[i][j]); the marked pairs are
+    // appended afterwards with their exact distances (see matmul.comp for why not in place).
     const uint lane = gl_SubgroupInvocationID;
-    if (MODE == 0 && pc.zero_counts != 0 && gl_WorkGroupID.y == 0)
-        for (uint r = t; r < BM; r += nthreads)
-            if (row0 + r < pc.m) CNT[row0 + r] = 0;
+    for (uint r = t; r < BM; r += nthreads) {
+        uint gr = row0 + r;
+        knn_qn[r] = gr < pc.m ? QN[pc.qn_off + gr] : 0.0;
+        knn_tau[r] = MODE == 1 && gr < pc.m ? TAU[pc.tau_off + gr * pc.tau_ld] : 0.0;
+        if (MODE == 0 && pc.zero_counts != 0 && gl_WorkGroupID.y == 0 && gr < pc.m) CNT[gr] = 0;
+    }
+    for (uint c = t; c < BN; c += nthreads)
+        knn_dn[c] = col0 + c < pc.n ? DN[pc.dn_off + brow(col0 + c)] : 0.0;
+    barrier();
+    uint mark[FM][FN];
     [[unroll]] for (uint i = 0; i < FM; i++)
         [[unroll]] for (uint j = 0; j < FN; j++) {
             coopMatStore(acc[i][j], Cs, sg * MM * NN, NN, gl_CooperativeMatrixLayoutRowMajor);
             subgroupBarrier();
-            // Not unrolled: the pair's code exists once per fragment, and reads shared memory only.
-            [[dont_unroll]] for (uint e0 = 0; e0 < MM * NN; e0 += SG) {
+            uint m = 0u;
+            [[unroll]] for (uint e0 = 0; e0 < MM * NN; e0 += SG) {
                 uint e = e0 + lane;
-                uint gr = row0 + wm0 + i * MM + e / NN, gc = col0 + wn0 + j * NN + e % NN;
-                if (e < MM * NN && gr < pc.m && gc < pc.n) {
-                    float tau = MODE == 1 ? TAU[pc.tau_off + gr * pc.tau_ld] : 0.0;
-                    knn_out(abase, bbase, gr, gc, QN[pc.qn_off + gr], tau, Cs[sg * MM * NN + e]);
+                uint lr = wm0 + i * MM + e / NN, lc = wn0 + j * NN + e % NN;
+                if (e < MM * NN && row0 + lr < pc.m && col0 + lc < pc.n) {
+                    vec4 v, slack;
+                    knn_bounds(vec4(Cs[sg * MM * NN + e]), knn_qn[lr], vec4(knn_dn[lc]), v, slack);
+                    if (MODE == 0) O[pc.o_off + (row0 + lr) * pc.ldo + col0 + lc] = v.x + slack.x;
+                    else if (keep(v.x, slack.x, knn_tau[lr])) m |= 1u << (e0 / SG);
                 }
             }
+            mark[i][j] = m;
             subgroupBarrier();
         }
+    if (MODE == 1) {
+        [[unroll]] for (uint i = 0; i < FM; i++)
+            [[unroll]] for (uint j = 0; j < FN; j++) {
+                uint m = mark[i][j];
+                while (m != 0u) {
+                    uint e = uint(findLSB(m)) * SG + lane;
+                    m &= m - 1u;
+                    uint gr = row0 + wm0 + i * MM + e / NN, gc = col0 + wn0 + j * NN + e % NN;
+                    emit(gr, gc, direct(abase, bbase, gr, gc));
+                }
+            }
+    }
 #else
     const uint cbase = pc.c_off + batch * pc.c_bs;
 #if !defined(C_F16)

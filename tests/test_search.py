@@ -260,6 +260,16 @@ def _knn_both(monkeypatch, q, db, k, metric):
     return fused, vaccel.knn(q, db, k, metric)
 
 
+def _same_as_tiled(D, I, D0, I0):
+    """The fused path reports every distance computed directly, the tiled path through the GEMM
+    form (direct only where it cancels): the same neighbours, distances within rounding, and
+    where two indices differ their distances tie."""
+    np.testing.assert_allclose(D, D0, rtol=2e-5, atol=1e-5)
+    differ = I != I0
+    np.testing.assert_allclose(D[differ], D0[differ], rtol=2e-5, atol=1e-5)
+    assert differ.mean() <= 0.002, f"{differ.sum()} of {I.size} neighbours differ"
+
+
 @pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean", "inner", "cosine"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_knn_fused_samples_large_databases(monkeypatch, rng, metric, dtype):
@@ -267,10 +277,9 @@ def test_knn_fused_samples_large_databases(monkeypatch, rng, metric, dtype):
     tiled path and to the float64 reference up to ties, for k from 1 to the fused maximum."""
     q = rng.standard_normal((129, 19)).astype(dtype)
     db = rng.standard_normal((9001, 19)).astype(dtype)
-    for k in (1, 10, 100, 256):
+    for k in ((1, 10, 100, 256) if metric == "sqeuclidean" else (7, 256)):
         (D, I), (D0, I0) = _knn_both(monkeypatch, q, db, k, metric)
-        np.testing.assert_array_equal(I, I0)
-        np.testing.assert_array_equal(D, D0)
+        _same_as_tiled(D, I, D0, I0)
         RD, RI = cpu.knn(q.astype(np.float32), db.astype(np.float32), k, metric)
         _same_neighbours(D, I, RD, RI, rtol=1e-3)
 
@@ -289,7 +298,7 @@ def test_knn_fused_overflow_is_recomputed(monkeypatch, rng):
     assert flags.all()                              # every list overflowed
     for metric in ("sqeuclidean", "inner"):
         (D, I), (D0, I0) = _knn_both(monkeypatch, q, db, 5, metric)
-        np.testing.assert_array_equal(I, I0)
+        np.testing.assert_array_equal(I, I0)             # the recomputation is the tiled path
         np.testing.assert_array_equal(D, D0)
     monkeypatch.setenv("VACCEL_KNN_FUSED", "1")
     D, I = vaccel.knn(q, np.tile(db[:1], (3000, 1)), 7)
@@ -315,8 +324,14 @@ def test_knn_fused_ties_nan_inf_and_cancellation(monkeypatch, rng):
                             (q[::2], db[::3], ("sqeuclidean",))]:
         for metric in metrics:
             (D, I), (D0, I0) = _knn_both(monkeypatch, qq, dd, 10, metric)
-            np.testing.assert_array_equal(I, I0)
-            np.testing.assert_array_equal(D, D0)
+            if qq is qbad:
+                np.testing.assert_array_equal(I, I0)
+                np.testing.assert_array_equal(np.isnan(D), np.isnan(D0))
+                np.testing.assert_array_equal(np.isinf(D), np.isinf(D0))
+                fin = np.isfinite(D)
+                np.testing.assert_allclose(D[fin], D0[fin], rtol=2e-5, atol=1e-5)
+            else:
+                _same_as_tiled(D, I, D0, I0)
     (D, I), _ = _knn_both(monkeypatch, qnear, near, 1, "sqeuclidean")
     RD, RI = cpu.knn(qnear, near, 1)
     np.testing.assert_array_equal(I[:, 0], np.arange(40))   # each query's own row, despite cancellation
@@ -328,5 +343,5 @@ def test_knn_fused_database_in_chunks(monkeypatch, rng):
     db = rng.standard_normal((270_000, 128)).astype(np.float32)
     q = np.concatenate([db[[5, 269_999, 140_000]] + 1e-3, rng.standard_normal((2, 128))]).astype(np.float32)
     (D, I), (D0, I0) = _knn_both(monkeypatch, q, db, 10, "sqeuclidean")
-    np.testing.assert_array_equal(I, I0)
+    _same_as_tiled(D, I, D0, I0)
     np.testing.assert_array_equal(I[:3, 0], [5, 269_999, 140_000])

@@ -4,6 +4,7 @@
  * nq x nb distance matrix never exists. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../core/internal.h"
 
@@ -201,11 +202,15 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
         st = va_stream_upload(s, mapb, (uint64_t)i * 4, map + i, (uint64_t)((ns - i < 65536 ? ns - i : 65536) * 4));
     if (st) { free(map); return st; }
 
-    /* Tiles: float16 queries and database on cooperative matrices where the device has them;
-     * else the SIMT GEMM, 128 x 128 (128 x 64 for float16 operands, whose 8 x 8 register tile
-     * spills). */
-    int coop = q->dtype == VA_F16 && db->dtype == VA_F16 && va_coopmat_enabled(ctx) &&
-               va_kernel_available("matmul_coopmat_knn");
+    /* Tiles: the SIMT GEMM, 128 x 128 (128 x 64 for float16 operands, whose 8 x 8 register tile
+     * spills). The cooperative-matrix variant (float16 queries and database) is opt-in,
+     * VACCEL_KNN_COOPMAT=1: with a depth of 128 its fixed cost per tile dominates and it ran
+     * slower than the SIMT kernel on an H100 (96 vs 93 ms at k=10, 171 vs 109 ms at k=100 for
+     * 10,000 x 1,000,000 x 128); it needs the query tile kept in shared memory across database
+     * tiles before it can win. */
+    const char *want_coop = getenv("VACCEL_KNN_COOPMAT");
+    int coop = want_coop && strcmp(want_coop, "1") == 0 && q->dtype == VA_F16 && db->dtype == VA_F16 &&
+               va_coopmat_enabled(ctx) && va_kernel_available("matmul_coopmat_knn");
     int half = q->dtype == VA_F16 || db->dtype == VA_F16;
     uint32_t bm = 128, bn = half ? 64 : 128, bk = 8, tm = 8, tn = half ? 4 : 8;
     uint32_t wg = (bm / tm) * (bn / tn), vec = 4;
