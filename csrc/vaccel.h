@@ -284,6 +284,51 @@ va_status va_softmax(va_stream *s, const va_tensor *x, const va_tensor *out);
 va_status va_layer_norm(va_stream *s, const va_tensor *x, const va_tensor *weight, const va_tensor *bias, float eps,
                         const va_tensor *out);
 
+/* k-means. x (n, d) float32 or float16, any row stride, last axis contiguous, possibly larger than
+ * one binding (taken in windows of rows). Centres (k, d) float32, rows contiguous. `shift` (d)
+ * float32 is subtracted from every row of x first (centring keeps the GEMM form accurate when the
+ * data sit far from the origin; centres are then given in the shifted frame); NULL: none.
+ * Labels are uint32 (int32 accepted), distances float32; vectors contiguous. */
+
+/* The nearest centre of every row: labels[i] = argmin_j ‖x_i − shift − c_j‖² (ties: the lowest j),
+ * dists[i] = that squared distance, recomputed directly from the coordinates (no GEMM-form
+ * cancellation). One fused kernel: GEMM tiles of x·cᵀ whose epilogue keeps a running argmin per row;
+ * no n x k matrix exists. cnorms: ‖c_j‖² (k) or NULL (computed); dists may be NULL. Rows holding
+ * NaN get an unspecified label. */
+va_status va_kmeans_assign(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
+                           const va_tensor *shift, const va_tensor *labels, const va_tensor *dists);
+
+/* One Lloyd iteration, recorded as one piece of work: labels_out/dists_out = the assignment of x to
+ * `centres` (as va_kmeans_assign, with `shift`), then centres_out[j] = Σ w_i (x_i − shift) / Σ w_i
+ * over the rows labelled j. A centre with no weight keeps its position and is counted as empty
+ * (the caller re-seeds it). Sums are exact 64-bit fixed point, so the result does not depend on
+ * the order of the rows: no float atomics, the same bits on every run. scales (d + 1) float32:
+ * powers of two per column of x (and for the weights, last) such that Σ_i |w_i (x_ij − shift_j)|
+ * scale_j < 2^62 (and Σ w_i scale_d < 2^62). weights (n) float32 >= 0 or NULL (all 1).
+ * labels_prev: the previous labels (n), or NULL on the first iteration. aux_out (2k + 4) 32-bit
+ * words: per-centre weights (float), per-centre squared shifts ‖c_new − c‖² (float), then the
+ * statistics: rows whose label changed (uint32), empty centres (uint32), inertia Σ w_i dists_i
+ * (float, against `centres`), total squared shift (float). stats_out (4 words) or NULL receives a
+ * copy of those statistics. centres_out may be centres itself; labels_out must not overlap
+ * labels_prev. */
+va_status va_kmeans_lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
+                               const va_tensor *scales, const va_tensor *centres, const va_tensor *labels_prev,
+                               const va_tensor *centres_out, const va_tensor *labels_out, const va_tensor *dists_out,
+                               const va_tensor *aux_out, const va_tensor *stats_out);
+
+/* Greedy k-means++ seeding (k = centres_out rows), every step on the device: centre 0 is row
+ * `first`; each later step draws `trials` candidates with probability ∝ w·D² (D: distance to the
+ * nearest centre so far; thresholds uniforms[(step - 1) * trials + t] * potential, located with
+ * numpy.searchsorted's rule) and keeps the one that lowers the potential most. centres_out (k, d)
+ * float32 in the shifted frame; indices_out (k) the chosen rows. shift (d) float32, required. */
+va_status va_kmeans_plusplus(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
+                             int64_t first, const va_tensor *uniforms, int64_t trials, const va_tensor *centres_out,
+                             const va_tensor *indices_out);
+
+/* out[q, :] = x[indices[q], :] − shift (float32), indices (m) uint32 rows of x; shift may be NULL. */
+va_status va_kmeans_gather(va_stream *s, const va_tensor *x, const va_tensor *indices, const va_tensor *shift,
+                           const va_tensor *out);
+
 /* Ops by name, for bindings: the same ops with integer and float parameters by position. */
 typedef va_status (*va_op_fn)(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,
                               int n_out, const int64_t *iparams, int n_i, const double *fparams,

@@ -480,3 +480,124 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
         if bias is not None:
             r = r + _as_f32_values(bias)
         return r.astype(dtype)
+
+
+# ---- k-means ---------------------------------------------------------------------------------------
+#
+# The same algorithm as the device path (vaccel.cluster), in float64 on the host: inputs taken as
+# float32 values, the data centred on their column means, greedy k-means++ as scikit-learn's, and
+# Lloyd iterations with scikit-learn's rules (labels of the previous step compared for strict
+# convergence, the squared centre shift against the tolerance, empty clusters re-seeded with the
+# points farthest from their centres, a last assignment so labels match the final centres).
+
+__all__ += ["kmeans_assign", "kmeans_plusplus", "kmeans_lloyd"]
+
+
+def kmeans_assign(x, centres):
+    """(labels int64, squared distances float32): the nearest centre of each row, ties to the
+    lowest index. Scores in float64 on the data centred on the centres' mean; the distance of the
+    winner computed directly from the coordinates."""
+    a = _as_f32(x).astype(np.float64)
+    c = _as_f32(centres).astype(np.float64)
+    n, k = a.shape[0], c.shape[0]
+    labels = np.empty(n, np.int64)
+    dist = np.empty(n, np.float64)
+    if n == 0:
+        return labels, dist.astype(np.float32)
+    shift = c.mean(axis=0)
+    c = c - shift
+    cn = np.einsum("ij,ij->i", c, c)
+    step = max(1, _BLOCK_BYTES // (8 * max(k, 1) + 8 * max(a.shape[1], 1)))
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i in range(0, n, step):
+            blk = a[i:i + step] - shift
+            lab = np.argmin(cn[None, :] - 2.0 * (blk @ c.T), axis=1)
+            labels[i:i + step] = lab
+            diff = blk - c[lab]
+            dist[i:i + step] = np.einsum("ij,ij->i", diff, diff)
+    return labels, dist.astype(np.float32)
+
+
+def kmeans_plusplus(x, k, random_state, weights=None, n_trials=None):
+    """(centres (k, d) float64, row indices (k,)) by greedy k-means++ on float64 rows x: the first
+    centre drawn with probability ∝ w, then per step `n_trials` candidates drawn with probability
+    ∝ w·D² (uniforms drawn all at once, (k - 1) * n_trials of them, after the first choice) and the
+    one lowering the potential most kept."""
+    n = x.shape[0]
+    w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
+    if n_trials is None:
+        n_trials = 2 + int(np.log(k))
+    first = int(random_state.choice(n, p=w / w.sum()))
+    u = random_state.uniform(size=(k - 1) * n_trials) if k > 1 else np.empty(0)
+    sq = np.einsum("ij,ij->i", x, x)
+    centres = np.empty((k, x.shape[1]))
+    idx = np.empty(k, np.int64)
+    centres[0], idx[0] = x[first], first
+    closest = np.maximum(sq - 2.0 * (x @ x[first]) + sq[first], 0.0)
+    pot = float(closest @ w)
+    for c in range(1, k):
+        r = u[(c - 1) * n_trials:c * n_trials] * pot
+        cand = np.minimum(np.searchsorted(np.cumsum(w * closest), r), n - 1)
+        d = np.maximum(sq[None, :] - 2.0 * (x[cand] @ x.T) + sq[cand][:, None], 0.0)
+        np.minimum(closest, d, out=d)
+        pots = d @ w
+        b = int(np.argmin(pots))
+        pot, closest = float(pots[b]), d[b]
+        centres[c], idx[c] = x[cand[b]], cand[b]
+    return centres, idx
+
+
+def _assign64(x, c):
+    """Labels and squared distances of float64 rows x to float64 centres c (GEMM-form scores,
+    winners' distances direct)."""
+    n = x.shape[0]
+    labels = np.empty(n, np.int64)
+    dist = np.empty(n)
+    cn = np.einsum("ij,ij->i", c, c)
+    step = max(1, _BLOCK_BYTES // (8 * max(c.shape[0], 1) + 8 * max(x.shape[1], 1)))
+    for i in range(0, n, step):
+        blk = x[i:i + step]
+        lab = np.argmin(cn[None, :] - 2.0 * (blk @ c.T), axis=1)
+        diff = blk - c[lab]
+        labels[i:i + step], dist[i:i + step] = lab, np.einsum("ij,ij->i", diff, diff)
+    return labels, dist
+
+
+def kmeans_lloyd(x, centres, max_iter, tol, weights=None, on_iteration=None):
+    """Lloyd iterations on float64 rows x from float64 centres, as scikit-learn's: returns
+    (labels int64, inertia, centres, iterations run, strict convergence). tol is absolute (compared
+    with Σ‖c_new − c‖²). on_iteration(i, inertia, shift) is called after each iteration."""
+    n, k = x.shape[0], centres.shape[0]
+    w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
+    c = np.array(centres, np.float64)
+    prev = None
+    strict = False
+    it = 0
+    for it in range(max_iter):
+        labels, dist = _assign64(x, c)
+        wsum = np.bincount(labels, weights=w, minlength=k)
+        sums = np.stack([np.bincount(labels, weights=w * x[:, f], minlength=k) for f in range(x.shape[1])], axis=1) \
+            if x.shape[1] else np.zeros((k, 0))
+        empty = np.flatnonzero(wsum <= 0)
+        if empty.size:
+            # The farthest points (ties: the lower row) move to the empty clusters, in order.
+            far = np.lexsort((np.arange(n), -dist))[:empty.size]
+            for e, p in zip(empty, far):
+                o = labels[p]
+                sums[o] -= w[p] * x[p]
+                wsum[o] -= w[p]
+                sums[e] = w[p] * x[p]
+                wsum[e] = w[p]
+        new = np.where(wsum[:, None] > 0, sums / np.where(wsum > 0, wsum, 1.0)[:, None], sums)
+        shift = float(((new - c) ** 2).sum())
+        if on_iteration is not None:
+            on_iteration(it, float(dist @ w), shift)
+        c = new
+        if prev is not None and np.array_equal(labels, prev):
+            strict = True
+            break
+        if shift <= tol:
+            break
+        prev = labels
+    labels, dist = _assign64(x, c)
+    return labels, float(dist @ w), c, it + 1, strict

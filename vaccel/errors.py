@@ -22,6 +22,11 @@ class DeviceLost(VaccelError):
     """The driver reported the device lost (a crash or reset)."""
 
 
+class NotFittedError(ValueError, AttributeError):
+    """An estimator (vaccel.KMeans) was used before fit; a ValueError and an AttributeError, like
+    scikit-learn's sklearn.exceptions.NotFittedError."""
+
+
 def install(ext):
     """Hand the classes to the extension, which raises them for the core's status codes."""
     ext.set_error_types(VaccelError, DeviceNotAvailable, FeatureNotSupported, OutOfDeviceMemory, DeviceLost)

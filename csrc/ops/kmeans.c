@@ -1,0 +1,599 @@
+/* kmeans.c — k-means on the device. The fused assignment (kmeans_assign.comp: GEMM tiles whose
+ * epilogue keeps the running argmin per row, then the winner's exact distance), which PQ encoding
+ * and IVF list assignment reuse; a whole Lloyd step recorded as one piece of work (assignment,
+ * counting sort by label, exact fixed-point sums, new centres, statistics) so a fit waits once per
+ * iteration and reads back 16 bytes; greedy k-means++ seeding with every step on the device and
+ * nothing read back between steps; and the row gather of initial centres. X larger than one
+ * binding window is taken in windows of rows; everything else is O(k·d) or O(rows) scratch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/internal.h"
+
+#define WG 256u
+#define ROW_ALIGN 256     /* windows of X start at multiples of this many rows (a k-means++ block) */
+#define CHUNK_S 256u      /* rows per work chunk of the update's reduction */
+#define SPLIT_TARGET 512  /* assignment workgroups wanted before centres are split across several */
+
+/* ---- argument checks and binding windows ---------------------------------------------------- */
+
+static int64_t ld_of(const va_tensor *x) { return x->shape[0] > 1 ? x->strides[0] : (x->shape[1] > 0 ? x->shape[1] : 1); }
+
+static va_status check_vec(const va_tensor *t, const char *name, va_dtype a, va_dtype b, int64_t n) {
+    if (!t || !t->buf) return va_fail(VA_ERROR_INVALID_ARGUMENT, "%s: missing tensor", name);
+    if (t->dtype != a && t->dtype != b) return va_fail(VA_ERROR_INVALID_ARGUMENT, "%s has an unsupported dtype", name);
+    if (t->ndim != 1 || t->shape[0] != n)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "%s must be a vector of %lld elements", name, (long long)n);
+    if (n > 1 && t->strides[0] != 1) return va_fail(VA_ERROR_INVALID_ARGUMENT, "%s must be contiguous", name);
+    if (t->offset + va_tensor_span(t) > va_buffer_size(t->buf))
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "%s reaches past the end of its buffer", name);
+    return VA_SUCCESS;
+}
+
+/* Elements [e0, e0 + cnt) of a contiguous tensor as one window; the remainder goes to *rem. */
+static va_binding vec_window(va_context *ctx, const va_tensor *t, int64_t e0, int64_t cnt, va_access acc,
+                             uint32_t *rem) {
+    size_t es = va_dtype_size(t->dtype);
+    uint64_t at = va_align_binding(ctx, t->offset + (uint64_t)e0 * es, (uint32_t)es, rem);
+    uint64_t size = ((uint64_t)(cnt > 0 ? cnt : 1) + *rem) * es;
+    va_binding b = {t->buf, at, size, acc};
+    if (b.offset + b.size > va_buffer_size(t->buf)) b.size = va_buffer_size(t->buf) - b.offset;
+    return b;
+}
+
+static va_binding whole(va_buffer *b, va_access acc) { return (va_binding){b, 0, VK_WHOLE_SIZE, acc}; }
+
+static uint64_t range_bytes(const va_context *ctx) {
+    return ctx->info.max_storage_buffer_range - ctx->info.min_storage_buffer_offset_alignment - 64;
+}
+
+/* Rows of X per window: what one binding of X (and of `per_row` bytes of other per-row arrays)
+ * holds, at most max_rows when > 0, a multiple of ROW_ALIGN unless it covers all n rows. */
+static va_status rows_per_window(const va_context *ctx, const va_tensor *x, int64_t per_row, int64_t max_rows,
+                                 int64_t *out) {
+    int64_t n = x->shape[0], d = x->shape[1];
+    int64_t r = va_rows_per_binding(ctx, ld_of(x), d > 0 ? d : 1, va_dtype_size(x->dtype));
+    if (per_row > 0) {
+        int64_t r2 = (int64_t)(range_bytes(ctx) / (uint64_t)per_row);
+        if (r2 < r) r = r2;
+    }
+    if (max_rows > 0 && max_rows < r) r = max_rows;
+    if (r >= n) { *out = n > 0 ? n : 1; return VA_SUCCESS; }
+    r = r / ROW_ALIGN * ROW_ALIGN;
+    if (r <= 0)
+        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "%d rows of %lld features exceed the device's binding range",
+                       ROW_ALIGN, (long long)d);
+    *out = r;
+    return VA_SUCCESS;
+}
+
+static va_status check_x(const va_tensor *x) {
+    VA_TRY(va_check_matrix(x, "x", VA_F32, VA_F16));
+    if (x->strides[0] < 0) return va_fail(VA_ERROR_INVALID_ARGUMENT, "x has a negative row stride");
+    if (x->shape[0] >= (int64_t)0xFFFFFFFF || x->shape[1] >= (int64_t)0x7FFFFFFF)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "x: 2^32 rows or 2^31 features and more are not supported");
+    return VA_SUCCESS;
+}
+
+static va_status check_centres(const va_tensor *c, const char *name, int64_t d) {
+    VA_TRY(va_check_matrix(c, name, VA_F32, VA_F32));
+    if (c->shape[1] != d)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "%s has %lld features, x has %lld", name, (long long)c->shape[1],
+                       (long long)d);
+    if (c->shape[0] < 1 || c->shape[0] >= (int64_t)0x7FFFFFFF)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "%s: between 1 and 2^31 - 1 centres expected", name);
+    return VA_SUCCESS;
+}
+
+static int overlap(const va_tensor *a, const va_tensor *b) {
+    if (!a || !b || a->buf != b->buf) return 0;
+    uint64_t a0 = a->offset, a1 = a0 + va_tensor_span(a), b0 = b->offset, b1 = b0 + va_tensor_span(b);
+    return a0 < b1 && b0 < a1;
+}
+
+/* ---- assignment --------------------------------------------------------------------------------- */
+
+typedef struct tile_cfg { uint32_t bm, bn, bk, tm, tn; } tile_cfg;
+
+static uint64_t tile_shared(tile_cfg c) {
+    uint32_t ct = c.bn / c.tn, wg = (c.bm / c.tm) * ct;
+    return 2ull * c.bk * (c.bm + c.bn) * 4 + (uint64_t)c.bm * (ct / 2 ? ct / 2 : 1) * 8 + c.bm * 4ull + wg * 4ull;
+}
+
+static int tile_ok(const va_context *ctx, tile_cfg c) {
+    if (!c.tm || !c.tn || c.tm % 4 || c.tn % 4 || c.bk % 4 || c.bm % c.tm || c.bn % c.tn) return 0;
+    uint32_t wg = (c.bm / c.tm) * (c.bn / c.tn);
+    uint32_t ct = c.bn / c.tn;
+    return wg <= ctx->info.max_workgroup_invocations && wg >= c.bm && wg % c.bm == 0 && (ct & (ct - 1)) == 0 &&
+           tile_shared(c) <= ctx->info.shared_memory_per_workgroup;
+}
+
+/* 128x128 tiles with 8x8 scores per thread (matmul's fp32 tile) where there are many centres;
+ * 64x64 with 4x4 for few centres or few rows. VACCEL_KMEANS_TILE="BM,BN,BK,TM,TN" overrides. */
+static tile_cfg choose_tiles(const va_context *ctx, int64_t n, int64_t k) {
+    tile_cfg big = {128, 128, 8, 8, 8}, small = {64, 64, 16, 4, 4};
+    tile_cfg c = (k > 64 && n >= 128 * 64 && tile_ok(ctx, big)) ? big : small;
+    const char *env = getenv("VACCEL_KMEANS_TILE");
+    tile_cfg e;
+    if (env && sscanf(env, "%u,%u,%u,%u,%u", &e.bm, &e.bn, &e.bk, &e.tm, &e.tn) == 5 && tile_ok(ctx, e)) c = e;
+    return c;
+}
+
+static va_status assign_run(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
+                            const va_tensor *shift, const va_tensor *labels, const va_tensor *dists, int64_t max_rows) {
+    va_context *ctx = va_stream_context(s);
+    VA_TRY(check_x(x));
+    va_tensor xv = *x;
+    xv.strides[0] = ld_of(x);
+    x = &xv;
+    int64_t n = x->shape[0], d = x->shape[1];
+    VA_TRY(check_centres(centres, "centres", d));
+    int64_t k = centres->shape[0];
+    if (cnorms) VA_TRY(check_vec(cnorms, "centre norms", VA_F32, VA_F32, k));
+    if (shift) VA_TRY(check_vec(shift, "shift", VA_F32, VA_F32, d));
+    VA_TRY(check_vec(labels, "labels", VA_U32, VA_I32, n));
+    if (dists) VA_TRY(check_vec(dists, "dists", VA_F32, VA_F32, n));
+    if (n == 0) return VA_SUCCESS;
+    if (x->dtype == VA_F16 && !ctx->info.storage_16bit)
+        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "this device cannot read float16 storage");
+
+    int64_t kp = (k + 3) / 4 * 4;
+    uint64_t ct_bytes = (uint64_t)(d + 1) * (uint64_t)kp * 4;
+    if (ct_bytes > range_bytes(ctx))
+        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "%lld centres of %lld features exceed the binding range",
+                       (long long)k, (long long)d);
+    int64_t ldc = k > 1 ? centres->strides[0] : d;
+    va_tensor cv = *centres;
+    cv.strides[0] = ldc;
+    uint32_t c_rem;
+    va_binding cb = va_rows_binding(ctx, &cv, 0, k, d > 0 ? d : 1, VA_READ, &c_rem);
+
+    /* Cᵀ, padded to kp columns, with the squared norms as its last row. */
+    va_buffer *ct;
+    VA_TRY(va_stream_scratch(s, ct_bytes, &ct));
+    uint32_t spec[13] = {WG, 1, 1, 128, 128, 8, 8, 8, 0, 1, shift != NULL, dists != NULL, cnorms != NULL};
+    const va_kernel *prep;
+    VA_TRY(va_kernel_get(ctx, "kmeans_assign_prep", spec, 13, 0, &prep));
+    uint32_t cn_rem = 0, mu_rem = 0;
+    va_binding cnb = cnorms ? vec_window(ctx, cnorms, 0, k, VA_READ, &cn_rem) : cb;
+    va_binding mub = shift ? vec_window(ctx, shift, 0, d, VA_READ, &mu_rem) : cb;
+    {
+        uint32_t rx0;
+        va_binding xb0 = va_rows_binding(ctx, x, 0, 1, d > 0 ? d : 1, VA_READ, &rx0);
+        va_binding b[8] = {xb0, whole(ct, VA_WRITE), cnb, cb, cb, cb, cb, cb};
+        uint32_t pc[15] = {0, (uint32_t)d, (uint32_t)k, 0, 0, (uint32_t)kp, 0, 0, 0, 0, 0, (uint32_t)ldc, c_rem, 0, cn_rem};
+        VA_TRY(va_stream_dispatch(s, prep, b, 8, pc, sizeof pc, va_ceil_div((uint64_t)kp, WG), 1, 1));
+    }
+
+    int64_t rows;
+    VA_TRY(rows_per_window(ctx, x, 4, max_rows, &rows));
+    tile_cfg tc = choose_tiles(ctx, n, k);
+    uint32_t wg = (tc.bm / tc.tm) * (tc.bn / tc.tn);
+    uint32_t ntiles = va_ceil_div((uint64_t)kp, tc.bn);
+    uint32_t blocks = va_ceil_div((uint64_t)rows, tc.bm);
+    uint32_t nsplit = 1;
+    if (blocks < SPLIT_TARGET && ntiles > 1) {
+        nsplit = va_ceil_div(SPLIT_TARGET, blocks);
+        if (nsplit > ntiles) nsplit = ntiles;
+    }
+    const char *env = getenv("VACCEL_KMEANS_SPLIT");
+    if (env && atoi(env) > 0) nsplit = (uint32_t)atoi(env) < ntiles ? (uint32_t)atoi(env) : ntiles;
+    uint32_t tps = va_ceil_div(ntiles, nsplit);
+    nsplit = va_ceil_div(ntiles, tps);
+    va_buffer *pt = NULL;
+    if (nsplit > 1) VA_TRY(va_stream_scratch(s, (uint64_t)rows * nsplit * 8, &pt));
+
+    const char *name = x->dtype == VA_F16 ? "kmeans_assign_f16" : "kmeans_assign";
+    const char *fname = x->dtype == VA_F16 ? "kmeans_assign_finish_f16" : "kmeans_assign_finish";
+    uint32_t sp[13] = {wg, 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, 0, nsplit == 1, shift != NULL, dists != NULL, 0};
+    const va_kernel *kern[2] = {NULL, NULL}, *fin = NULL;
+    int64_t ldx = ld_of(x);
+    for (int64_t r0 = 0; r0 < n; r0 += rows) {
+        int64_t rc = n - r0 < rows ? n - r0 : rows;
+        uint32_t rx, rl, rd = 0;
+        va_binding b[8];
+        b[0] = va_rows_binding(ctx, x, r0, rc, d > 0 ? d : 1, VA_READ, &rx);
+        b[1] = whole(ct, VA_READ);
+        b[2] = cb;
+        b[3] = mub;
+        b[4] = vec_window(ctx, labels, r0, rc, VA_WRITE, &rl);
+        b[5] = dists ? vec_window(ctx, dists, r0, rc, VA_WRITE, &rd) : cb;
+        b[6] = pt ? whole(pt, VA_WRITE) : cb;
+        b[7] = cb;
+        int vec = d % 4 == 0 && ldx % 4 == 0 && rx % 4 == 0;
+        if (!kern[vec]) {
+            sp[8] = (uint32_t)vec;
+            VA_TRY(va_kernel_get(ctx, name, sp, 13, 0, &kern[vec]));
+        }
+        uint32_t pc[15] = {(uint32_t)rc, (uint32_t)d, (uint32_t)k, (uint32_t)ldx, rx, (uint32_t)kp, tps, ntiles,
+                           mu_rem, rl, rd, (uint32_t)ldc, c_rem, nsplit, 0};
+        uint32_t gy = va_ceil_div((uint64_t)rc, tc.bm);
+        VA_TRY(va_stream_dispatch(s, kern[vec], b, 8, pc, sizeof pc, nsplit, gy, 1));
+        if (nsplit > 1) {
+            if (!fin) {
+                uint32_t fs[13] = {WG, 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, 0, 1, shift != NULL, dists != NULL, 0};
+                VA_TRY(va_kernel_get(ctx, fname, fs, 13, 0, &fin));
+            }
+            b[6] = whole(pt, VA_READ);
+            b[1] = cb;
+            VA_TRY(va_stream_dispatch(s, fin, b, 8, pc, sizeof pc, 1, gy, 1));
+        }
+    }
+    return VA_SUCCESS;
+}
+
+va_status va_kmeans_assign(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
+                           const va_tensor *shift, const va_tensor *labels, const va_tensor *dists) {
+    va_clear_error();
+    return assign_run(s, x, centres, cnorms, shift, labels, dists, 0);
+}
+
+/* ---- Lloyd step -------------------------------------------------------------------------------- */
+
+static va_status lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
+                            const va_tensor *scales, const va_tensor *centres, const va_tensor *labels_prev,
+                            const va_tensor *centres_out, const va_tensor *labels_out, const va_tensor *dists_out,
+                            const va_tensor *aux_out, const va_tensor *stats_out, int64_t max_rows) {
+    va_context *ctx = va_stream_context(s);
+    VA_TRY(check_x(x));
+    va_tensor xv = *x;
+    xv.strides[0] = ld_of(x);
+    x = &xv;
+    int64_t n = x->shape[0], d = x->shape[1];
+    VA_TRY(check_centres(centres, "centres", d));
+    int64_t k = centres->shape[0];
+    VA_TRY(check_centres(centres_out, "centres_out", d));
+    if (centres_out->shape[0] != k) return va_fail(VA_ERROR_INVALID_ARGUMENT, "centres_out must have %lld rows", (long long)k);
+    VA_TRY(check_vec(shift, "shift", VA_F32, VA_F32, d));
+    VA_TRY(check_vec(scales, "scales", VA_F32, VA_F32, d + 1));
+    if (weights) VA_TRY(check_vec(weights, "weights", VA_F32, VA_F32, n));
+    if (labels_prev) VA_TRY(check_vec(labels_prev, "labels_prev", VA_U32, VA_I32, n));
+    VA_TRY(check_vec(labels_out, "labels", VA_U32, VA_I32, n));
+    VA_TRY(check_vec(dists_out, "dists", VA_F32, VA_F32, n));
+    VA_TRY(check_vec(aux_out, "aux", VA_F32, VA_U32, 2 * k + 4));
+    if (stats_out) VA_TRY(check_vec(stats_out, "stats", VA_F32, VA_U32, 4));
+    if (overlap(labels_prev, labels_out)) return va_fail(VA_ERROR_INVALID_ARGUMENT, "labels_prev and labels overlap");
+    if (n == 0) return va_fail(VA_ERROR_INVALID_ARGUMENT, "x has no rows");
+
+    VA_TRY(assign_run(s, x, centres, NULL, shift, labels_out, dists_out, max_rows));
+
+    /* Per-row arrays of a window: labels, previous labels, distances, weights, row numbers. */
+    int64_t rows;
+    VA_TRY(rows_per_window(ctx, x, 4, max_rows, &rows));
+    int64_t nwin = (n + rows - 1) / rows;
+    int64_t ncol = d + 1;
+    int64_t maxchunks = rows / CHUNK_S + k + 1;
+    uint64_t npart = 0;
+    for (int64_t r0 = 0; r0 < n; r0 += rows) npart += va_ceil_div((uint64_t)(n - r0 < rows ? n - r0 : rows), WG);
+    uint64_t p_bytes = (uint64_t)maxchunks * (uint64_t)ncol * 8, acc_bytes = (uint64_t)k * (uint64_t)ncol * 8;
+    if (p_bytes > range_bytes(ctx) || acc_bytes > range_bytes(ctx) || (uint64_t)(3 * k + 2) * 4 > range_bytes(ctx))
+        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "%lld centres of %lld features exceed the binding range",
+                       (long long)k, (long long)d);
+    va_buffer *cnt, *off, *perm, *part, *acc;
+    VA_TRY(va_stream_scratch(s, ((uint64_t)k + 4 + npart) * 4, &cnt));
+    VA_TRY(va_stream_scratch(s, (uint64_t)(3 * k + 2) * 4, &off));
+    VA_TRY(va_stream_scratch(s, (uint64_t)rows * 4, &perm));
+    VA_TRY(va_stream_scratch(s, p_bytes, &part));
+    VA_TRY(va_stream_scratch(s, acc_bytes, &acc));
+
+    const va_kernel *ksort[4], *kred, *kcen[3];
+    for (uint32_t st = 0; st < 4; st++) {
+        uint32_t sp[4] = {WG, 1, 1, st};
+        VA_TRY(va_kernel_get(ctx, "kmeans_sort", sp, 4, 0, &ksort[st]));
+    }
+    for (uint32_t st = 0; st < 3; st++) {
+        uint32_t sp[4] = {WG, 1, 1, st};
+        VA_TRY(va_kernel_get(ctx, "kmeans_centres", sp, 4, 0, &kcen[st]));
+    }
+    uint32_t fb = 1;
+    while (fb < (uint32_t)ncol && fb < WG) fb <<= 1;
+    {
+        uint32_t sp[4] = {WG, 1, 1, fb};
+        VA_TRY(va_kernel_get(ctx, x->dtype == VA_F16 ? "kmeans_reduce_f16" : "kmeans_reduce", sp, 4, 0, &kred));
+    }
+
+    uint32_t mu_rem, sc_rem, aux_rem, co_rem, cn_rem;
+    va_binding mub = vec_window(ctx, shift, 0, d, VA_READ, &mu_rem);
+    va_binding scb = vec_window(ctx, scales, 0, d + 1, VA_READ, &sc_rem);
+    va_binding auxb = vec_window(ctx, aux_out, 0, 2 * k + 4, VA_READ_WRITE, &aux_rem);
+    int64_t ldco = k > 1 ? centres->strides[0] : d, ldcn = k > 1 ? centres_out->strides[0] : d;
+    va_tensor co = *centres, cn = *centres_out;
+    co.strides[0] = ldco;
+    cn.strides[0] = ldcn;
+    va_binding cob = va_rows_binding(ctx, &co, 0, k, d > 0 ? d : 1, VA_READ, &co_rem);
+    va_binding cnb = va_rows_binding(ctx, &cn, 0, k, d > 0 ? d : 1, VA_WRITE, &cn_rem);
+
+    struct {
+        uint32_t k, rows, l_off, lo_off, ds_off, w_off, has_w, first, part_base, S, clear_n;
+    } spc = {(uint32_t)k, 0, 0, 0, 0, 0, weights != NULL, labels_prev == NULL, 0, CHUNK_S, (uint32_t)(k + 4)};
+    uint32_t dl;
+    va_binding dummy = vec_window(ctx, labels_out, 0, 1, VA_READ, &dl);
+    {
+        va_binding b[7] = {dummy, dummy, dummy, dummy, whole(cnt, VA_WRITE), whole(off, VA_READ), whole(perm, VA_READ)};
+        VA_TRY(va_stream_dispatch(s, ksort[0], b, 7, &spc, sizeof spc, va_ceil_div((uint64_t)k + 4, WG), 1, 1));
+    }
+    int64_t ldx = ld_of(x);
+    uint32_t part_base = 0;
+    for (int64_t w = 0; w < nwin; w++) {
+        int64_t r0 = w * rows, rc = n - r0 < rows ? n - r0 : rows;
+        uint32_t rl, rlo = 0, rds, rw = 0, rx;
+        va_binding lb = vec_window(ctx, labels_out, r0, rc, VA_READ, &rl);
+        va_binding lob = labels_prev ? vec_window(ctx, labels_prev, r0, rc, VA_READ, &rlo) : lb;
+        va_binding dsb = vec_window(ctx, dists_out, r0, rc, VA_READ, &rds);
+        va_binding wb = weights ? vec_window(ctx, weights, r0, rc, VA_READ, &rw) : lb;
+        va_binding xb = va_rows_binding(ctx, x, r0, rc, d > 0 ? d : 1, VA_READ, &rx);
+        spc.rows = (uint32_t)rc;
+        spc.l_off = rl;
+        spc.lo_off = rlo;
+        spc.ds_off = rds;
+        spc.w_off = rw;
+        spc.part_base = part_base;
+        uint32_t groups = va_ceil_div((uint64_t)rc, WG);
+        va_binding b1[7] = {lb, lob, dsb, wb, whole(cnt, VA_READ_WRITE), whole(off, VA_READ), whole(perm, VA_READ)};
+        VA_TRY(va_stream_dispatch(s, ksort[1], b1, 7, &spc, sizeof spc, groups, 1, 1));
+        va_binding b2[7] = {lb, lob, dsb, wb, whole(cnt, VA_READ_WRITE), whole(off, VA_WRITE), whole(perm, VA_READ)};
+        VA_TRY(va_stream_dispatch(s, ksort[2], b2, 7, &spc, sizeof spc, 1, 1, 1));
+        va_binding b3[7] = {lb, lob, dsb, wb, whole(cnt, VA_READ), whole(off, VA_READ_WRITE), whole(perm, VA_WRITE)};
+        VA_TRY(va_stream_dispatch(s, ksort[3], b3, 7, &spc, sizeof spc, groups, 1, 1));
+        part_base += groups;
+
+        struct { uint32_t k, d, ldx, x_off, w_off, has_w, mu_off, sc_off, S; } rpc = {
+            (uint32_t)k, (uint32_t)d, (uint32_t)ldx, rx, rw, weights != NULL, mu_rem, sc_rem, CHUNK_S};
+        va_binding br[8] = {xb, wb, mub, scb, whole(off, VA_READ), whole(cnt, VA_READ), whole(perm, VA_READ),
+                            whole(part, VA_WRITE)};
+        uint64_t chunks = (uint64_t)(rc / CHUNK_S) + (uint64_t)k + 1;
+        VA_TRY(va_stream_dispatch(s, kred, br, 8, &rpc, sizeof rpc, (uint32_t)chunks, 1, 1));
+
+        struct { uint32_t k, d, first, sc_off, co_off, ldco, cn_off, ldcn, aux_off, npart; } cpc = {
+            (uint32_t)k, (uint32_t)d, w == 0, sc_rem, co_rem, (uint32_t)ldco, cn_rem, (uint32_t)ldcn, aux_rem,
+            (uint32_t)npart};
+        va_binding bc[8] = {whole(cnt, VA_READ), whole(off, VA_READ), whole(part, VA_READ), whole(acc, VA_READ_WRITE),
+                            scb, cob, cnb, auxb};
+        VA_TRY(va_stream_dispatch(s, kcen[0], bc, 8, &cpc, sizeof cpc,
+                                  va_ceil_div((uint64_t)k * (uint64_t)ncol, WG), 1, 1));
+        if (w == nwin - 1) {
+            bc[0] = whole(cnt, VA_READ_WRITE);
+            VA_TRY(va_stream_dispatch(s, kcen[1], bc, 8, &cpc, sizeof cpc, (uint32_t)k, 1, 1));
+            VA_TRY(va_stream_dispatch(s, kcen[2], bc, 8, &cpc, sizeof cpc, 1, 1, 1));
+        }
+    }
+    if (stats_out)
+        VA_TRY(va_stream_copy(s, aux_out->buf, aux_out->offset + (uint64_t)(2 * k) * 4, stats_out->buf,
+                              stats_out->offset, 16));
+    return VA_SUCCESS;
+}
+
+va_status va_kmeans_lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
+                               const va_tensor *scales, const va_tensor *centres, const va_tensor *labels_prev,
+                               const va_tensor *centres_out, const va_tensor *labels_out, const va_tensor *dists_out,
+                               const va_tensor *aux_out, const va_tensor *stats_out) {
+    va_clear_error();
+    return lloyd_step(s, x, weights, shift, scales, centres, labels_prev, centres_out, labels_out, dists_out, aux_out,
+                      stats_out, 0);
+}
+
+/* ---- k-means++ and the row gather ---------------------------------------------------------------- */
+
+static va_status gather_rows(va_stream *s, const va_tensor *x, int64_t rows, va_binding ib, uint32_t i_off,
+                             va_binding mub, uint32_t mu_off, int has_shift, va_binding ob, uint32_t o_off,
+                             uint32_t ldo, uint32_t m) {
+    va_context *ctx = va_stream_context(s);
+    int64_t n = x->shape[0], d = x->shape[1], ldx = ld_of(x);
+    const va_kernel *k;
+    uint32_t spec[3] = {WG, 1, 1};
+    VA_TRY(va_kernel_get(ctx, x->dtype == VA_F16 ? "kmeans_gather_f16" : "kmeans_gather", spec, 3, 0, &k));
+    for (int64_t r0 = 0; r0 < n; r0 += rows) {
+        int64_t rc = n - r0 < rows ? n - r0 : rows;
+        uint32_t rx;
+        va_binding b[4] = {va_rows_binding(ctx, x, r0, rc, d > 0 ? d : 1, VA_READ, &rx), ib, mub, ob};
+        uint32_t pc[10] = {(uint32_t)d, (uint32_t)ldx, rx, (uint32_t)r0, (uint32_t)rc, i_off, mu_off, o_off, ldo,
+                           (uint32_t)has_shift};
+        VA_TRY(va_stream_dispatch(s, k, b, 4, pc, sizeof pc, m, 1, 1));
+    }
+    return VA_SUCCESS;
+}
+
+static va_status gather_run(va_stream *s, const va_tensor *x, const va_tensor *indices, const va_tensor *shift,
+                            const va_tensor *out, int64_t max_rows) {
+    va_context *ctx = va_stream_context(s);
+    VA_TRY(check_x(x));
+    va_tensor xv = *x;
+    xv.strides[0] = ld_of(x);
+    x = &xv;
+    int64_t d = x->shape[1];
+    if (!indices || indices->ndim != 1) return va_fail(VA_ERROR_INVALID_ARGUMENT, "indices must be a vector");
+    int64_t m = indices->shape[0];
+    VA_TRY(check_vec(indices, "indices", VA_U32, VA_I32, m));
+    VA_TRY(check_centres(out, "out", d));
+    if (out->shape[0] != m) return va_fail(VA_ERROR_INVALID_ARGUMENT, "out must have %lld rows", (long long)m);
+    if (shift) VA_TRY(check_vec(shift, "shift", VA_F32, VA_F32, d));
+    if (m == 0 || x->shape[0] == 0) return VA_SUCCESS;
+    int64_t rows;
+    VA_TRY(rows_per_window(ctx, x, 0, max_rows, &rows));
+    uint32_t ri, rm = 0, ro;
+    va_binding ib = vec_window(ctx, indices, 0, m, VA_READ, &ri);
+    va_binding mub = shift ? vec_window(ctx, shift, 0, d, VA_READ, &rm) : ib;
+    int64_t ldo = m > 1 ? out->strides[0] : d;
+    va_tensor ov = *out;
+    ov.strides[0] = ldo;
+    va_binding ob = va_rows_binding(ctx, &ov, 0, m, d > 0 ? d : 1, VA_WRITE, &ro);
+    return gather_rows(s, x, rows, ib, ri, mub, rm, shift != NULL, ob, ro, (uint32_t)ldo, (uint32_t)m);
+}
+
+va_status va_kmeans_gather(va_stream *s, const va_tensor *x, const va_tensor *indices, const va_tensor *shift,
+                           const va_tensor *out) {
+    va_clear_error();
+    return gather_run(s, x, indices, shift, out, 0);
+}
+
+static va_status plusplus_run(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
+                              int64_t first, const va_tensor *uniforms, int64_t trials, const va_tensor *centres_out,
+                              const va_tensor *indices_out, int64_t max_rows) {
+    va_context *ctx = va_stream_context(s);
+    VA_TRY(check_x(x));
+    int64_t n = x->shape[0], d = x->shape[1];
+    VA_TRY(check_centres(centres_out, "centres_out", d));
+    int64_t k = centres_out->shape[0];
+    if (trials < 1 || trials > 64) return va_fail(VA_ERROR_INVALID_ARGUMENT, "trials must be in [1, 64]");
+    if (n < 1 || first < 0 || first >= n)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "first must be a row of x (0..%lld)", (long long)n - 1);
+    VA_TRY(check_vec(shift, "shift", VA_F32, VA_F32, d));
+    if (weights) VA_TRY(check_vec(weights, "weights", VA_F32, VA_F32, n));
+    if (k > 1) VA_TRY(check_vec(uniforms, "uniforms", VA_F32, VA_F32, (k - 1) * trials));
+    VA_TRY(check_vec(indices_out, "indices", VA_U32, VA_I32, k));
+    if (x->dtype == VA_F16 && !ctx->info.storage_16bit)
+        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "this device cannot read float16 storage");
+
+    uint32_t T = (uint32_t)trials;
+    va_tensor xv = *x;
+    xv.strides[0] = ld_of(x);
+    int64_t rows;
+    VA_TRY(rows_per_window(ctx, x, (int64_t)T * 4, max_rows, &rows));
+    uint64_t nblk = va_ceil_div((uint64_t)n, WG);
+    /* ST: best, potential, candidates[T] | shift[d] | candidate rows[T][d] | uniforms | chosen rows[k]. */
+    uint64_t st_mu = 2 + T, st_rows = st_mu + (uint64_t)d, st_u = st_rows + (uint64_t)T * d;
+    uint64_t st_idx = st_u + (uint64_t)(k - 1) * T, st_words = st_idx + (uint64_t)k;
+    if (st_words * 4 > range_bytes(ctx) || nblk * T * 4 > range_bytes(ctx) ||
+        (uint64_t)k * (uint64_t)(k > 1 ? centres_out->strides[0] : d) * 4 > range_bytes(ctx))
+        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "k-means++ state of %lld centres exceeds the binding range",
+                       (long long)k);
+    va_buffer *st, *dbuf[2], *bs[2];
+    VA_TRY(va_stream_scratch(s, st_words * 4, &st));
+    for (int i = 0; i < 2; i++) {
+        VA_TRY(va_stream_scratch(s, (uint64_t)n * T * 4, &dbuf[i]));
+        VA_TRY(va_stream_scratch(s, nblk * T * 4, &bs[i]));
+    }
+    VA_TRY(va_stream_copy(s, shift->buf, shift->offset, st, st_mu * 4, (uint64_t)d * 4));
+    if (k > 1) VA_TRY(va_stream_copy(s, uniforms->buf, uniforms->offset, st, st_u * 4, (uint64_t)(k - 1) * T * 4));
+    uint32_t first32 = (uint32_t)first;
+    VA_TRY(va_stream_upload(s, st, 8, &first32, 4));
+
+    const va_kernel *kk[3];
+    for (uint32_t stg = 0; stg < 3; stg++) {
+        uint32_t sp[6] = {WG, 1, 1, stg, T, 16};
+        const char *name = stg == 1 && x->dtype == VA_F16 ? "kmeans_pp_f16" : "kmeans_pp";
+        VA_TRY(va_kernel_get(ctx, name, sp, 6, 0, &kk[stg]));
+    }
+    int64_t ldc = k > 1 ? centres_out->strides[0] : d, ldx = ld_of(x);
+    va_tensor cv = *centres_out;
+    cv.strides[0] = ldc;
+    uint32_t c_rem;
+    va_binding cw = va_rows_binding(ctx, &cv, 0, k, d > 0 ? d : 1, VA_WRITE, &c_rem);
+    va_binding cr = cw;
+    cr.access = VA_READ;
+    struct {
+        uint32_t d, teff, step, first, ldx, x_off, r0, rc, w_off, has_w, dp_off, dc_off, nblk, st_mu, st_rows, st_u,
+            st_idx, c_off, ldc;
+    } pc = {(uint32_t)d, 1, 0, 1, (uint32_t)ldx, 0, 0, 0, 0, weights != NULL, 0, 0, (uint32_t)nblk, (uint32_t)st_mu,
+            (uint32_t)st_rows, (uint32_t)st_u, (uint32_t)st_idx, c_rem, (uint32_t)ldc};
+    va_binding stb = whole(st, VA_READ_WRITE), str = whole(st, VA_READ), stw = whole(st, VA_WRITE);
+    for (int64_t c = 0; c < k; c++) {
+        int cur = (int)(c % 2), prev = 1 - cur;
+        pc.step = (uint32_t)c;
+        pc.first = c == 0;
+        pc.teff = c == 0 ? 1 : T;
+        /* search (the step's candidates; step 0's is `first`), gather, dist: window by window;
+         * then one select. */
+        for (int stage = 0; stage < 3; stage++) {
+            if (stage == 0 && c == 0) continue;
+            if (stage == 1)
+                VA_TRY(gather_rows(s, &xv, rows, str, 2, str, (uint32_t)st_mu, 1, stw, (uint32_t)st_rows, (uint32_t)d,
+                                   pc.teff));
+            for (int64_t r0 = 0; r0 < n; r0 += rows) {
+                int64_t rc = n - r0 < rows ? n - r0 : rows;
+                uint32_t rx, rw = 0, rdp, rdc;
+                va_tensor dt = {dbuf[prev], 0, VA_F32, 1, {n * T}, {1}}, dct = {dbuf[cur], 0, VA_F32, 1, {n * T}, {1}};
+                va_binding xb = va_rows_binding(ctx, &xv, r0, rc, d > 0 ? d : 1, VA_READ, &rx);
+                va_binding dpb = vec_window(ctx, &dt, r0 * T, rc * T, VA_READ, &rdp);
+                va_binding dcb = vec_window(ctx, &dct, r0 * T, rc * T, stage == 1 ? VA_WRITE : VA_READ, &rdc);
+                va_binding wb = weights ? vec_window(ctx, weights, r0, rc, VA_READ, &rw) : xb;
+                pc.x_off = rx;
+                pc.r0 = (uint32_t)r0;
+                pc.rc = (uint32_t)rc;
+                pc.w_off = rw;
+                pc.dp_off = rdp;
+                pc.dc_off = rdc;
+                if (stage == 0) {
+                    va_binding b[8] = {xb, wb, dpb, dcb, whole(bs[prev], VA_READ), whole(bs[cur], VA_READ), stb, cr};
+                    VA_TRY(va_stream_dispatch(s, kk[0], b, 8, &pc, sizeof pc, 1, 1, 1));
+                } else if (stage == 1) {
+                    va_binding b[8] = {xb, wb, dpb, dcb, whole(bs[prev], VA_READ), whole(bs[cur], VA_WRITE), str, cr};
+                    VA_TRY(va_stream_dispatch(s, kk[1], b, 8, &pc, sizeof pc, va_ceil_div((uint64_t)rc, WG), 1, 1));
+                } else {
+                    va_binding b[8] = {xb, wb, dpb, dcb, whole(bs[cur], VA_READ), whole(bs[prev], VA_READ), stb, cw};
+                    VA_TRY(va_stream_dispatch(s, kk[2], b, 8, &pc, sizeof pc, 1, 1, 1));
+                    break; /* one select per step */
+                }
+            }
+        }
+    }
+    return va_stream_copy(s, st, st_idx * 4, indices_out->buf, indices_out->offset, (uint64_t)k * 4);
+}
+
+va_status va_kmeans_plusplus(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
+                             int64_t first, const va_tensor *uniforms, int64_t trials, const va_tensor *centres_out,
+                             const va_tensor *indices_out) {
+    va_clear_error();
+    return plusplus_run(s, x, weights, shift, first, uniforms, trials, centres_out, indices_out, 0);
+}
+
+/* ---- registry adapters --------------------------------------------------------------------------- */
+
+/* Inputs: x, centres[, cnorms][, shift]. Outputs: labels[, dists].
+ * iparams: has_cnorms, has_shift, has_dists, max_rows (0: the device's binding range). */
+static va_status op_kmeans_assign(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
+                                  const int64_t *ip, int n_i, const double *fp, int n_f) {
+    (void)fp; (void)n_f;
+    if (n_i < 4) return va_fail(VA_ERROR_INVALID_ARGUMENT, "kmeans_assign takes 4 integer parameters");
+    int hc = ip[0] != 0, hs = ip[1] != 0, hd = ip[2] != 0;
+    if (n_in != 2 + hc + hs || n_out != 1 + hd)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "kmeans_assign: (x, centres[, cnorms][, shift]) -> (labels[, dists])");
+    va_clear_error();
+    return assign_run(s, &in[0], &in[1], hc ? &in[2] : NULL, hs ? &in[2 + hc] : NULL, &out[0], hd ? &out[1] : NULL,
+                      ip[3]);
+}
+VA_REGISTER_OP(kmeans_assign, op_kmeans_assign);
+
+/* Inputs: x, shift, scales, centres[, labels_prev][, weights]. Outputs: centres_out, labels, dists,
+ * aux[, stats]. iparams: has_prev, has_weights, has_stats, max_rows. */
+static va_status op_kmeans_step(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
+                                const int64_t *ip, int n_i, const double *fp, int n_f) {
+    (void)fp; (void)n_f;
+    if (n_i < 4) return va_fail(VA_ERROR_INVALID_ARGUMENT, "kmeans_step takes 4 integer parameters");
+    int hp = ip[0] != 0, hw = ip[1] != 0, hs = ip[2] != 0;
+    if (n_in != 4 + hp + hw || n_out != 4 + hs)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT,
+                       "kmeans_step: (x, shift, scales, centres[, labels_prev][, weights]) -> (centres, labels, dists, aux[, stats])");
+    va_clear_error();
+    return lloyd_step(s, &in[0], hw ? &in[4 + hp] : NULL, &in[1], &in[2], &in[3], hp ? &in[4] : NULL, &out[0],
+                      &out[1], &out[2], &out[3], hs ? &out[4] : NULL, ip[3]);
+}
+VA_REGISTER_OP(kmeans_step, op_kmeans_step);
+
+/* Inputs: x, shift, uniforms[, weights]. Outputs: centres, indices. iparams: first, trials,
+ * has_weights, max_rows. */
+static va_status op_kmeans_plusplus(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
+                                    const int64_t *ip, int n_i, const double *fp, int n_f) {
+    (void)fp; (void)n_f;
+    if (n_i < 4) return va_fail(VA_ERROR_INVALID_ARGUMENT, "kmeans_plusplus takes 4 integer parameters");
+    int hw = ip[2] != 0;
+    if (n_in != 3 + hw || n_out != 2)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "kmeans_plusplus: (x, shift, uniforms[, weights]) -> (centres, indices)");
+    va_clear_error();
+    return plusplus_run(s, &in[0], hw ? &in[3] : NULL, &in[1], ip[0], &in[2], ip[1], &out[0], &out[1], ip[3]);
+}
+VA_REGISTER_OP(kmeans_plusplus, op_kmeans_plusplus);
+
+/* Inputs: x, indices[, shift]. Outputs: out. iparams: has_shift, max_rows. */
+static va_status op_kmeans_gather(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
+                                  const int64_t *ip, int n_i, const double *fp, int n_f) {
+    (void)fp; (void)n_f;
+    if (n_i < 2) return va_fail(VA_ERROR_INVALID_ARGUMENT, "kmeans_gather takes 2 integer parameters");
+    int hs = ip[0] != 0;
+    if (n_in != 2 + hs || n_out != 1)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "kmeans_gather: (x, indices[, shift]) -> out");
+    va_clear_error();
+    return gather_run(s, &in[0], &in[1], hs ? &in[2] : NULL, &out[0], ip[1]);
+}
+VA_REGISTER_OP(kmeans_gather, op_kmeans_gather);
