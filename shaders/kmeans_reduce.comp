@@ -4,7 +4,8 @@
 // fixed point — each term scaled by a power of two per column (SC, chosen by the caller so no sum
 // can overflow) and rounded once — so they do not depend on the order of the rows: the result is
 // the same on every run and device, without float atomics. 64-bit words are (low, high) uint pairs
-// with carry, so no shaderInt64 is needed. Threads: FB columns x (WG / FB) lanes of rows.
+// with carry, so no shaderInt64 is needed. Threads: FB columns x (WG / FB) lanes of rows, four rows
+// in flight per thread; the weights ride along with the first pass.
 //! variant f16: -DX_F16
 #version 450
 #if defined(X_F16)
@@ -16,7 +17,7 @@
 #endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
-layout(constant_id = 3) const uint FB = 256;   // columns per pass (a power of two <= WG)
+layout(constant_id = 3) const uint FB = 256;   // feature columns per pass (a power of two <= WG)
 
 layout(binding = 0) readonly buffer X_ { ELEM_X X[]; };
 layout(binding = 1) readonly buffer W_ { float W[]; };
@@ -36,6 +37,7 @@ layout(push_constant) uniform PC {
 const uint WG = gl_WorkGroupSize.x;
 const uint LN = WG / FB;
 shared uvec2 red[WG];
+shared uvec2 redw[LN];
 
 uvec2 add64(uvec2 a, uvec2 b) {
     uint c;
@@ -56,9 +58,11 @@ uvec2 to_fixed(float v) {
     return uvec2(lo, hi);
 }
 
+float wt(uint i) { return pc.has_w != 0u ? W[pc.w_off + i] : 1.0; }
+
 void main() {
     const uint g = gl_WorkGroupID.x;
-    const uint k = pc.k;
+    const uint k = pc.k, d = pc.d;
     if (g >= CNT[k + 2u]) return;
     // The label of chunk g: cbase[j] <= g < cbase[j + 1] (labels with no rows have no chunks).
     const uint cb = 2u * k + 1u;
@@ -72,26 +76,47 @@ void main() {
     const uint p1 = min(p0 + pc.S, OFF[j + 1u]);
     const uint t = gl_LocalInvocationID.x;
     const uint fl = t % FB, lane = t / FB;
-    const uint ncol = pc.d + 1u;
-    for (uint fb = 0u; fb < ncol; fb += FB) {
-        uint f = fb + fl;
-        uvec2 acc = uvec2(0u);
-        if (f < ncol) {
-            float s = SC[pc.sc_off + f];
-            for (uint pos = p0 + lane; pos < p1; pos += LN) {
-                uint i = PERM[pos];
-                float w = pc.has_w != 0u ? W[pc.w_off + i] : 1.0;
-                float v = f < pc.d ? (float(X[pc.x_off + i * pc.ldx + f]) - MU[pc.mu_off + f]) * w : w;
-                acc = add64(acc, to_fixed(v * s));
+    const float sw = SC[pc.sc_off + d];
+    for (uint fb = 0u; fb < d; fb += FB) {
+        const uint f = fb + fl;
+        const bool valid = f < d;
+        const bool wcol = fb == 0u && fl == 0u;   // these threads also sum the weights (column d)
+        const float s = valid ? SC[pc.sc_off + f] : 0.0, m = valid ? MU[pc.mu_off + f] : 0.0;
+        uvec2 acc = uvec2(0u), accw = uvec2(0u);
+        uint pos = p0 + lane;
+        // Four rows per step: four independent loads in flight per thread.
+        for (; pos + 3u * LN < p1; pos += 4u * LN) {
+            uint i0 = PERM[pos], i1 = PERM[pos + LN], i2 = PERM[pos + 2u * LN], i3 = PERM[pos + 3u * LN];
+            float x0 = 0.0, x1 = 0.0, x2 = 0.0, x3 = 0.0;
+            if (valid) {
+                x0 = float(X[pc.x_off + i0 * pc.ldx + f]);
+                x1 = float(X[pc.x_off + i1 * pc.ldx + f]);
+                x2 = float(X[pc.x_off + i2 * pc.ldx + f]);
+                x3 = float(X[pc.x_off + i3 * pc.ldx + f]);
             }
+            float w0 = wt(i0), w1 = wt(i1), w2 = wt(i2), w3 = wt(i3);
+            acc = add64(add64(acc, to_fixed((x0 - m) * w0 * s)), add64(to_fixed((x1 - m) * w1 * s), to_fixed((x2 - m) * w2 * s)));
+            acc = add64(acc, to_fixed((x3 - m) * w3 * s));
+            if (wcol) accw = add64(add64(accw, to_fixed(w0 * sw)), add64(add64(to_fixed(w1 * sw), to_fixed(w2 * sw)), to_fixed(w3 * sw)));
+        }
+        for (; pos < p1; pos += LN) {
+            uint i = PERM[pos];
+            float w = wt(i);
+            if (valid) acc = add64(acc, to_fixed((float(X[pc.x_off + i * pc.ldx + f]) - m) * w * s));
+            if (wcol) accw = add64(accw, to_fixed(w * sw));
         }
         red[t] = acc;
+        if (fb == 0u && fl == 0u) redw[lane] = accw;
         barrier();
         for (uint h = LN / 2u; h > 0u; h >>= 1) {
-            if (lane < h) red[t] = add64(red[t], red[t + h * FB]);
+            if (lane < h) {
+                red[t] = add64(red[t], red[t + h * FB]);
+                if (fb == 0u && fl == 0u) redw[lane] = add64(redw[lane], redw[lane + h]);
+            }
             barrier();
         }
-        if (lane == 0u && f < ncol) P[g * ncol + f] = red[t];
+        if (lane == 0u && valid) P[g * (d + 1u) + f] = red[t];
+        if (t == 0u && fb == 0u) P[g * (d + 1u) + d] = redw[0];
         barrier();
     }
 }

@@ -14,6 +14,8 @@
 #define WG 256u
 #define ROW_ALIGN 256     /* windows of X start at multiples of this many rows (a k-means++ block) */
 #define CHUNK_S 256u      /* rows per work chunk of the update's reduction */
+#define SORT_ITEMS 8u     /* rows per thread of the counting sort */
+#define SORT_LOCAL_K 2048 /* labels the counting sort keeps in shared memory (kmeans_sort.comp's LK) */
 #define SPLIT_TARGET 512  /* assignment workgroups wanted before centres are split across several */
 
 /* ---- argument checks and binding windows ---------------------------------------------------- */
@@ -265,7 +267,7 @@ static va_status lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *w
     int64_t ncol = d + 1;
     int64_t maxchunks = rows / CHUNK_S + k + 1;
     uint64_t npart = 0;
-    for (int64_t r0 = 0; r0 < n; r0 += rows) npart += va_ceil_div((uint64_t)(n - r0 < rows ? n - r0 : rows), WG);
+    for (int64_t r0 = 0; r0 < n; r0 += rows) npart += va_ceil_div((uint64_t)(n - r0 < rows ? n - r0 : rows), WG * SORT_ITEMS);
     uint64_t p_bytes = (uint64_t)maxchunks * (uint64_t)ncol * 8, acc_bytes = (uint64_t)k * (uint64_t)ncol * 8;
     if (p_bytes > range_bytes(ctx) || acc_bytes > range_bytes(ctx) || (uint64_t)(3 * k + 2) * 4 > range_bytes(ctx))
         return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "%lld centres of %lld features exceed the binding range",
@@ -279,15 +281,15 @@ static va_status lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *w
 
     const va_kernel *ksort[4], *kred, *kcen[3];
     for (uint32_t st = 0; st < 4; st++) {
-        uint32_t sp[4] = {WG, 1, 1, st};
-        VA_TRY(va_kernel_get(ctx, "kmeans_sort", sp, 4, 0, &ksort[st]));
+        uint32_t sp[6] = {WG, 1, 1, st, k <= SORT_LOCAL_K, SORT_ITEMS};
+        VA_TRY(va_kernel_get(ctx, "kmeans_sort", sp, 6, 0, &ksort[st]));
     }
     for (uint32_t st = 0; st < 3; st++) {
         uint32_t sp[4] = {WG, 1, 1, st};
         VA_TRY(va_kernel_get(ctx, "kmeans_centres", sp, 4, 0, &kcen[st]));
     }
     uint32_t fb = 1;
-    while (fb < (uint32_t)ncol && fb < WG) fb <<= 1;
+    while (fb < (uint32_t)d && fb < WG) fb <<= 1;
     {
         uint32_t sp[4] = {WG, 1, 1, fb};
         VA_TRY(va_kernel_get(ctx, x->dtype == VA_F16 ? "kmeans_reduce_f16" : "kmeans_reduce", sp, 4, 0, &kred));
@@ -329,7 +331,7 @@ static va_status lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *w
         spc.ds_off = rds;
         spc.w_off = rw;
         spc.part_base = part_base;
-        uint32_t groups = va_ceil_div((uint64_t)rc, WG);
+        uint32_t groups = va_ceil_div((uint64_t)rc, WG * SORT_ITEMS);
         va_binding b1[7] = {lb, lob, dsb, wb, whole(cnt, VA_READ_WRITE), whole(off, VA_READ), whole(perm, VA_READ)};
         VA_TRY(va_stream_dispatch(s, ksort[1], b1, 7, &spc, sizeof spc, groups, 1, 1));
         va_binding b2[7] = {lb, lob, dsb, wb, whole(cnt, VA_READ_WRITE), whole(off, VA_WRITE), whole(perm, VA_READ)};
