@@ -102,12 +102,25 @@ void exact_rows(uint row0) {
     if (r < BM && gr < pc.n) {
         uint j = win[r];
         uint xb = pc.x_off + gr * pc.ldx, cb = pc.c_off + j * pc.ldc;
-        for (uint f = g; f < pc.d; f += G) {
+        float s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        uint f = g;
+        for (; f + 3u * G < pc.d; f += 4u * G) {   // four independent loads in flight
+            vec4 xv = vec4(float(X[xb + f]), float(X[xb + f + G]), float(X[xb + f + 2u * G]), float(X[xb + f + 3u * G]));
+            if (HAS_SHIFT)
+                xv -= vec4(MU[pc.mu_off + f], MU[pc.mu_off + f + G], MU[pc.mu_off + f + 2u * G], MU[pc.mu_off + f + 3u * G]);
+            vec4 dv = xv - vec4(C[cb + f], C[cb + f + G], C[cb + f + 2u * G], C[cb + f + 3u * G]);
+            s = fma(dv.x, dv.x, s);
+            s1 = fma(dv.y, dv.y, s1);
+            s2 = fma(dv.z, dv.z, s2);
+            s3 = fma(dv.w, dv.w, s3);
+        }
+        for (; f < pc.d; f += G) {
             float xv = float(X[xb + f]);
             if (HAS_SHIFT) xv -= MU[pc.mu_off + f];
             float dv = xv - C[cb + f];
             s = fma(dv, dv, s);
         }
+        s = (s + s1) + (s2 + s3);
     }
     red[t] = s;
     barrier();

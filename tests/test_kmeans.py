@@ -256,6 +256,24 @@ def test_windows_of_rows_give_identical_fits(monkeypatch, rng, init):
     assert parts.n_iter_ == whole.n_iter_
 
 
+def test_device_views_at_odd_offsets_in_windows(monkeypatch, rng):
+    # A device view starting 3 rows in (d = 5: not a 16-byte boundary), in windows of 256 rows:
+    # every kernel reads X through an aligned-down binding plus an element remainder.
+    X = blobs(rng, 900, 5, 5, spread=2.0)
+    Xa = device_array(X)
+    view = Xa[3:]
+    monkeypatch.setattr(cluster, "_MAX_ROWS", 256)
+    a = vaccel.KMeans(5, random_state=4, n_init=1).fit(view)
+    b = vaccel.KMeans(5, random_state=4, n_init=1).fit(X[3:])
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    c = vaccel.KMeans(5, init="random", random_state=4, n_init=1).fit(view)
+    assert_nearest(c.labels_, X[3:], c.cluster_centers_)
+    labels, dist = cluster.assign(Xa[7:], a.cluster_centers_)
+    assert_nearest(labels, X[7:], a.cluster_centers_)
+    np.testing.assert_array_equal(labels, cluster.assign(X[7:], a.cluster_centers_)[0])
+
+
 def test_device_kmeans_plusplus_matches_the_reference(rng):
     X = blobs(rng, 900, 3, 12, spread=2.0)
     Xd = X.astype(np.float64) - X.astype(np.float64).mean(0)

@@ -241,6 +241,15 @@ class _Device:
         return np.stack([self.x[int(i)].numpy() for i in idx]).astype(np.float64)
 
     # -- Lloyd --
+    def step(self, centres, centres_out, labels_prev, labels_out, dists, aux, stats):
+        """One Lloyd iteration from `centres` (one submit, one wait); stats (4 uint32 words, host)
+        receives rows changed, empty clusters, inertia and total squared shift (float bits)."""
+        has_w = self.w_dev is not None
+        ins = (self.x, self.mu_dev, self.scales, centres) + (() if labels_prev is None else (labels_prev,)) + \
+            (() if not has_w else (self.w_dev,))
+        runtime.run_op("kmeans_step", ins, (centres_out, labels_out, dists, aux, stats),
+                       (int(labels_prev is not None), int(has_w), 1, _MAX_ROWS), names={("in", 0): "X"})
+
     def lloyd(self, centres, max_iter, tol, progress):
         n, k = self.n, centres.shape[0]
         cur, nxt = centres, runtime.empty((k, self.d), np.float32)
@@ -248,17 +257,13 @@ class _Device:
         dists = runtime.empty(n, np.float32)
         aux = runtime.empty(2 * k + 4, np.float32)
         stats = np.zeros(4, np.uint32)
-        has_w = self.w_dev is not None
         prev = None
         strict = False
         last_relocation = -10
         it = 0
         for it in range(max_iter):
             out = labels[it % 2]
-            ins = (self.x, self.mu_dev, self.scales, cur) + (() if prev is None else (prev,)) + \
-                (() if not has_w else (self.w_dev,))
-            runtime.run_op("kmeans_step", ins, (nxt, out, dists, aux, stats),
-                           (int(prev is not None), int(has_w), 1, _MAX_ROWS), names={("in", 0): "X"})
+            self.step(cur, nxt, prev, out, dists, aux, stats)
             changed, n_empty = int(stats[0]), int(stats[1])
             inertia, shift = (float(v) for v in stats[2:].view(np.float32))
             if n_empty:

@@ -112,10 +112,12 @@ static int tile_ok(const va_context *ctx, tile_cfg c) {
 }
 
 /* 128x128 tiles with 8x8 scores per thread (matmul's fp32 tile) where there are many centres;
- * 64x64 with 4x4 for few centres or few rows. VACCEL_KMEANS_TILE="BM,BN,BK,TM,TN" overrides. */
+ * 64x64 with 4x4 for few centres or few rows; 128x16 with 4x4 (128 threads) for at most 16
+ * centres, which would leave most of a wider tile padding. VACCEL_KMEANS_TILE="BM,BN,BK,TM,TN"
+ * overrides. */
 static tile_cfg choose_tiles(const va_context *ctx, int64_t n, int64_t k) {
-    tile_cfg big = {128, 128, 8, 8, 8}, small = {64, 64, 16, 4, 4};
-    tile_cfg c = (k > 64 && n >= 128 * 64 && tile_ok(ctx, big)) ? big : small;
+    tile_cfg big = {128, 128, 8, 8, 8}, small = {64, 64, 16, 4, 4}, thin = {128, 16, 16, 4, 4};
+    tile_cfg c = (k > 64 && n >= 128 * 64 && tile_ok(ctx, big)) ? big : (k <= 16 && tile_ok(ctx, thin)) ? thin : small;
     const char *env = getenv("VACCEL_KMEANS_TILE");
     tile_cfg e;
     if (env && sscanf(env, "%u,%u,%u,%u,%u", &e.bm, &e.bn, &e.bk, &e.tm, &e.tn) == 5 && tile_ok(ctx, e)) c = e;

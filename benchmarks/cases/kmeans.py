@@ -1,0 +1,309 @@
+"""kmeans: one Lloyd iteration and the nearest-centre assignment alone, against PyTorch and
+scikit-learn.
+
+kmeans/<n>x<d>/k=<k>         one Lloyd iteration of float32 X (n, d) from fixed centres (k rows of
+                             X): assign every row to its nearest centre, new centres as the means of
+                             their rows, and the convergence scalars (inertia, centre shift) back on
+                             the host, as a fit needs them every iteration. Every call starts from
+                             the same centres, so every call does the same work. Work counted:
+                             2*n*k*d flops (the distance GEMM) and 4*n*d bytes (X read once); the
+                             floor is the larger of flops / fp32 GEMM rate and bytes / copy
+                             bandwidth, i.e. the GEMM.
+kmeans-assign/<n>x<d>/k=<k>  the assignment alone: labels and squared distances of every row of X
+                             to its nearest centre. Same flops; bytes 4*n*d + 8*n (X read, labels
+                             and distances written); the floor is the GEMM.
+
+What runs (X and the centres resident on the device, moved there outside the timing):
+  vaccel       kmeans: the step vaccel.KMeans.fit runs per iteration (vaccel.cluster._Device.step:
+               fused assignment, counting sort by label, exact fixed-point sums, new centres,
+               statistics, all in one submit; 16 bytes read back); kmeans-assign: the fused
+               assignment kernel (op kmeans_assign) into device arrays
+  torch-cuda   the PyTorch step a user writes, TF32 off: d = addmm(|c|^2, x, c.T, alpha=-2)
+               (n x k, never needed in full by vaccel), d.min(1) -> labels and inertia (+ sum |x|^2,
+               precomputed), index_add_ of the rows and bincount -> new centres (an empty centre
+               keeps its place), the centre shift; shift and inertia brought to the host with one
+               .cpu(). kmeans-assign: addmm + min(1).
+  sklearn      kmeans only, on the host, under the CPU GEMM-work limit: scikit-learn's own Lloyd
+               iteration (sklearn.cluster._k_means_lloyd.lloyd_iter_chunked_dense, all threads),
+               skipped when that private function is not there
+
+Correctness: against a float64 NumPy Lloyd step from the same centres: the inertia within 1e-4
+relative (recorded as inertia_rel_err for every implementation), the new centres within 1e-2 of
+the largest centre coordinate (a float32 near-tie that flips a row between two centres moves both
+a little; a wrong centre is far off). kmeans-assign: on a few rows (all when small), the exact
+float64 distance of the returned centre equals the smallest within 1e-5 relative (ties may
+differ), and the returned distance matches it within 1e-4.
+"""
+
+import weakref
+
+import numpy as np
+
+from ..harness import CPU_PEER_MAX_GEMM_WORK, Case, Impl, check_close, check_rows, register, torch_peak_mem, \
+    vaccel_peak_mem
+from .search import standard_normal
+
+QUICK = [(20_000, 32, 64)]
+FULL = [(1_000_000, 128, 1024), (200_000, 64, 256)]
+QUICK_ASSIGN = [(20_000, 32, 64)]
+FULL_ASSIGN = [(1_000_000, 128, 1024), (1_000_000, 16, 256)]
+HEADLINE = (1_000_000, 128, 1024)
+REF_BLOCK = 1 << 15        # rows per block of the float64 reference
+
+
+def make_inputs_fn(n, d, k):
+    def make_inputs(rng):
+        x = standard_normal(rng, (n, d))
+        # a little structure: a shift per row group, so clusters are not all alike
+        x += np.repeat(rng.standard_normal((64, d)).astype(np.float32), -(-n // 64), axis=0)[:n]
+        init = np.ascontiguousarray(x[np.sort(rng.choice(n, k, replace=False))])
+        return x, init
+    return make_inputs
+
+
+# --------------------------------------------------------------------------------------------
+# reference
+
+
+def reference_step(x, c):
+    """(new centres float64, inertia) of one float64 Lloyd step of x from centres c."""
+    c64 = c.astype(np.float64)
+    k, d = c64.shape
+    cn = np.einsum("ij,ij->i", c64, c64)
+    sums = np.zeros((k, d))
+    counts = np.zeros(k)
+    inertia = 0.0
+    for i in range(0, x.shape[0], REF_BLOCK):
+        blk = x[i:i + REF_BLOCK].astype(np.float64)
+        s = cn[None, :] - 2.0 * (blk @ c64.T)
+        lab = np.argmin(s, axis=1)
+        diff = blk - c64[lab]
+        inertia += float(np.einsum("ij,ij->", diff, diff))
+        np.add.at(counts, lab, 1.0)
+        order = np.argsort(lab, kind="stable")
+        ls = lab[order]
+        starts = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
+        sums[ls[starts]] += np.add.reduceat(blk[order], starts, axis=0)
+    new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1.0)[:, None], c64)
+    return new, inertia
+
+
+def make_step_check():
+    cache = []
+
+    def check(get_rows, inputs):
+        x, c = inputs
+        if not (cache and cache[0][0]() is x and cache[0][1]() is c):
+            cache[:] = [(weakref.ref(x), weakref.ref(c), reference_step(x, c))]
+        ref_c, ref_inertia = cache[0][2]
+        centres, inertia = get_rows(None)
+        rel = abs(inertia - ref_inertia) / abs(ref_inertia)
+        err = None
+        if not rel <= 1e-4:
+            err = f"inertia {inertia:.9g}, expected {ref_inertia:.9g} (relative error {rel:.2e})"
+        else:
+            err = check_close(np.asarray(centres, np.float64), ref_c, rtol=1e-2)
+        return {"error": err, "inertia_rel_err": rel}
+    return check
+
+
+def make_assign_check(n):
+    def check(get_rows, inputs):
+        x, c = inputs
+        rows = check_rows(n, n * c.shape[0], max_full=1 << 20)
+        labels, dist = get_rows(rows)
+        X = (x if rows is None else x[rows]).astype(np.float64)
+        D = ((X[:, None, :] - c.astype(np.float64)[None, :, :]) ** 2).sum(-1) if X.shape[0] * c.shape[0] <= 1 << 24 \
+            else np.stack([((X[i] - c.astype(np.float64)) ** 2).sum(-1) for i in range(X.shape[0])])
+        best = D.min(axis=1)
+        labels = np.asarray(labels).astype(np.int64)
+        got = D[np.arange(len(labels)), labels]
+        bad = got > best * (1 + 1e-5) + 1e-6
+        if bad.any():
+            return f"{int(bad.sum())} of {len(labels)} rows not at their nearest centre"
+        return check_close(np.asarray(dist, np.float64), got, rtol=1e-4)
+    return check
+
+
+# --------------------------------------------------------------------------------------------
+# implementations
+
+
+def _vaccel_step(P, n, d, k):
+    V = P.vaccel
+    from vaccel import cluster
+
+    def prepare(sets):
+        states = []
+        for x, init in sets:
+            data = cluster._Device(x, None)
+            c0 = data.given(init)
+            c1 = V.empty((k, d), np.float32)
+            lab = [V.empty(n, np.uint32), V.empty(n, np.uint32)]
+            dists, aux = V.empty(n, np.float32), V.empty(2 * k + 4, np.float32)
+            stats = np.zeros(4, np.uint32)
+            data.step(c0, c1, None, lab[0], dists, aux, stats)     # labels of a previous step
+            states.append((data, c0, c1, lab, dists, aux, stats))
+
+        def run(i):
+            data, c0, c1, lab, dists, aux, stats = states[i]
+            data.step(c0, c1, lab[0], lab[1], dists, aux, stats)
+            return c1, data.mu, stats.copy()
+        return run
+
+    def fetch(res, rows):
+        c1, mu, stats = res
+        return c1.numpy().astype(np.float64) + mu, float(stats[2:].view(np.float32)[0])
+    return Impl("vaccel", prepare, fetch, V.synchronize, "device", P.vaccel_device_name(), mem=vaccel_peak_mem(V),
+                mem_source="vaccel.memory_stats", note="the step KMeans.fit runs per iteration; 16 bytes read back")
+
+
+def _torch_step(P, n, d, k):
+    torch = P.torch
+
+    def prepare(sets):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        ts = []
+        for x, init in sets:
+            tx = torch.from_numpy(x).cuda()
+            ts.append((tx, torch.from_numpy(init).cuda(), float((x.astype(np.float64) ** 2).sum())))
+
+        def run(i):
+            x, c, xx = ts[i]
+            cn = (c * c).sum(1)
+            dist = torch.addmm(cn, x, c.t(), beta=1.0, alpha=-2.0)
+            mins, labels = dist.min(1)
+            sums = torch.zeros_like(c).index_add_(0, labels, x)
+            counts = torch.bincount(labels, minlength=k).to(x.dtype)
+            new = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1.0)[:, None], c)
+            shift = ((new - c) ** 2).sum()
+            scalars = torch.stack([shift, mins.sum()]).cpu()     # what a fit checks every iteration
+            return new, float(scalars[1]) + xx
+        return run
+
+    def fetch(res, rows):
+        new, inertia = res
+        return new.cpu().numpy().astype(np.float64), inertia
+    return Impl("torch-cuda", prepare, fetch, P.sync_torch, "device", P.cuda_device_name(),
+                mem=torch_peak_mem(torch), mem_source="torch.cuda.max_memory_allocated",
+                note="addmm + min + index_add_ + bincount, TF32 off")
+
+
+def _sklearn_step(P, n, d, k):
+    try:
+        from sklearn.cluster._k_means_lloyd import lloyd_iter_chunked_dense
+    except Exception as e:  # private API: absent in other versions
+        return None, f"scikit-learn's Lloyd iteration is not importable: {type(e).__name__}: {e}"
+    import os
+
+    threads = os.cpu_count() or 1
+
+    def prepare(sets):
+        st = []
+        for x, init in sets:
+            st.append((np.ascontiguousarray(x), np.ones(n, np.float32), init.copy(), np.empty_like(init),
+                       np.empty(k, np.float32), np.empty(n, np.int32), np.empty(k, np.float32)))
+
+        def run(i):
+            x, w, c_old, c_new, wic, labels, shift = st[i]
+            lloyd_iter_chunked_dense(x, w, c_old, c_new, wic, labels, shift, threads)
+            return c_new.copy(), labels.copy(), x, c_old
+        return run
+
+    def fetch(res, rows):
+        c_new, labels, x, c_old = res
+        diff = x.astype(np.float64) - c_old.astype(np.float64)[labels]
+        return c_new.astype(np.float64), float(np.einsum("ij,ij->", diff, diff))
+    return Impl("sklearn", prepare, fetch, P.sync_none, "host", P.host_name(),
+                note=f"lloyd_iter_chunked_dense, {threads} threads"), None
+
+
+def _vaccel_assign(P, n, d, k):
+    V = P.vaccel
+    from vaccel import runtime
+
+    def prepare(sets):
+        states = []
+        for x, init in sets:
+            mu = init.astype(np.float64).mean(0).astype(np.float32)
+            states.append((V.asarray(x), V.asarray((init - mu).astype(np.float32)), V.asarray(mu),
+                           V.empty(n, np.uint32), V.empty(n, np.float32)))
+
+        def run(i):
+            x, c, mu, lab, dist = states[i]
+            runtime.run_op("kmeans_assign", (x, c, mu), (lab, dist), (0, 1, 1, 0))
+            return lab, dist
+        return run
+
+    def fetch(res, rows):
+        lab, dist = res
+        lab, dist = lab.numpy(), dist.numpy()
+        return (lab, dist) if rows is None else (lab[rows], dist[rows])
+    return Impl("vaccel", prepare, fetch, V.synchronize, "device", P.vaccel_device_name(), mem=vaccel_peak_mem(V),
+                mem_source="vaccel.memory_stats", note="fused kernel (op kmeans_assign), device arrays out")
+
+
+def _torch_assign(P, n, d, k):
+    torch = P.torch
+
+    def prepare(sets):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        ts = [(torch.from_numpy(x).cuda(), torch.from_numpy(init).cuda()) for x, init in sets]
+
+        def run(i):
+            x, c = ts[i]
+            dist = torch.addmm((c * c).sum(1), x, c.t(), beta=1.0, alpha=-2.0)
+            mins, labels = dist.min(1)
+            return labels, mins + (x * x).sum(1)
+        return run
+
+    def fetch(res, rows):
+        labels, dist = res
+        labels, dist = labels.cpu().numpy(), dist.cpu().numpy()
+        return (labels, dist) if rows is None else (labels[rows], dist[rows])
+    return Impl("torch-cuda", prepare, fetch, P.sync_torch, "device", P.cuda_device_name(),
+                mem=torch_peak_mem(torch), mem_source="torch.cuda.max_memory_allocated",
+                note="addmm + min(1), TF32 off")
+
+
+def _step_case(P, n, d, k):
+    impls, skipped = [], {}
+    if P.vaccel is not None:
+        impls.append(_vaccel_step(P, n, d, k))
+    if P.torch_cuda:
+        impls.append(_torch_step(P, n, d, k))
+    if n * k * d <= CPU_PEER_MAX_GEMM_WORK:
+        impl, why = _sklearn_step(P, n, d, k)
+        if impl is not None:
+            impls.append(impl)
+        else:
+            skipped["sklearn"] = why
+    else:
+        skipped["sklearn"] = f"n*k*d={n * k * d:.2g} above the CPU peer limit {CPU_PEER_MAX_GEMM_WORK:.2g}"
+    return Case(name=f"kmeans/{n}x{d}/k={k}", family="kmeans", op="kmeans/lloyd-step",
+                params={"n": n, "d": d, "k": k, "dtype": "float32"}, make_inputs=make_inputs_fn(n, d, k),
+                impls=impls, check=make_step_check(), flops=2.0 * n * k * d, bytes=4.0 * n * d, unit="GFLOP/s",
+                size=float(n) * k * d, skipped=skipped, rotate=False, max_repeats=20 if n * k * d >= 1 << 34 else None,
+                priority=0 if (n, d, k) == HEADLINE else 1)
+
+
+def _assign_case(P, n, d, k):
+    impls, skipped = [], {}
+    if P.vaccel is not None:
+        impls.append(_vaccel_assign(P, n, d, k))
+    if P.torch_cuda:
+        impls.append(_torch_assign(P, n, d, k))
+    return Case(name=f"kmeans-assign/{n}x{d}/k={k}", family="kmeans", op="kmeans/assign",
+                params={"n": n, "d": d, "k": k, "dtype": "float32"}, make_inputs=make_inputs_fn(n, d, k),
+                impls=impls, check=make_assign_check(n), flops=2.0 * n * k * d, bytes=4.0 * n * d + 8.0 * n,
+                unit="GFLOP/s", size=float(n) * k * d, skipped=skipped, rotate=False,
+                max_repeats=20 if n * k * d >= 1 << 34 else None)
+
+
+@register
+def kmeans_cases(ctx):
+    P = ctx.peers
+    for n, d, k in (QUICK if ctx.quick else FULL):
+        yield _step_case(P, n, d, k)
+    for n, d, k in (QUICK_ASSIGN if ctx.quick else FULL_ASSIGN):
+        yield _assign_case(P, n, d, k)
