@@ -274,6 +274,21 @@ def test_device_views_at_odd_offsets_in_windows(monkeypatch, rng):
     np.testing.assert_array_equal(labels, cluster.assign(X[7:], a.cluster_centers_)[0])
 
 
+def test_inside_a_batch(rng):
+    X = rng.random((400, 2)).astype(np.float32)      # many iterations to converge
+    want = vaccel.KMeans(6, random_state=0, tol=0.0).fit(X)
+    assert want.n_iter_ > 3
+    with vaccel.batch():
+        got = vaccel.KMeans(6, random_state=0, tol=0.0).fit(X)
+        labels, dist = cluster.assign(X, want.cluster_centers_)
+        pred = got.predict(X)
+    assert got.n_iter_ == want.n_iter_
+    np.testing.assert_array_equal(got.labels_, want.labels_)
+    np.testing.assert_array_equal(got.cluster_centers_, want.cluster_centers_)
+    np.testing.assert_array_equal(labels, want.labels_)
+    np.testing.assert_array_equal(pred, want.labels_)
+
+
 def test_device_kmeans_plusplus_matches_the_reference(rng):
     X = blobs(rng, 900, 3, 12, spread=2.0)
     Xd = X.astype(np.float64) - X.astype(np.float64).mean(0)

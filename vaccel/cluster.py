@@ -249,6 +249,8 @@ class _Device:
             (() if not has_w else (self.w_dev,))
         runtime.run_op("kmeans_step", ins, (centres_out, labels_out, dists, aux, stats),
                        (int(labels_prev is not None), int(has_w), 1, _MAX_ROWS), names={("in", 0): "X"})
+        if runtime.in_batch():
+            runtime.synchronize()   # the statistics decide what happens next
 
     def lloyd(self, centres, max_iter, tol, progress):
         n, k = self.n, centres.shape[0]
