@@ -101,6 +101,18 @@ def test_assign_dtypes_views_and_device_arrays(rng):
     assert cluster.assign(np.empty((0, 24), np.float32), c)[0].shape == (0,)
 
 
+def test_assign_device_results(rng):
+    x = rng.standard_normal((500, 9)).astype(np.float32)
+    c = rng.standard_normal((20, 9)).astype(np.float32)
+    shift = c.mean(0).astype(np.float32)
+    labels, dist = cluster._assign_device(device_array(x), device_array(c - shift), device_array(shift))
+    assert isinstance(labels, vaccel.Array) and labels.dtype == np.uint32 and dist.dtype == np.float32
+    D = assert_nearest(labels.numpy(), x, c)
+    np.testing.assert_allclose(dist.numpy(), D[np.arange(500), labels.numpy().astype(np.int64)], rtol=2e-6, atol=1e-6)
+    l2, d2 = cluster._assign_device(x, c)
+    np.testing.assert_array_equal(l2.numpy(), labels.numpy())
+
+
 def test_assign_windows_of_rows_give_the_same_result(monkeypatch, rng):
     x = rng.standard_normal((1500, 10)).astype(np.float32)
     c = rng.standard_normal((70, 10)).astype(np.float32)
