@@ -290,8 +290,10 @@ va_status va_layer_norm(va_stream *s, const va_tensor *x, const va_tensor *weigh
  * data sit far from the origin; centres are then given in the shifted frame); NULL: none.
  * Labels are uint32 (int32 accepted), distances float32; vectors contiguous. */
 
-/* The nearest centre of every row: labels[i] = argmin_j ‖x_i − shift − c_j‖² (ties: the lowest j),
- * dists[i] = that squared distance, recomputed directly from the coordinates (no GEMM-form
+/* The nearest centre of every row: labels[i] = argmin_j ‖x_i − shift − c_j‖², scored in the GEMM
+ * form ‖c_j‖² − 2 x_i·c_j in float32 (equal scores: the lowest j, so duplicated centres resolve to
+ * the first; distinct centres closer than float32 rounding of the scores are near-ties), and
+ * dists[i] = that squared distance recomputed directly from the coordinates (no GEMM-form
  * cancellation). One fused kernel: GEMM tiles of x·cᵀ whose epilogue keeps a running argmin per row;
  * no n x k matrix exists. cnorms: ‖c_j‖² (k) or NULL (computed); dists may be NULL. Rows holding
  * NaN get an unspecified label. */
