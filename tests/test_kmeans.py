@@ -61,6 +61,24 @@ def test_assign_matches_exact_argmin(backend, rng, n, k, d):
     np.testing.assert_allclose(dist, D[np.arange(n), labels], rtol=2e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("tile", ["128,128,8,8,8", "128,64,8,8,4", "64,64,16,4,4", "128,16,16,4,4"])
+def test_assign_every_tile_and_split(monkeypatch, rng, tile):
+    # The planner picks the tile by size (128x128 only from 8192 rows and 65 centres on): force
+    # each one, with the centres in one split or spread over several (merged by the finish pass).
+    monkeypatch.setenv("VACCEL_KMEANS_TILE", tile)
+    x = rng.standard_normal((517, 20)).astype(np.float32)
+    c = rng.standard_normal((131, 20)).astype(np.float32)
+    c[100] = c[3]
+    for split in ("1", "3"):
+        monkeypatch.setenv("VACCEL_KMEANS_SPLIT", split)
+        for xv in (x, x.astype(np.float16), x[:, :19]):
+            cc = c[:, :xv.shape[1]]
+            labels, dist = cluster.assign(xv, cc)
+            D = assert_nearest(labels, xv, cc)
+            np.testing.assert_allclose(dist, D[np.arange(517), labels], rtol=2e-6, atol=1e-6)
+            assert not (labels == 100).any()
+
+
 def test_assign_ties_go_to_the_lowest_index_and_exact_hits_are_zero(backend, rng):
     c = rng.standard_normal((10, 6)).astype(np.float32)
     c[7] = c[2]                       # duplicated centre: 2 wins over 7
