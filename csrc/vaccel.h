@@ -255,6 +255,42 @@ int va_knn_fused_supported(const va_context *ctx, va_metric metric, int64_t k);
 va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, int64_t k,
                        const va_tensor *out_d, const va_tensor *out_i, const va_tensor *overflow);
 
+/* Quantizers (vaccel.ScalarQuantizer, vaccel.BinaryQuantizer). Codes are rows of a u8 tensor
+ * (n, cw) whose width cw is a multiple of 4 bytes, rows and offset 4-byte aligned: the code's bytes,
+ * then zeros. Float operands are f32 or f16 (n, d), rows strided, the last axis contiguous.
+ *
+ * Scalar quantizer, bits 8 (one byte per element) or 4 (two per byte, element 2i in the low nibble
+ * of byte i): with vmin, scale, step (d,) f32 trained as scale = 2^bits / (vmax - vmin) and
+ * step = (vmax - vmin) / 2^bits (scale 0 where vmax == vmin), element x of column j encodes to
+ * t = (x - vmin[j]) * scale[j], c = t >= 0 ? min(floor(t), 2^bits - 1) : 0 (NaN -> 0) and decodes
+ * to vmin[j] + (c + 0.5) * step[j], each operation rounded to f32 without fused multiply-adds. */
+va_status va_sq_encode(va_stream *s, const va_tensor *x, const va_tensor *vmin, const va_tensor *scale, int bits,
+                       const va_tensor *codes);
+/* out (n, d) f32; d is out's width. */
+va_status va_sq_decode(va_stream *s, const va_tensor *codes, const va_tensor *vmin, const va_tensor *step, int bits,
+                       const va_tensor *out);
+/* va_knn (metrics SQEUCLIDEAN, EUCLIDEAN, COSINE, INNER) between float32 queries q (nq, d) and the
+ * decoded rows of codes, computed in float32 by distance tiles that decode the codes as they load
+ * them (the database is never decoded into memory). Results as va_knn. */
+va_status va_sq_knn(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_tensor *vmin,
+                    const va_tensor *step, int bits, va_metric metric, int64_t k, const va_tensor *mask,
+                    const va_tensor *out_d, const va_tensor *out_i);
+/* Binary quantizer: bit j set where x[j] > thresholds[j] (NaN -> 0), 8 elements per byte, element
+ * 8i + b at bit 7 - b of byte i (little == 0: numpy.packbits' default) or at bit b (little != 0:
+ * faiss's real_to_binary). Decoding gives +1.0 / -1.0; out (n, d) f32, d its width. */
+va_status va_binary_encode(va_stream *s, const va_tensor *x, const va_tensor *thresholds, int little,
+                           const va_tensor *codes);
+va_status va_binary_decode(va_stream *s, const va_tensor *codes, int little, const va_tensor *out);
+/* Exact k nearest database codes of each query code under the Hamming distance, fused (the
+ * nq x nb distance matrix is never formed): q (nq, cb) and db (nb, cb) u8 code rows as above with
+ * cb of 4 to 128 bytes; distances (nq, k) f32 (whole numbers), indices (nq, k) u32, best first,
+ * ties to the lower row, 0xFFFFFFFF / +inf where fewer than k rows are allowed; mask optional as in
+ * va_knn. Candidates within a per-query bound taken from a sample are kept, at most cap per query
+ * (k <= cap); counts (nq,) u32 receives each query's number of candidates: a row whose count
+ * exceeds cap may be incomplete and must be recomputed (e.g. by va_knn with BITWISE_HAMMING). */
+va_status va_hamming_knn(va_stream *s, const va_tensor *q, const va_tensor *db, int64_t k, const va_tensor *mask,
+                         int64_t cap, const va_tensor *out_d, const va_tensor *out_i, const va_tensor *out_count);
+
 /* Dense math. c = a·b (c += a·b when accumulate): a (m, k) or (batch, m, k), b (k, n) or
  * (batch, k, n), c (m, n) or (batch, m, n); a batch of 1 broadcasts. a and b float32 or float16,
  * either of their last two axes contiguous (a transposed view costs nothing); c float32, or

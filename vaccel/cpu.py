@@ -611,3 +611,59 @@ def kmeans_lloyd(x, centres, max_iter, tol, weights=None, on_iteration=None):
         prev = labels
     labels, dist = _assign64(x, c)
     return labels, float(dist @ w), c, it + 1, strict
+
+
+# ---- quantizers -------------------------------------------------------------------------------
+#
+# The exact reference of the GPU codecs (sq_codec.comp, binary_codec.comp): the same float32
+# operations in the same order, each rounded once (NumPy never fuses), so codes and decoded values
+# are equal bit for bit. Codes are (n, code_size) uint8.
+
+def _sq_levels(bits):
+    return np.float32(1 << int(bits))
+
+
+def sq_encode(x, vmin, scale, bits):
+    """ScalarQuantizer codes of the rows of x: t = (x - vmin) * scale, c = min(floor(t), L - 1)
+    for t >= 0, else 0 (NaN too); 4-bit codes pack element 2i in the low nibble of byte i."""
+    a = _as_f32(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = (a - np.asarray(vmin, np.float32)) * np.asarray(scale, np.float32)
+        c = np.where(t >= 0, np.minimum(np.floor(t), _sq_levels(bits) - 1), 0).astype(np.uint8)
+    if bits == 8:
+        return np.ascontiguousarray(c)
+    if c.shape[1] % 2:
+        c = np.concatenate([c, np.zeros((c.shape[0], 1), np.uint8)], axis=1)
+    return np.ascontiguousarray(c[:, 0::2] | (c[:, 1::2] << 4))
+
+
+def sq_unpack(codes, bits, d):
+    """The code of every element, (n, d) uint8, from packed codes."""
+    codes = np.asarray(codes, np.uint8)
+    if bits == 8:
+        return codes[:, :d]
+    out = np.empty((codes.shape[0], 2 * codes.shape[1]), np.uint8)
+    out[:, 0::2] = codes & 0xF
+    out[:, 1::2] = codes >> 4
+    return out[:, :d]
+
+
+def sq_decode(codes, vmin, step, bits, d):
+    """Decoded rows, float32 (n, d): vmin + (c + 0.5) * step."""
+    c = sq_unpack(codes, bits, d).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.asarray(vmin, np.float32) + (c + np.float32(0.5)) * np.asarray(step, np.float32)
+
+
+def binary_encode(x, thresholds, bitorder="big"):
+    """BinaryQuantizer codes: bit set where x > threshold (NaN: clear), numpy.packbits' layout."""
+    a = _as_f32(x)
+    with np.errstate(invalid="ignore"):
+        bits = a > np.asarray(thresholds, np.float32)
+    return np.packbits(bits, axis=1, bitorder=bitorder)
+
+
+def binary_decode(codes, d, bitorder="big"):
+    """+1.0 / -1.0 for set / clear bits, float32 (n, d)."""
+    bits = np.unpackbits(np.asarray(codes, np.uint8), axis=1, count=d, bitorder=bitorder)
+    return np.where(bits != 0, np.float32(1.0), np.float32(-1.0)).astype(np.float32)

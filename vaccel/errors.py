@@ -27,6 +27,12 @@ class NotFittedError(ValueError, AttributeError):
     scikit-learn's sklearn.exceptions.NotFittedError."""
 
 
+class NotTrainedError(VaccelError, RuntimeError):
+    """A quantizer or index that needs training (faiss-style train / add / search: the quantizers,
+    SQIndex) was used before train(). Estimators in scikit-learn's style (vaccel.KMeans) raise
+    NotFittedError instead."""
+
+
 def install(ext):
     """Hand the classes to the extension, which raises them for the core's status codes."""
     ext.set_error_types(VaccelError, DeviceNotAvailable, FeatureNotSupported, OutOfDeviceMemory, DeviceLost)

@@ -1,4 +1,5 @@
-/* knn.c — exact k-nearest neighbours: the database is taken in chunks; each chunk's distance tile
+/* knn.c — exact k-nearest neighbours (and SQIndex's search over quantized codes, whose tiles decode
+ * the codes as they load them): the database is taken in chunks; each chunk's distance tile
  * (cdist) is reduced to its k best per query (topk, with the filter bitset), and merged into the
  * running k best (topk over 2k candidates with their indices). Device memory is O(tile): the
  * nq x nb distance matrix never exists. */
@@ -35,9 +36,11 @@ static va_tensor matrix(va_buffer *buf, uint64_t offset, va_dtype dt, int64_t ro
     return t;
 }
 
-va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, float p, int64_t k,
-                 const va_tensor *mask, const va_tensor *out_d, const va_tensor *out_i) {
-    va_clear_error();
+/* va_knn, and va_knn_sq when sq != NULL (db then holds scalar-quantizer codes, decoded inside the
+ * distance tiles). */
+static va_status knn_impl(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, float p,
+                          int64_t k, const va_tensor *mask, const va_sq_codes *sq, const va_tensor *out_d,
+                          const va_tensor *out_i) {
     va_context *ctx = va_stream_context(s);
     if (q->ndim != 2 || db->ndim != 2) return va_fail(VA_ERROR_INVALID_ARGUMENT, "queries and database must be 2-D");
     int64_t nq = q->shape[0], nb = db->shape[0];
@@ -79,7 +82,8 @@ va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metri
             va_tensor dist = matrix(tile, 0, VA_F32, qn, jn, jn > 0 ? jn : 1);
             if (jn > 0) {
                 va_tensor dbc = rows_of(db, j0, jn);
-                VA_TRY(va_cdist(s, &qb, &dbc, metric, p, &dist));
+                if (sq) VA_TRY(va_cdist_sq(s, &qb, &dbc, sq, metric, &dist));
+                else VA_TRY(va_cdist(s, &qb, &dbc, metric, p, &dist));
             }
             if (nchunks == 1) {
                 VA_TRY(va_topk(s, &dist, k, largest, NULL, mask, j0, j0, &od, &oi));
@@ -344,6 +348,18 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
     }
     free(map);
     return st;
+}
+
+va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, float p, int64_t k,
+                 const va_tensor *mask, const va_tensor *out_d, const va_tensor *out_i) {
+    va_clear_error();
+    return knn_impl(s, q, db, metric, p, k, mask, NULL, out_d, out_i);
+}
+
+va_status va_knn_sq(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_sq_codes *sq,
+                    va_metric metric, int64_t k, const va_tensor *mask, const va_tensor *out_d,
+                    const va_tensor *out_i) {
+    return knn_impl(s, q, codes, metric, 2.0f, k, mask, sq, out_d, out_i);
 }
 
 /* Registry adapter. Inputs: queries, database[, mask]; outputs: distances, indices.
