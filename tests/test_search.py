@@ -177,6 +177,11 @@ def test_knn_filter_is_exact(rng, form):
     assert np.isinf(D[:, 3:]).all()
     D, I = vaccel.knn(q, db, 4, filter=np.zeros(70001, bool))
     assert (I == -1).all() and np.isinf(D).all()
+    # k > 512 with few allowed rows in two chunks: each merge row holds more than 1024 identical
+    # (+inf, none) paddings, which the radix select must not let crowd out the allowed rows.
+    for few in (np.flatnonzero(allowed)[:3], np.flatnonzero(allowed)[-3:]):
+        D, I = vaccel.knn(q[:2], db, 700, filter=few)
+        assert (np.sort(I[:, :3], axis=1) == np.sort(few)).all() and (I[:, 3:] == -1).all()
 
 
 def test_knn_device_database_and_float16(knn_path, rng):
