@@ -17,7 +17,9 @@ sq-index/<nb>x<d>/sq8/q=<nq>/k=<k>       the k nearest (sqeuclidean) of nb vecto
 
 What runs (database added outside the timing, queries on the host unless said):
   vaccel       BinaryIndex(bits).search(q, k) / SQIndex(d, bits=8).search(q, k): codes resident on
-               the device, NumPy queries, NumPy results
+               the device, NumPy queries, NumPy results (SQIndex: the fused search)
+  vaccel-unfused  sq8 only: the same SQIndex search through vaccel.knn's path (distance tiles
+               written to memory, chunked top-k and merges), which filtered searches take
   faiss        IndexBinaryFlat / IndexScalarQuantizer(QT_8bit, L2) on the host, under size limits
   torch-cuda   binary: query codes and database as int64 words on the GPU; per chunk of queries the
                xor of every (query, code) pair, a SWAR popcount of each word (shifts, masks, one
@@ -332,6 +334,36 @@ def sq_vaccel(P, nb, d, nq, k):
                 note="SQIndex(bits=8).search: resident codes decoded inside the distance tiles")
 
 
+def sq_vaccel_unfused(P, nb, d, nq, k):
+    """The same search through knn's chunked tiles and top-k (what filtered searches take), for
+    comparison with the fused path."""
+    V = P.vaccel
+    from vaccel import quantized_index
+
+    def prepare(sets):
+        idx = []
+        for db, q in sets:
+            index = V.SQIndex(d, bits=8)
+            index.train(db)
+            index.add(db)
+            idx.append((index, q))
+
+        def run(i):
+            keep = quantized_index.SQ_FUSED_MIN_ROWS
+            quantized_index.SQ_FUSED_MIN_ROWS = 1 << 62
+            try:
+                return idx[i][0].search(idx[i][1], k)
+            finally:
+                quantized_index.SQ_FUSED_MIN_ROWS = keep
+        return run
+    probe = vaccel_peak_mem(V)
+    return Impl("vaccel-unfused", prepare,
+                lambda res, rows: (fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), True),
+                V.synchronize, "device", P.vaccel_device_name(), mem=probe,
+                mem_source="vaccel memory stats" if probe else None,
+                note="SQIndex search without the fused bound: distance tiles written, chunked top-k")
+
+
 def sq_faiss(P, nb, d, nq, k):
     if P.faiss is None:
         return None
@@ -384,7 +416,7 @@ def sq_torch_cpu(P, nb, d, nq, k):
     return _sq_torch(P, "torch-cpu", "cpu", nb, d, nq, k)
 
 
-SQ_FACTORIES = [("vaccel", sq_vaccel), ("torch-cuda", sq_torch_cuda), ("faiss", sq_faiss),
+SQ_FACTORIES = [("vaccel", sq_vaccel), ("vaccel-unfused", sq_vaccel_unfused), ("torch-cuda", sq_torch_cuda), ("faiss", sq_faiss),
                 ("torch-cpu", sq_torch_cpu)]
 
 
