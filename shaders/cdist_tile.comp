@@ -158,8 +158,10 @@ void store(uint gr, uint gc, float v) {
 void finish(uint gr, uint gc, uint q, float v) {
     if (gr >= pc.m || gc >= pc.n) return;
     if (METRIC == M_SQEUCLID || METRIC == M_EUCLID) {
+        // precise: no fused multiply-add, so every pipeline of this kernel (the fused k-NN compares
+        // distances from two) gives each pair the same value.
         float s = NA[pc.na_off + gr] + NB[pc.nb_off + gc];
-        float d2 = s - 2.0 * v;
+        precise float d2 = s - 2.0 * v;
         // Cancellation: when d2 is small against the norms, the GEMM form loses digits;
         // non-finite rows need NumPy's inf/NaN arithmetic.
         if (!(abs(s) <= 3.0e38) || isnan(d2) || d2 <= GUARD * s) {
@@ -173,7 +175,8 @@ void finish(uint gr, uint gc, uint q, float v) {
 #endif
     } else if (METRIC == M_COSINE) {
         // NA and NB hold inverse norms here.
-        v = 1.0 - v * NA[pc.na_off + gr] * NB[pc.nb_off + gc];
+        precise float c = 1.0 - v * NA[pc.na_off + gr] * NB[pc.nb_off + gc];
+        v = c;
     } else if (METRIC == M_LP) {
         v = isnan(v) ? v : pow(v, pc.inv_p);
     } else if (METRIC == M_HAMMING) {
