@@ -18,6 +18,10 @@ layout(constant_id = 4) const uint R = 4;          // codes per thread per step
 layout(constant_id = 5) const uint QMAX = 1024;    // queries held in shared memory
 layout(constant_id = 6) const uint HAS_MASK = 0;
 layout(constant_id = 7) const uint VEC = 1;        // 4: codes read as uvec4 (W % 4 == 0, aligned rows)
+// 1 (W % 8 == 0): each 8 words of xors are added bitwise by carry-save adders first (Harley-Seal),
+// so 4 popcounts count them instead of 8, for 14 more logic operations: faster where popcount is
+// the bottleneck and logic operations issue beside it (VACCEL_HAMMING_CSA=1; measure first).
+layout(constant_id = 8) const uint CSA = 0;
 
 layout(binding = 0) readonly buffer Q_ { uint Q[]; };
 layout(binding = 1) readonly buffer B_ { uint B[]; };
@@ -42,6 +46,24 @@ bool allowed(uint j) {
     if (HAS_MASK == 0u) return true;
     uint bit = pc.mask_off + j;
     return ((MASK[bit >> 5] >> (bit & 31u)) & 1u) != 0u;
+}
+
+// Full adder over 32 bit positions: a + b + c = s + 2 carry.
+void full_add(uint a, uint b, uint c, out uint s, out uint carry) {
+    s = a ^ b ^ c;
+    carry = (a & b) | (c & (a ^ b));
+}
+
+// Set bits of eight words, with 4 popcounts.
+uint popcount8(uint x0, uint x1, uint x2, uint x3, uint x4, uint x5, uint x6, uint x7) {
+    uint s1, c1, s2, c2, ones, c4, t, u;
+    full_add(x0, x1, x2, s1, c1);
+    full_add(x3, x4, x5, s2, c2);
+    full_add(s1, s2, x6 ^ x7, ones, c4);            // x6 + x7 = (x6 ^ x7) + 2 (x6 & x7)
+    full_add(c1, c2, x6 & x7, t, u);                 // weight 2
+    uint twos = t ^ c4, u2 = t & c4;                 // + the carry of the ones: weight 2, 4
+    uint fours = u ^ u2, eights = u & u2;
+    return bitCount(ones) + 2u * bitCount(twos) + 4u * bitCount(fours) + 8u * bitCount(eights);
 }
 
 void main() {
@@ -75,7 +97,16 @@ void main() {
             const uint tau = taus[q];
             [[unroll]] for (uint r = 0u; r < R; r++) {
                 uint dist = 0u;
-                [[unroll]] for (uint w = 0u; w < W; w++) dist += bitCount(c[r * W + w] ^ qv[w]);
+                if (CSA == 1u) {
+                    [[unroll]] for (uint g = 0u; g < W / 8u; g++) {
+                        uint o = r * W + 8u * g, v = 8u * g;
+                        dist += popcount8(c[o] ^ qv[v], c[o + 1u] ^ qv[v + 1u], c[o + 2u] ^ qv[v + 2u],
+                                          c[o + 3u] ^ qv[v + 3u], c[o + 4u] ^ qv[v + 4u], c[o + 5u] ^ qv[v + 5u],
+                                          c[o + 6u] ^ qv[v + 6u], c[o + 7u] ^ qv[v + 7u]);
+                    }
+                } else {
+                    [[unroll]] for (uint w = 0u; w < W; w++) dist += bitCount(c[r * W + w] ^ qv[w]);
+                }
                 uint j = base + r * WG + t;
                 if (dist <= tau && j < stop && allowed(j)) {
                     uint slot = atomicAdd(CNT[pc.c_off + q], 1u);

@@ -261,6 +261,23 @@ def test_binary_matches_faiss(backend, rng, d, nb, nq, k, levels):
     np.testing.assert_array_equal(I, If)          # faiss breaks ties by the lower id too
 
 
+@pytest.mark.parametrize("d", [64, 256, 512])
+def test_binary_carry_save_popcounts(rng, monkeypatch, d):
+    """The Harley-Seal variant of the fused pass (VACCEL_HAMMING_CSA=1, codes of 8k words) counts
+    the same distances."""
+    db = rng.integers(0, 256, (3000, d // 8), dtype=np.uint8)
+    db[::3] = 255
+    q = rng.integers(0, 256, (9, d // 8), dtype=np.uint8)
+    q[0] = 255
+    monkeypatch.setenv("VACCEL_HAMMING_CSA", "1")
+    index = vaccel.BinaryIndex(d)
+    index.add(db)
+    D, I = index.search(q, 20)
+    Df, If = faiss_binary(d, db).search(q, 20)
+    np.testing.assert_array_equal(D, Df)
+    np.testing.assert_array_equal(I, If)
+
+
 def test_binary_candidate_overflow(backend, rng, monkeypatch):
     """More rows within a query's bound than the fused pass keeps: the query is redone exactly."""
     base = rng.integers(0, 256, (1, 32), dtype=np.uint8)

@@ -18,6 +18,9 @@ sq-index/<nb>x<d>/sq8/q=<nq>/k=<k>       the k nearest (sqeuclidean) of nb vecto
 What runs (database added outside the timing, queries on the host unless said):
   vaccel       BinaryIndex(bits).search(q, k) / SQIndex(d, bits=8).search(q, k): codes resident on
                the device, NumPy queries, NumPy results (SQIndex: the fused search)
+  vaccel-csa   binary only: the same search with VACCEL_HAMMING_CSA=1 (carry-save adders add each
+               8 words of xors bitwise first, so 4 popcounts count them instead of 8: faster only if
+               logic operations issue beside the popcounts; this row says whether they do)
   vaccel-unfused  sq8 only: the same SQIndex search through vaccel.knn's path (distance tiles
                written to memory, chunked top-k and merges), which filtered searches take
   faiss        IndexBinaryFlat / IndexScalarQuantizer(QT_8bit, L2) on the host, under size limits
@@ -37,6 +40,7 @@ decoded vector of the id returned (1e-3 relative), and a returned id may differ 
 search over the decoded vectors only by a tie.
 """
 
+import os
 import weakref
 
 import numpy as np
@@ -147,6 +151,37 @@ def binary_vaccel(P, nb, bits, nq, k):
                 note="BinaryIndex.search: resident codes, NumPy queries and results")
 
 
+def binary_vaccel_csa(P, nb, bits, nq, k):
+    """The fused pass with carry-save adders before the popcounts (VACCEL_HAMMING_CSA=1)."""
+    if bits % 256:
+        raise Skip("carry-save adders take codes of a multiple of 256 bits")
+    V = P.vaccel
+
+    def prepare(sets):
+        idx = []
+        for db, q in sets:
+            index = V.BinaryIndex(bits)
+            index.add(db)
+            idx.append((index, q))
+
+        def run(i):
+            keep = os.environ.get("VACCEL_HAMMING_CSA")
+            os.environ["VACCEL_HAMMING_CSA"] = "1"
+            try:
+                return idx[i][0].search(idx[i][1], k)
+            finally:
+                if keep is None:
+                    del os.environ["VACCEL_HAMMING_CSA"]
+                else:
+                    os.environ["VACCEL_HAMMING_CSA"] = keep
+        return run
+    probe = vaccel_peak_mem(V)
+    return Impl("vaccel-csa", prepare, lambda res, rows: (fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), True),
+                V.synchronize, "device", P.vaccel_device_name(), mem=probe,
+                mem_source="vaccel memory stats" if probe else None,
+                note="BinaryIndex.search with VACCEL_HAMMING_CSA=1: Harley-Seal adders, 4 popcounts per 8 words")
+
+
 def binary_faiss(P, nb, bits, nq, k):
     if P.faiss is None:
         return None
@@ -228,7 +263,7 @@ def binary_torch_cpu(P, nb, bits, nq, k):
     return _binary_torch(P, "torch-cpu", "cpu", nb, bits, nq, k)
 
 
-BINARY_FACTORIES = [("vaccel", binary_vaccel), ("torch-cuda", binary_torch_cuda), ("faiss", binary_faiss),
+BINARY_FACTORIES = [("vaccel", binary_vaccel), ("vaccel-csa", binary_vaccel_csa), ("torch-cuda", binary_torch_cuda), ("faiss", binary_faiss),
                     ("torch-cpu", binary_torch_cpu)]
 
 

@@ -115,6 +115,11 @@ va_status va_hamming_knn(va_stream *s, const va_tensor *q, const va_tensor *db, 
         sample = (n0 + stride - 1) / stride;
     }
 
+    /* Carry-save adders before the popcounts (hamming_filter.comp's CSA): off unless asked for,
+     * until measured faster. */
+    const char *csa_env = getenv("VACCEL_HAMMING_CSA");
+    int csa = W % 8 == 0 && csa_env && atoi(csa_env) > 0;
+
     uint32_t spec_t[6] = {HAM_WG, 1, 1, W, HAM_QT, mask ? 1u : 0u};
     const va_kernel *kt;
     VA_TRY(va_kernel_get(ctx, "hamming_threshold", spec_t, 6, 0, &kt));
@@ -166,9 +171,9 @@ va_status va_hamming_knn(va_stream *s, const va_tensor *q, const va_tensor *db, 
             b[2] = mask ? mb : b[1];
             b[3] = btau; b[4] = bc; b[5] = bcv; b[6] = bci;
             int vec = W % 4 == 0 && dw.strides[0] % 4 == 0 && rb % 4 == 0;
-            uint32_t spec_f[8] = {HAM_WG, 1, 1, W, R, (uint32_t)qspec, mask ? 1u : 0u, vec ? 4u : 1u};
+            uint32_t spec_f[9] = {HAM_WG, 1, 1, W, R, (uint32_t)qspec, mask ? 1u : 0u, vec ? 4u : 1u, csa ? 1u : 0u};
             const va_kernel *kf;
-            VA_TRY(va_kernel_get(ctx, "hamming_filter", spec_f, 8, 0, &kf));
+            VA_TRY(va_kernel_get(ctx, "hamming_filter", spec_f, 9, 0, &kf));
             uint64_t groups = ((uint64_t)jn + slab - 1) / slab;
             uint32_t gx = groups < GRID_X ? (uint32_t)groups : GRID_X, gy = (uint32_t)((groups + gx - 1) / gx);
             uint32_t pc[12] = {(uint32_t)qn, (uint32_t)jn, (uint32_t)qv.strides[0], rq, (uint32_t)dw.strides[0], rb,
