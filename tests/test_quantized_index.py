@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import vaccel
-from vaccel import cpu, indexfile, quantized_index
+from vaccel import indexfile, quantized_index
 from vaccel.index import IndexFileError
 
 from helpers import device_array, oracle

@@ -238,8 +238,8 @@ def _binary_torch(P, name, device, nb, bits, nq, k):
     cuda = device == "cuda"
 
     def prepare(sets):
-        ts = [(torch.from_numpy(q.view(np.int64).copy()).to(device), torch.from_numpy(db.view(np.int64).copy()).to(device))
-              for db, q in sets]
+        ts = [(torch.from_numpy(q.view(np.int64).copy()).to(device),
+               torch.from_numpy(db.view(np.int64).copy()).to(device)) for db, q in sets]
         return lambda i: fn(*ts[i])
     return Impl(name, prepare, lambda res, rows: (fetch_torch(res[0], rows), fetch_torch(res[1], rows), False),
                 P.sync_torch if cuda else P.sync_none, "device" if cuda else "host",
@@ -263,8 +263,8 @@ def binary_torch_cpu(P, nb, bits, nq, k):
     return _binary_torch(P, "torch-cpu", "cpu", nb, bits, nq, k)
 
 
-BINARY_FACTORIES = [("vaccel", binary_vaccel), ("vaccel-csa", binary_vaccel_csa), ("torch-cuda", binary_torch_cuda), ("faiss", binary_faiss),
-                    ("torch-cpu", binary_torch_cpu)]
+BINARY_FACTORIES = [("vaccel", binary_vaccel), ("vaccel-csa", binary_vaccel_csa), ("torch-cuda", binary_torch_cuda),
+                    ("faiss", binary_faiss), ("torch-cpu", binary_torch_cpu)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,8 +451,8 @@ def sq_torch_cpu(P, nb, d, nq, k):
     return _sq_torch(P, "torch-cpu", "cpu", nb, d, nq, k)
 
 
-SQ_FACTORIES = [("vaccel", sq_vaccel), ("vaccel-unfused", sq_vaccel_unfused), ("torch-cuda", sq_torch_cuda), ("faiss", sq_faiss),
-                ("torch-cpu", sq_torch_cpu)]
+SQ_FACTORIES = [("vaccel", sq_vaccel), ("vaccel-unfused", sq_vaccel_unfused), ("torch-cuda", sq_torch_cuda),
+                ("faiss", sq_faiss), ("torch-cpu", sq_torch_cpu)]
 
 
 # --------------------------------------------------------------------------------------------
