@@ -275,14 +275,12 @@ va_status va_sq_decode(va_stream *s, const va_tensor *codes, const va_tensor *vm
 va_status va_sq_knn(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_tensor *vmin,
                     const va_tensor *step, int bits, va_metric metric, int64_t k, const va_tensor *mask,
                     const va_tensor *out_d, const va_tensor *out_i);
-/* va_sq_knn fused (no filter): the distance tiles keep, per query, only the distances within a
- * bound taken from a sample of the database, so no distance tile is written; then the k best of
- * those candidates. At most cap candidates are kept per query (k <= cap); counts (nq,) u32
- * receives each query's number of candidates: a row whose count exceeds cap may be incomplete
- * and must be recomputed (e.g. by va_sq_knn). */
+/* va_knn_fused over codes (k <= 256, no filter): the GEMM tiles decode the codes as they fetch
+ * them and keep only pairs within a bound from a random sample of the database; overflow (nq,) u32
+ * flags a query whose candidate list overflowed, whose row must be recomputed with va_sq_knn. */
 va_status va_sq_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_tensor *vmin,
-                          const va_tensor *step, int bits, va_metric metric, int64_t k, int64_t cap,
-                          const va_tensor *out_d, const va_tensor *out_i, const va_tensor *out_count);
+                          const va_tensor *step, int bits, va_metric metric, int64_t k, const va_tensor *out_d,
+                          const va_tensor *out_i, const va_tensor *overflow);
 /* Binary quantizer: bit j set where x[j] > thresholds[j] (NaN -> 0), 8 elements per byte, element
  * 8i + b at bit 7 - b of byte i (little == 0: numpy.packbits' default) or at bit b (little != 0:
  * faiss's real_to_binary). Decoding gives +1.0 / -1.0; out (n, d) f32, d its width. */

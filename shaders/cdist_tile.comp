@@ -77,14 +77,6 @@ layout(binding = 4) readonly buffer NB_ { float NB[]; };
 #if defined(B_SQ)
 layout(binding = 5) readonly buffer VMIN_ { float VMIN[]; };
 layout(binding = 6) readonly buffer STEP_ { float STEP[]; };
-// FILTER (the fused k-NN of quantize.c): instead of the tile, each row's distances within its
-// bound tau are appended to the row's candidates. Binding 2 then holds candidate rows of stride
-// ldo: cap distances (float bits), then cap database rows; binding 7 the bounds (float bits, at
-// tau_off + row) and the candidate counts (at cnt_off + row), counted past cap too.
-layout(constant_id = 11) const uint FILTER = 0;
-layout(constant_id = 12) const uint LARGEST = 0;  // with FILTER: larger is better (inner product)
-layout(binding = 2) buffer OC_ { uint OC[]; };
-layout(binding = 7) buffer TC_ { uint TC[]; };
 #endif
 
 layout(push_constant) uniform PC {
@@ -92,7 +84,6 @@ layout(push_constant) uniform PC {
     uint lda, ldb, ldo;
     uint a_off, b_off, o_off, na_off, nb_off;
     float p, inv_p;
-    uint cap, tau_off, cnt_off, row0;   // FILTER only; row0: database row of column 0
 } pc;
 
 shared SH As[BK * (BM + 1)];
@@ -134,34 +125,12 @@ float direct_sq(uint i, uint j) {
 // after the tile is written, in a loop that is not unrolled, so that code exists once.
 uint redo_lo = 0u, redo_hi = 0u;
 
-// One finished distance: into the tile, or (FILTER) among the row's candidates when within its
-// bound (NaN distances rank last, so they are never needed while the bound is a number).
-void store(uint gr, uint gc, float v) {
-#if defined(B_SQ)
-    if (FILTER == 1u) {
-        float tau = uintBitsToFloat(TC[pc.tau_off + gr]);
-        bool take = isnan(tau) || (LARGEST == 1u ? v >= tau : v <= tau);
-        if (!take) return;
-        uint slot = atomicAdd(TC[pc.cnt_off + gr], 1u);
-        if (slot < pc.cap) {
-            uint base = pc.o_off + gr * pc.ldo;
-            OC[base + slot] = floatBitsToUint(v);
-            OC[base + pc.cap + slot] = pc.row0 + gc;
-        }
-        return;
-    }
-#endif
-    O[pc.o_off + gr * pc.ldo + gc] = v;
-}
-
 // Applies the metric's epilogue to one accumulated value and stores it.
 void finish(uint gr, uint gc, uint q, float v) {
     if (gr >= pc.m || gc >= pc.n) return;
     if (METRIC == M_SQEUCLID || METRIC == M_EUCLID) {
-        // precise: no fused multiply-add, so every pipeline of this kernel (the fused k-NN compares
-        // distances from two) gives each pair the same value.
         float s = NA[pc.na_off + gr] + NB[pc.nb_off + gc];
-        precise float d2 = s - 2.0 * v;
+        float d2 = s - 2.0 * v;
         // Cancellation: when d2 is small against the norms, the GEMM form loses digits;
         // non-finite rows need NumPy's inf/NaN arithmetic.
         if (!(abs(s) <= 3.0e38) || isnan(d2) || d2 <= GUARD * s) {
@@ -170,13 +139,9 @@ void finish(uint gr, uint gc, uint q, float v) {
         }
         d2 = max(d2, 0.0);
         v = METRIC == M_EUCLID ? sqrt(d2) : d2;
-#if defined(B_SQ)
-        if (FILTER == 1u && ((q < 32 ? redo_lo >> q : redo_hi >> (q - 32)) & 1u) != 0u) return;  // kept after its redo
-#endif
     } else if (METRIC == M_COSINE) {
         // NA and NB hold inverse norms here.
-        precise float c = 1.0 - v * NA[pc.na_off + gr] * NB[pc.nb_off + gc];
-        v = c;
+        v = 1.0 - v * NA[pc.na_off + gr] * NB[pc.nb_off + gc];
     } else if (METRIC == M_LP) {
         v = isnan(v) ? v : pow(v, pc.inv_p);
     } else if (METRIC == M_HAMMING) {
@@ -184,7 +149,7 @@ void finish(uint gr, uint gc, uint q, float v) {
     } else if (METRIC == M_DIRECT_EUCLID) {
         v = sqrt(v);
     }
-    store(gr, gc, v);
+    O[pc.o_off + gr * pc.ldo + gc] = v;
 }
 
 void main() {
@@ -315,7 +280,7 @@ void main() {
             if (((q < 32 ? redo_lo >> q : redo_hi >> (q - 32)) & 1u) == 0u) continue;
             uint gr = row0 + tm + (q / TN) * (BM / TM), gc = col0 + tn + (q % TN) * RN;
             float d2 = direct_sq(gr, gc);
-            store(gr, gc, METRIC == M_EUCLID ? sqrt(d2) : d2);
+            O[pc.o_off + gr * pc.ldo + gc] = METRIC == M_EUCLID ? sqrt(d2) : d2;
         }
     }
 }

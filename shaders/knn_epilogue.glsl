@@ -33,6 +33,21 @@ uint brow(uint j) {
     if (MODE == 0) return MAP[pc.map_off + j] - pc.map_base;
     return j;
 }
+// Element p of B's row starting at bi, and elements p .. p + 3: the including shader may define
+// these (quantized codes are decoded there).
+#if !defined(KNN_B_VALUE)
+#define KNN_B_VALUE(bi, p) float(B[(bi) + (p)])
+#endif
+#if !defined(KNN_B_VEC4)
+#if defined(KNN_VEC4)
+#define KNN_B_VEC4(bi, p) (VEC_B ? vec4(B4[((bi) + (p)) / 4]) : vec4(KNN_B_VALUE(bi, p), KNN_B_VALUE(bi, (p) + 1), \
+                                                                  KNN_B_VALUE(bi, (p) + 2), KNN_B_VALUE(bi, (p) + 3)))
+#else
+#define KNN_B_VEC4(bi, p) vec4(KNN_B_VALUE(bi, p), KNN_B_VALUE(bi, (p) + 1), KNN_B_VALUE(bi, (p) + 2), \
+                               KNN_B_VALUE(bi, (p) + 3))
+#endif
+#endif
+
 // The exact distance of one pair, computed directly (four independent sums for the latency),
 // reported for every candidate: the GEMM form only decides which pairs are candidates.
 float direct(uint abase, uint bbase, uint i, uint j) {
@@ -43,12 +58,10 @@ float direct(uint abase, uint bbase, uint i, uint j) {
         // KNN_VEC4: the including shader has 4-element views A4 and B4 (used when VEC_A, VEC_B).
         vec4 a = VEC_A ? vec4(A4[(ai + p) / 4])
                        : vec4(float(A[ai + p]), float(A[ai + p + 1]), float(A[ai + p + 2]), float(A[ai + p + 3]));
-        vec4 b = VEC_B ? vec4(B4[(bi + p) / 4])
-                       : vec4(float(B[bi + p]), float(B[bi + p + 1]), float(B[bi + p + 2]), float(B[bi + p + 3]));
 #else
         vec4 a = vec4(float(A[ai + p]), float(A[ai + p + 1]), float(A[ai + p + 2]), float(A[ai + p + 3]));
-        vec4 b = vec4(float(B[bi + p]), float(B[bi + p + 1]), float(B[bi + p + 2]), float(B[bi + p + 3]));
 #endif
+        vec4 b = KNN_B_VEC4(bi, p);
         if (METRIC == 0) {
             vec4 t = a - b;
             s = fma(t, t, s);
@@ -57,7 +70,7 @@ float direct(uint abase, uint bbase, uint i, uint j) {
         }
     }
     for (; p < pc.k; p++) {
-        float a = float(A[ai + p]), b = float(B[bi + p]);
+        float a = float(A[ai + p]), b = KNN_B_VALUE(bi, p);
         s.x = METRIC == 0 ? fma(a - b, a - b, s.x) : fma(a, b, s.x);
     }
     float r = (s.x + s.y) + (s.z + s.w);

@@ -19,6 +19,8 @@
 //! variant knn_f16: -DKNN -DA_F16 -DB_F16
 //! variant knn_a16: -DKNN -DA_F16
 //! variant knn_b16: -DKNN -DB_F16
+//! variant knn_sq8: -DKNN -DB_SQ8
+//! variant knn_sq4: -DKNN -DB_SQ4
 #version 450
 #extension GL_EXT_control_flow_attributes : require
 #if defined(A_F16) || defined(B_F16) || defined(C_F16)
@@ -60,8 +62,46 @@ layout(constant_id = 11) const bool VEC_B = false;
 
 layout(binding = 0) readonly buffer A_ { ELEM_A A[]; };
 layout(binding = 0) readonly buffer A4_ { ELEM4_A A4[]; };
+#if defined(B_SQ8) || defined(B_SQ4)
+// KNN over scalar-quantizer codes (SQIndex): B holds code rows (B_T, byte-addressed: b_off and ldb
+// in bytes, rows whole 32-bit words), decoded as they are fetched, vmin + (c + 0.5) * step
+// (vaccel.ScalarQuantizer; sq_codec.comp), so no float copy of the database exists.
+#define B_SQ 1
+#if defined(B_SQ8)
+#define SQ_BITS 8u
+#else
+#define SQ_BITS 4u
+#endif
+layout(binding = 1) readonly buffer B_ { uint BW[]; };
+layout(binding = 8) readonly buffer VMIN_ { float VMIN[]; };
+layout(binding = 9) readonly buffer STEP_ { float STEP[]; };
+float sq_decode(uint c, uint p) {
+    precise float v = VMIN[p] + (float(c) + 0.5) * STEP[p];
+    return v;
+}
+// Element p of the code row starting at byte bi.
+float sq_value(uint bi, uint p) {
+    uint byte = bi + p * SQ_BITS / 8u;
+    uint shift = (byte & 3u) * 8u + (p * SQ_BITS) % 8u;
+    return sq_decode((BW[byte >> 2] >> shift) & ((1u << SQ_BITS) - 1u), p);
+}
+// Elements p .. p + 3 (p a multiple of 4, the row's start a multiple of 4 bytes): one aligned word
+// (8-bit codes) or half of one (4-bit codes).
+vec4 sq_vec4(uint bi, uint p) {
+    uint byte = bi + p * SQ_BITS / 8u;
+    uint w = BW[byte >> 2] >> ((byte & 3u) * 8u);
+    return vec4(sq_decode(w & ((1u << SQ_BITS) - 1u), p),
+                sq_decode((w >> SQ_BITS) & ((1u << SQ_BITS) - 1u), p + 1u),
+                sq_decode((w >> (2u * SQ_BITS)) & ((1u << SQ_BITS) - 1u), p + 2u),
+                sq_decode((w >> (3u * SQ_BITS)) & ((1u << SQ_BITS) - 1u), p + 3u));
+}
+#define KNN_B_VALUE(bi, p) sq_value(bi, p)
+#define KNN_B_VEC4(bi, p) (VEC_B ? sq_vec4(bi, p) : vec4(sq_value(bi, p), sq_value(bi, (p) + 1u), \
+                                                       sq_value(bi, (p) + 2u), sq_value(bi, (p) + 3u)))
+#else
 layout(binding = 1) readonly buffer B_ { ELEM_B B[]; };
 layout(binding = 1) readonly buffer B4_ { ELEM4_B B4[]; };
+#endif
 #if defined(KNN)
 #define KNN_SPEC_METRIC 12
 #define KNN_SPEC_MODE 13
@@ -101,7 +141,11 @@ float a_at(uint base, uint i, uint p) {
 }
 float b_at(uint base, uint p, uint j) {
     if (p >= pc.k || j >= pc.n) return 0.0;
+#if defined(B_SQ)
+    return sq_value(base + brow(j) * pc.ldb, p);   // B_T only
+#else
     return float(B[base + (B_T ? brow(j) * pc.ldb + p : p * pc.ldb + j)]);
+#endif
 }
 
 void main() {
@@ -132,6 +176,12 @@ void main() {
     uint nslices = (pc.k + BK - 1) / BK;
 
     // fetch(slice): global -> registers
+#if defined(B_SQ)
+#define B_T_VEC4(bi, p) sq_vec4(bi, p)
+#define B4 BW          /* the non-transposed branch below is never taken (KNN is B_T) */
+#else
+#define B_T_VEC4(bi, p) vec4(B4[((bi) + (p)) / 4])
+#endif
 #define FETCH(k0)                                                                                   \
     [[unroll]] for (uint s = 0; s < NA4; s++) {                                                     \
         uint e = (s * WG + t) * 4;                                                                  \
@@ -172,7 +222,7 @@ void main() {
             } else {                                                                                \
                 uint p = (k0) + e % BK, j = col0 + e / BK;                                          \
                 if (VEC_B) {                                                                        \
-                    if (p < pc.k && j < pc.n) v = vec4(B4[(bbase + brow(j) * pc.ldb + p) / 4]);           \
+                    if (p < pc.k && j < pc.n) v = B_T_VEC4(bbase + brow(j) * pc.ldb, p);            \
                 } else {                                                                            \
                     v = vec4(b_at(bbase, p, j), b_at(bbase, p + 1, j), b_at(bbase, p + 2, j),      \
                              b_at(bbase, p + 3, j));                                                \

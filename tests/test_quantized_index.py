@@ -75,26 +75,30 @@ def test_sq_search_matches_decoded_reference(backend, rng, metric, bits):
     assert_sq_results(D, I, D_ref, I_ref, scale if metric != "cosine" else 1.0)
 
 
-@pytest.mark.parametrize("metric", ["sqeuclidean", "inner", "cosine"])
-def test_sq_fused_search(rng, monkeypatch, metric):
-    """The fused search (bounds from a sample, candidates kept inside the tiles) gives the unfused
-    search's results exactly; queries with more candidates than kept are redone unfused."""
-    d = 9
+@pytest.mark.parametrize("metric", ["sqeuclidean", "inner", "cosine", "euclidean"])
+@pytest.mark.parametrize("bits", [8, 4])
+def test_sq_fused_search(rng, monkeypatch, metric, bits):
+    """knn's fused path over codes (GEMM tiles that decode the codes, keep pairs within a sampled
+    bound, exact distances of the candidates) against the decoded reference and the tiled path;
+    queries whose candidate list overflows (300 duplicates, a small cap) are redone tiled."""
+    d = 12 if bits == 8 else 13
     xb = rng.standard_normal((9000, d)).astype(np.float32)
-    xb[5000:5300] = xb[77]                                    # 300 duplicates of one vector
+    xb[5000:5300] = xb[77]
     xq = np.concatenate([rng.standard_normal((20, d)).astype(np.float32), xb[77:78] + 1e-3])
-    index = vaccel.SQIndex(d, bits=8, metric=metric).train(xb)
+    index = vaccel.SQIndex(d, bits=bits, metric=metric).train(xb)
     index.add(xb)
-    monkeypatch.setattr(quantized_index, "SQ_FUSED_MIN_ROWS", 10**9)
-    D0, I0 = index.search(xq, 12)
-    monkeypatch.setattr(quantized_index, "SQ_FUSED_MIN_ROWS", 0)
-    for cap in (8192, 64):                                    # 64: the duplicates overflow it
-        monkeypatch.setattr(quantized_index, "SQ_FUSED_CAP", cap)
-        D, I = index.search(xq, 12)
-        np.testing.assert_array_equal(I, I0)
-        np.testing.assert_array_equal(D, D0)
     D_ref, I_ref = exact_on(xq, index.quantizer.decode(index.codes), 12, metric)
-    assert_sq_results(D0, I0, D_ref, I_ref, 1.0 if metric == "cosine" else 100.0)
+    scale = 1.0 if metric == "cosine" else 100.0
+    monkeypatch.setenv("VACCEL_KNN_FUSED", "0")
+    D0, I0 = index.search(xq, 12)
+    monkeypatch.setenv("VACCEL_KNN_FUSED", "1")
+    for cap in ("4096", "16"):                                 # 16: the duplicates overflow it
+        monkeypatch.setenv("VACCEL_KNN_CAP", cap)
+        D, I = index.search(xq, 12)
+        assert_sq_results(D, I, D_ref, I_ref, scale)
+        assert (I == I0).mean() > 0.98
+        np.testing.assert_allclose(D, D0, rtol=1e-4, atol=1e-5 * scale)
+        np.testing.assert_array_equal(I[-1, :12], I_ref[-1, :12])     # duplicates: ties to the lower id
 
 
 @pytest.mark.parametrize("nb,nq,d,k", [(1, 1, 1, 1), (5, 3, 2, 10), (1031, 2, 7, 1031), (257, 65, 33, 5),

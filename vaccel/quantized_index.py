@@ -35,14 +35,6 @@ HAMMING_MAX_WORDS = 32
 HAMMING_MAX_K = 1024
 HAMMING_CAP = 8192
 
-# SQIndex's fused search (quantize.c's va_sq_knn_fused): unfiltered searches with k up to
-# SQ_FUSED_MAX_K over at least SQ_FUSED_MIN_ROWS vectors (below, the sample it bounds from would be
-# a large part of the work); at most SQ_FUSED_CAP candidates kept per query (a query with more is
-# redone by the unfused search).
-SQ_FUSED_MAX_K = 256
-SQ_FUSED_MIN_ROWS = 16384
-SQ_FUSED_CAP = 8192
-
 
 def _int(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -200,11 +192,12 @@ class SQIndex(CodeIndex):
 
     metric: 'sqeuclidean', 'euclidean', 'inner' (largest first) or 'cosine', between the query and
     the decoded vector, in float32. On the device the distance tiles decode the codes as they load
-    them (cdist_tile's sq8/sq4 variants): the database is never decoded into memory. Unfiltered
-    searches (k <= 256, at least 16384 vectors) are fused: the tiles keep only the distances within
-    a per-query bound taken from a sample of the database, so no distance tile is written either;
-    otherwise the tiles go through vaccel.knn's chunked top-k. Where fewer than k vectors exist or
-    pass the filter, I = -1 and D = +inf (-inf for 'inner').
+    them: the database is never decoded into memory. Searches that vaccel.knn would fuse (no
+    filter, k <= 256, large enough; VACCEL_KNN_FUSED=0/1 as for knn) take its fused path: GEMM tiles
+    that keep only the pairs within a bound from a random sample of the database, whose distances
+    are then computed directly, so no distance tile is written either; others go through knn's
+    tiles and chunked top-k. Where fewer than k vectors exist or pass the filter, I = -1 and
+    D = +inf (-inf for 'inner').
     """
 
     METRICS = ("sqeuclidean", "euclidean", "inner", "cosine")
@@ -299,36 +292,38 @@ class SQIndex(CodeIndex):
         if runtime.get_backend() == "cpu":
             decoded = cpu.sq_decode(self._host[:n, :self._code_size], sq._vmin, sq._step, sq.bits, self._d)
             return self._results(*cpu.knn(q, decoded, k, self._metric, filter=f))
-        if f is None and k <= SQ_FUSED_MAX_K and n >= SQ_FUSED_MIN_ROWS:
-            D, raw, counts = self._search_op(q, k, None, fused=True)
-            over = np.flatnonzero(counts > SQ_FUSED_CAP)
-            if over.size:
-                # More distances within a query's sampled bound than were kept: the unfused search.
-                D[over], raw[over] = self._search_op(q[over], k, None)
+        metric = distances._CODE[self._metric]
+        if f is None and _search._use_fused(q, self._database(), k, metric, None):
+            D, raw, overflow = self._search_op(q, k, None, fused=True)
+            redo = np.flatnonzero(overflow)
+            if redo.size:
+                # A query whose candidate list overflowed (rare): the tiled search.
+                D[redo], raw[redo] = self._search_op(q[redo], k, None)
         else:
             D, raw = self._search_op(q, k, f)
         return self._results(D, _search._indices(raw))
 
     def _search_op(self, q, k, f, fused=False):
-        """(D, raw uint32 rows[, counts]) of the device search."""
+        """(D, raw uint32 rows[, overflow flags]) of the device search: knn's fused path (fused)
+        or its tiles and chunked top-k (the filter honoured), both over the codes."""
         sq, nq = self._sq, q.shape[0]
         vmin, _, step = sq._device_params()
         D = np.empty((nq, k), np.float32)
         raw = np.empty((nq, k), np.uint32)
         names = {("in", 0): "q", ("in", 1): "codes", ("in", 4): "filter", ("out", 0): "D", ("out", 1): "I",
-                 ("out", 2): "counts"}
+                 ("out", 2): "overflow"}
         metric = distances._CODE[self._metric]
         if fused:
-            counts = np.empty(nq, np.uint32)
-            runtime.run_op("sq_knn_fused", (q, self._database(), vmin, step), (D, raw, counts),
-                           (sq.bits, metric, k, SQ_FUSED_CAP), names=names)
+            overflow = np.empty(nq, np.uint32)
+            runtime.run_op("sq_knn_fused", (q, self._database(), vmin, step), (D, raw, overflow),
+                           (sq.bits, metric, k), names=names)
         else:
             bits = None if f is None else _search._filter_bits(f, self._n)
             inputs = (q, self._database(), vmin, step) + (() if bits is None else (bits,))
             runtime.run_op("sq_knn", inputs, (D, raw), (sq.bits, metric, k, int(bits is not None)), names=names)
         if runtime.in_batch():
             runtime.synchronize()            # the results are host arrays, needed now
-        return (D, raw, counts) if fused else (D, raw)
+        return (D, raw, overflow) if fused else (D, raw)
 
     # ---- persistence --------------------------------------------------------------------------
 

@@ -17,12 +17,13 @@ sq-index/<nb>x<d>/sq8/q=<nq>/k=<k>       the k nearest (sqeuclidean) of nb vecto
 
 What runs (database added outside the timing, queries on the host unless said):
   vaccel       BinaryIndex(bits).search(q, k) / SQIndex(d, bits=8).search(q, k): codes resident on
-               the device, NumPy queries, NumPy results (SQIndex: the fused search)
+               the device, NumPy queries, NumPy results (SQIndex: knn's fused path, its GEMM tiles
+               decoding the codes)
   vaccel-csa   binary only: the same search with VACCEL_HAMMING_CSA=1 (carry-save adders add each
                8 words of xors bitwise first, so 4 popcounts count them instead of 8: faster only if
                logic operations issue beside the popcounts; this row says whether they do)
-  vaccel-unfused  sq8 only: the same SQIndex search through vaccel.knn's path (distance tiles
-               written to memory, chunked top-k and merges), which filtered searches take
+  vaccel-unfused  sq8 only: the same SQIndex search with VACCEL_KNN_FUSED=0 (cdist tiles decoding
+               the codes, written to memory, chunked top-k and merges), which filtered searches take
   faiss        IndexBinaryFlat / IndexScalarQuantizer(QT_8bit, L2) on the host, under size limits
   torch-cuda   binary: query codes and database as int64 words on the GPU; per chunk of queries the
                xor of every (query, code) pair, a SWAR popcount of each word (shifts, masks, one
@@ -370,10 +371,9 @@ def sq_vaccel(P, nb, d, nq, k):
 
 
 def sq_vaccel_unfused(P, nb, d, nq, k):
-    """The same search through knn's chunked tiles and top-k (what filtered searches take), for
-    comparison with the fused path."""
+    """The same search through knn's tiled path (distance tiles written, chunked top-k and merges:
+    what filtered searches take), VACCEL_KNN_FUSED=0, for comparison with the fused path."""
     V = P.vaccel
-    from vaccel import quantized_index
 
     def prepare(sets):
         idx = []
@@ -384,19 +384,22 @@ def sq_vaccel_unfused(P, nb, d, nq, k):
             idx.append((index, q))
 
         def run(i):
-            keep = quantized_index.SQ_FUSED_MIN_ROWS
-            quantized_index.SQ_FUSED_MIN_ROWS = 1 << 62
+            keep = os.environ.get("VACCEL_KNN_FUSED")
+            os.environ["VACCEL_KNN_FUSED"] = "0"
             try:
                 return idx[i][0].search(idx[i][1], k)
             finally:
-                quantized_index.SQ_FUSED_MIN_ROWS = keep
+                if keep is None:
+                    del os.environ["VACCEL_KNN_FUSED"]
+                else:
+                    os.environ["VACCEL_KNN_FUSED"] = keep
         return run
     probe = vaccel_peak_mem(V)
     return Impl("vaccel-unfused", prepare,
                 lambda res, rows: (fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), True),
                 V.synchronize, "device", P.vaccel_device_name(), mem=probe,
                 mem_source="vaccel memory stats" if probe else None,
-                note="SQIndex search without the fused bound: distance tiles written, chunked top-k")
+                note="SQIndex search with VACCEL_KNN_FUSED=0: cdist tiles written, chunked top-k")
 
 
 def sq_faiss(P, nb, d, nq, k):

@@ -99,7 +99,7 @@ extern const va_spirv va_spirv_table[];
 extern const size_t va_spirv_count;
 
 #define VA_MAX_SPEC 32
-#define VA_MAX_BINDINGS 8
+#define VA_MAX_BINDINGS 10
 #define VA_PUSH_BYTES 128
 
 typedef struct va_kernel {
@@ -208,18 +208,10 @@ va_status va_sq_row_norms(va_stream *s, const va_tensor *codes, const va_sq_code
  * sqeuclidean, euclidean, cosine and inner, computed against the decoded rows in float32. */
 va_status va_cdist_sq(va_stream *s, const va_tensor *xa, const va_tensor *codes, const va_sq_codes *sq,
                       va_metric metric, const va_tensor *out);
-/* The distance tiles' filtering epilogue (cdist_tile.comp's FILTER, the fused k-NN): for row i of
- * the queries, distances within its bound are appended to its candidate row at cand_offset +
- * i * 8 * cap bytes (cap float distances, then cap database rows = row0 + column); tc holds the m
- * bounds (float bits) then the m counts (uint32, counted past cap too) from tc_offset. */
-typedef struct va_tile_filter {
-    va_buffer *cand, *tc;
-    uint64_t cand_offset, tc_offset;
-    int64_t cap, row0;
-    int largest;
-} va_tile_filter;
-va_status va_cdist_sq_filter(va_stream *s, const va_tensor *xa, const va_tensor *codes, const va_sq_codes *sq,
-                             va_metric metric, const va_tile_filter *flt);
+/* va_knn_fused over scalar-quantizer codes (knn.c): queries float32, codes as above. */
+va_status va_knn_fused_sq(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_sq_codes *sq,
+                          va_metric metric, int64_t k, const va_tensor *out_d, const va_tensor *out_i,
+                          const va_tensor *overflow);
 va_status va_knn_sq(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_sq_codes *sq,
                     va_metric metric, int64_t k, const va_tensor *mask, const va_tensor *out_d,
                     const va_tensor *out_i);

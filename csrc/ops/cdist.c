@@ -97,11 +97,9 @@ va_status va_normalize(va_stream *s, const va_tensor *x, const va_tensor *out) {
 }
 
 /* va_cdist, and va_cdist_sq when sq != NULL: xb then holds scalar-quantizer codes (rows of whole
- * 32-bit words) that the tile kernel decodes as it stages them. With flt (quantized codes only)
- * the distances are not written: each row of xa keeps those within its bound (see
- * va_tile_filter), and out is unused. */
+ * 32-bit words) that the tile kernel decodes as it stages them. */
 static va_status cdist_impl(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_metric metric,
-                            float p, const va_sq_codes *sq, const va_tile_filter *flt, const va_tensor *out) {
+                            float p, const va_sq_codes *sq, const va_tensor *out) {
     va_context *ctx = va_stream_context(s);
     int bits = metric == VA_METRIC_BITWISE_HAMMING;
     if (sq) {
@@ -117,13 +115,12 @@ static va_status cdist_impl(va_stream *s, const va_tensor *xa, const va_tensor *
         VA_TRY(va_check_matrix(xa, "xa", VA_F32, VA_F16));
         VA_TRY(va_check_matrix(xb, "xb", VA_F32, VA_F16));
     }
-    if (flt && !sq) return va_fail(VA_ERROR_INTERNAL, "the filtering epilogue needs quantized codes");
-    if (!flt) VA_TRY(va_check_matrix(out, "out", VA_F32, VA_F32));
+    VA_TRY(va_check_matrix(out, "out", VA_F32, VA_F32));
     int64_t m = xa->shape[0], n = xb->shape[0], d = xa->shape[1];
     if (sq ? sq->d != d : xb->shape[1] != d)
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "xb has %lld columns, xa has %lld",
                        (long long)(sq ? sq->d : xb->shape[1]), (long long)d);
-    if (!flt && (out->shape[0] != m || out->shape[1] != n))
+    if (out->shape[0] != m || out->shape[1] != n)
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "out has shape (%lld, %lld), expected (%lld, %lld)",
                        (long long)out->shape[0], (long long)out->shape[1], (long long)m, (long long)n);
     if ((int)metric < 0 || metric > VA_METRIC_BITWISE_HAMMING)
@@ -184,22 +181,19 @@ static va_status cdist_impl(va_stream *s, const va_tensor *xa, const va_tensor *
                      : xa->dtype == VA_F16 ? (xb->dtype == VA_F16 ? "cdist_tile_f16" : "cdist_tile_a16")
                      : xb->dtype == VA_F16 ? "cdist_tile_b16" : "cdist_tile";
     union { float f; uint32_t u; } guard = {1.0f / 64.0f};
-    uint32_t spec[13] = {(tc.bm / tc.tm) * (tc.bn / tc.tn), 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, code, guard.u, 1,
-                         flt ? 1u : 0u, flt && flt->largest ? 1u : 0u};
-    uint32_t nspec = sq ? 13 : 11;
+    uint32_t spec[11] = {(tc.bm / tc.tm) * (tc.bn / tc.tn), 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, code, guard.u, 1};
     const va_kernel *k1, *k4 = NULL;
-    VA_TRY(va_kernel_get(ctx, name, spec, nspec, 0, &k1));
+    VA_TRY(va_kernel_get(ctx, name, spec, 11, 0, &k1));
 
     /* Chunks: every window (rows of xa, rows of xb, the output block, the norms) within range. */
-    int64_t lda = a.strides[0], ldb = b.strides[0];
-    int64_t ldo = flt ? 2 * flt->cap : m == 1 ? n : out->strides[0];
+    int64_t lda = a.strides[0], ldb = b.strides[0], ldo = m == 1 ? n : out->strides[0];
     int64_t nc = va_rows_per_binding(ctx, ldb, bcols, esb);
     int64_t out_cols_max = (int64_t)((ctx->info.max_storage_buffer_range - 512) / 4);
     if (nc > out_cols_max) nc = out_cols_max;
     if (nc > n) nc = n;
     int64_t mc = va_rows_per_binding(ctx, lda, d, es);
     if (nc > 0) {
-        int64_t mo = va_rows_per_binding(ctx, ldo, flt ? ldo : nc, 4);
+        int64_t mo = va_rows_per_binding(ctx, ldo, nc, 4);
         if (mo < mc) mc = mo;
     }
     if (mc > m) mc = m;
@@ -219,24 +213,13 @@ static va_status cdist_impl(va_stream *s, const va_tensor *xa, const va_tensor *
         for (int64_t i0 = 0; i0 < m; i0 += mc) {
             int64_t ic = m - i0 < mc ? m - i0 : mc;
             uint32_t ra, rb, ro, rna = 0, rnb = 0;
-            va_binding bind[8];
+            va_binding bind[7];
             bind[0] = va_rows_binding(ctx, &a, i0, ic, d, VA_READ, &ra);
             bind[1] = va_rows_binding(ctx, &b, j0, jc, bcols, VA_READ, &rb);
-            uint32_t rt = 0;
-            if (flt) {
-                /* This block of rows' candidate rows, and the bounds and counts of all rows. */
-                va_tensor o = {flt->cand, flt->cand_offset, VA_U32, 2, {m, ldo}, {ldo, 1}};
-                bind[2] = va_rows_binding(ctx, &o, i0, ic, ldo, VA_READ_WRITE, &ro);
-                bind[7].buf = flt->tc;
-                bind[7].offset = va_align_binding(ctx, flt->tc_offset, 4, &rt);
-                bind[7].size = (uint64_t)(2 * m + rt) * 4;
-                bind[7].access = VA_READ_WRITE;
-            } else {
-                va_tensor o = *out;
-                o.offset += (uint64_t)j0 * 4;
-                o.strides[0] = ldo;
-                bind[2] = va_rows_binding(ctx, &o, i0, ic, jc, VA_WRITE, &ro);
-            }
+            va_tensor o = *out;
+            o.offset += (uint64_t)j0 * 4;
+            o.strides[0] = ldo;
+            bind[2] = va_rows_binding(ctx, &o, i0, ic, jc, VA_WRITE, &ro);
             if (norms) {
                 bind[3] = va_rows_binding(ctx, &tna, i0, ic, 1, VA_READ, &rna);
                 bind[4] = va_rows_binding(ctx, &tnb, j0, jc, 1, VA_READ, &rnb);
@@ -247,21 +230,13 @@ static va_status cdist_impl(va_stream *s, const va_tensor *xa, const va_tensor *
             struct {
                 uint32_t m, n, d, lda, ldb, ldo, a_off, b_off, o_off, na_off, nb_off;
                 float p, inv_p;
-                uint32_t cap, tau_off, cnt_off, row0;
             } pc = {(uint32_t)ic, (uint32_t)jc, (uint32_t)d, (uint32_t)lda, (uint32_t)ldb, (uint32_t)ldo,
-                    ra, rb, ro, rna, rnb, p, 1.0f / p, 0, 0, 0, 0};
+                    ra, rb, ro, rna, rnb, p, 1.0f / p};
             uint32_t nbind = 5;
             if (sq) {
                 bind[5] = va_tensor_binding(sq->vmin, VA_READ);
                 bind[6] = va_tensor_binding(sq->step, VA_READ);
-                if (!flt) bind[7] = bind[5];   /* unused without the filter */
-                nbind = 8;
-            }
-            if (flt) {
-                pc.cap = (uint32_t)flt->cap;
-                pc.tau_off = rt + (uint32_t)i0;
-                pc.cnt_off = rt + (uint32_t)(m + i0);
-                pc.row0 = (uint32_t)(flt->row0 + j0);
+                nbind = 7;
             }
             /* Four-element loads when every row start is 4-aligned (the common case); quantized
              * rows are whole words, read a word (4 or 8 codes) at a time. */
@@ -270,7 +245,7 @@ static va_status cdist_impl(va_stream *s, const va_tensor *xa, const va_tensor *
             if (d % 4 == 0 && lda % 4 == 0 && ldb % 4 == 0 && ra % 4 == 0 && rb % 4 == 0 && tc.bk % per_word == 0) {
                 if (!k4) {
                     spec[10] = 4;
-                    VA_TRY(va_kernel_get(ctx, name, spec, nspec, 0, &k4));
+                    VA_TRY(va_kernel_get(ctx, name, spec, 11, 0, &k4));
                 }
                 k = k4;
             }
@@ -284,17 +259,12 @@ static va_status cdist_impl(va_stream *s, const va_tensor *xa, const va_tensor *
 va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_metric metric,
                    float p, const va_tensor *out) {
     va_clear_error();
-    return cdist_impl(s, xa, xb, metric, p, NULL, NULL, out);
+    return cdist_impl(s, xa, xb, metric, p, NULL, out);
 }
 
 va_status va_cdist_sq(va_stream *s, const va_tensor *xa, const va_tensor *codes, const va_sq_codes *sq,
                       va_metric metric, const va_tensor *out) {
-    return cdist_impl(s, xa, codes, metric, 2.0f, sq, NULL, out);
-}
-
-va_status va_cdist_sq_filter(va_stream *s, const va_tensor *xa, const va_tensor *codes, const va_sq_codes *sq,
-                             va_metric metric, const va_tile_filter *flt) {
-    return cdist_impl(s, xa, codes, metric, 2.0f, sq, flt, NULL);
+    return cdist_impl(s, xa, codes, metric, 2.0f, sq, out);
 }
 
 /* Registry adapters: iparams[0] = metric; fparams[0] = p. */

@@ -150,21 +150,30 @@ static uint32_t mix32(uint64_t x) {
     return (uint32_t)(x ^ (x >> 31));
 }
 
-va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, int64_t k,
-                       const va_tensor *out_d, const va_tensor *out_i, const va_tensor *overflow) {
-    va_clear_error();
+/* va_knn_fused, and va_knn_fused_sq when sq != NULL: db then holds scalar-quantizer codes that
+ * the tiles (matmul.comp's knn_sq8 / knn_sq4) and the exact distances of candidates decode. */
+static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tensor *db, const va_sq_codes *sq,
+                                va_metric metric, int64_t k, const va_tensor *out_d, const va_tensor *out_i,
+                                const va_tensor *overflow) {
     va_context *ctx = va_stream_context(s);
     if (!va_knn_fused_supported(ctx, metric, k))
         return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn takes sqeuclidean, euclidean, inner or cosine "
                        "and k up to %d", FUSED_MAX_K);
-    VA_TRY(va_check_matrix(q, "queries", VA_F32, VA_F16));
-    VA_TRY(va_check_matrix(db, "database", VA_F32, VA_F16));
+    if (sq) {
+        VA_TRY(va_check_matrix(q, "queries", VA_F32, VA_F32));
+        VA_TRY(va_check_sq_codes(db, sq));
+    } else {
+        VA_TRY(va_check_matrix(q, "queries", VA_F32, VA_F16));
+        VA_TRY(va_check_matrix(db, "database", VA_F32, VA_F16));
+    }
     VA_TRY(va_check_matrix(out_d, "distances", VA_F32, VA_F32));
     VA_TRY(va_check_matrix(out_i, "indices", VA_U32, VA_I32));
     int64_t nq = q->shape[0], nb = db->shape[0], d = q->shape[1];
-    if (db->shape[1] != d)
+    /* Columns of a database row a binding must cover: its code bytes for quantized rows. */
+    int64_t dcols = sq ? db->shape[1] : d;
+    if (sq ? sq->d != d : db->shape[1] != d)
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "database has %lld columns, queries have %lld",
-                       (long long)db->shape[1], (long long)d);
+                       (long long)(sq ? sq->d : db->shape[1]), (long long)d);
     if (out_d->shape[0] != nq || out_d->shape[1] != k || out_i->shape[0] != nq || out_i->shape[1] != k)
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "distances and indices must be (%lld, %lld)", (long long)nq,
                        (long long)k);
@@ -192,7 +201,8 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
     va_tensor tqn = {qnb, 0, VA_F32, 1, {nq}, {1}}, tdn = {dnb, 0, VA_F32, 1, {nb}, {1}};
     uint32_t nmode = mcode == 2 ? 2 : 0;
     VA_TRY(va_row_l2(s, q, &tqn, nmode));
-    if (nb > 0) VA_TRY(va_row_l2(s, db, &tdn, nmode));
+    if (nb > 0 && sq) VA_TRY(va_sq_row_norms(s, db, sq, nmode == 2, &tdn));
+    else if (nb > 0) VA_TRY(va_row_l2(s, db, &tdn, nmode));
 
     /* The sample: one random row of each of ns equal strata, ascending. */
     uint32_t *map = malloc((size_t)ns * 4);
@@ -213,9 +223,9 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
      * 10,000 x 1,000,000 x 128); it needs the query tile kept in shared memory across database
      * tiles before it can win. */
     const char *want_coop = getenv("VACCEL_KNN_COOPMAT");
-    int coop = want_coop && strcmp(want_coop, "1") == 0 && q->dtype == VA_F16 && db->dtype == VA_F16 &&
+    int coop = !sq && want_coop && strcmp(want_coop, "1") == 0 && q->dtype == VA_F16 && db->dtype == VA_F16 &&
                va_coopmat_enabled(ctx) && va_kernel_available("matmul_coopmat_knn");
-    int half = q->dtype == VA_F16 || db->dtype == VA_F16;
+    int half = !sq && (q->dtype == VA_F16 || db->dtype == VA_F16);
     uint32_t bm = 128, bn = half ? 64 : 128, bk = 8, tm = 8, tn = half ? 4 : 8;
     uint32_t wg = (bm / tm) * (bn / tn), vec = 4;
     va_coop_cfg cc = {0};
@@ -224,7 +234,8 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
         bm = cc.bm; bn = cc.bn; bk = cc.bk; vec = 8;
         wg = (cc.bm / cc.wm) * (cc.bn / cc.wn) * ctx->info.subgroup_size;
     }
-    const char *name = coop ? "matmul_coopmat_knn"
+    const char *name = sq ? (sq->bits == 4 ? "matmul_knn_sq4" : "matmul_knn_sq8")
+                     : coop ? "matmul_coopmat_knn"
                      : q->dtype == VA_F16 ? (db->dtype == VA_F16 ? "matmul_knn_f16" : "matmul_knn_a16")
                      : db->dtype == VA_F16 ? "matmul_knn_b16" : "matmul_knn";
 
@@ -243,7 +254,7 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
     if (qc >= (int64_t)bm) qc = qc / bm * bm;
     if (qc > nq) qc = nq;
     if (qc < 1) { free(map); return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn: no query block fits"); }
-    int64_t nbc = va_rows_per_binding(ctx, db->strides[0], d, eb);
+    int64_t nbc = va_rows_per_binding(ctx, db->strides[0], dcols, eb);
     if (nbc > (int64_t)65535 * bn) nbc = (int64_t)65535 * bn;
     if (nbc < 1) { free(map); return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "a database row exceeds the binding range"); }
 
@@ -280,9 +291,15 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
                     if (s1 == s0) continue;
                 }
                 uint32_t rb, rdn;
-                va_binding bind[8];
+                va_binding bind[10];
                 bind[0] = bq;
-                bind[1] = va_rows_binding(ctx, db, j0, jn, d, VA_READ, &rb);
+                bind[1] = va_rows_binding(ctx, db, j0, jn, dcols, VA_READ, &rb);
+                uint32_t nbind = 8;
+                if (sq) {
+                    bind[8] = va_tensor_binding(sq->vmin, VA_READ);
+                    bind[9] = va_tensor_binding(sq->step, VA_READ);
+                    nbind = 10;
+                }
                 bind[2] = mode == 0 ? (va_binding){tile, 0, (uint64_t)qn * (uint64_t)ns * 4, VA_WRITE}
                                     : (va_binding){cand, 0, (uint64_t)qn * cap * 8, VA_WRITE};
                 bind[3] = bqn;
@@ -314,7 +331,7 @@ va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va
                         mode == 0 ? (uint32_t)s0 : 0, rqn, rdn, (uint32_t)s0, (uint32_t)j0,
                         (uint32_t)j0, cap, (uint32_t)k, (uint32_t)(k - 1), (uint32_t)first, slack.u, guard.u};
                 uint32_t ncols = pc.n;
-                st = va_stream_dispatch(s, kern[mode][va_][vb], bind, 8, &pc, sizeof pc,
+                st = va_stream_dispatch(s, kern[mode][va_][vb], bind, nbind, &pc, sizeof pc,
                                         va_ceil_div((uint64_t)qn, bm), va_ceil_div(ncols, bn), 1);
                 first = 0;
             }
@@ -360,6 +377,18 @@ va_status va_knn_sq(va_stream *s, const va_tensor *q, const va_tensor *codes, co
                     va_metric metric, int64_t k, const va_tensor *mask, const va_tensor *out_d,
                     const va_tensor *out_i) {
     return knn_impl(s, q, codes, metric, 2.0f, k, mask, sq, out_d, out_i);
+}
+
+va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, int64_t k,
+                       const va_tensor *out_d, const va_tensor *out_i, const va_tensor *overflow) {
+    va_clear_error();
+    return knn_fused_impl(s, q, db, NULL, metric, k, out_d, out_i, overflow);
+}
+
+va_status va_knn_fused_sq(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_sq_codes *sq,
+                          va_metric metric, int64_t k, const va_tensor *out_d, const va_tensor *out_i,
+                          const va_tensor *overflow) {
+    return knn_fused_impl(s, q, codes, sq, metric, k, out_d, out_i, overflow);
 }
 
 /* Registry adapter. Inputs: queries, database[, mask]; outputs: distances, indices.

@@ -1,7 +1,8 @@
 /* quantize.c — scalar and binary quantizers (sq_codec.comp, binary_codec.comp): encoding float rows
  * into codes and decoding them, the decoded rows' norms the quantized distance tiles need, and
- * SQIndex's search (va_sq_knn: knn.c's chunked tiles + top-k, with cdist_tile's sq8/sq4 variants
- * decoding the codes as they are staged, so no float copy of the database is made). Code rows are
+ * SQIndex's searches, which decode the codes inside the distance tiles so no float copy of the
+ * database is made: va_sq_knn (knn.c's chunked tiles + top-k with cdist_tile's sq8/sq4 variants;
+ * filters) and va_sq_knn_fused (knn.c's fused search with matmul.comp's knn_sq8/knn_sq4). Code rows are
  * whole 32-bit words (see va_sq_codes in internal.h); rows are split so every binding window fits
  * maxStorageBufferRange, and work items over a 2-D grid. */
 #include "../core/internal.h"
@@ -172,125 +173,15 @@ va_status va_sq_knn(va_stream *s, const va_tensor *q, const va_tensor *codes, co
     return va_knn_sq(s, q, codes, &sq, metric, k, mask, out_d, out_i);
 }
 
-/* Fused search: the distance tiles keep, per query, only the distances within a bound taken from
- * a sample of the database (cdist_tile's FILTER epilogue), so no distance tile reaches memory:
- *   1. the tiles of a strided sample of the database, and their top-k: the sample's k-th best
- *      distance bounds the whole database's (knn_candidates.comp widens it by a few ulps, since
- *      another pipeline of the same kernel computes the main pass);
- *   2. the tiles of the whole database, each distance within its query's bound appended to the
- *      query's candidate row (at most cap kept, all counted);
- *   3. the top-k of each candidate row, ties to the lower row.
- * A query with more than cap candidates is incomplete: counts tells the caller. */
-#define FUSED_SAMPLE_MIN 4096
-#define FUSED_BLOCK_BYTES ((uint64_t)256 << 20)   /* sample tile / candidate rows of a query block */
-
+/* The fused search (knn.c's va_knn_fused, whose GEMM tiles decode the codes as they fetch them). */
 va_status va_sq_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_tensor *vmin,
-                          const va_tensor *step, int bits, va_metric metric, int64_t k, int64_t cap,
-                          const va_tensor *out_d, const va_tensor *out_i, const va_tensor *out_count) {
+                          const va_tensor *step, int bits, va_metric metric, int64_t k, const va_tensor *out_d,
+                          const va_tensor *out_i, const va_tensor *overflow) {
     va_clear_error();
-    va_context *ctx = va_stream_context(s);
     VA_TRY(va_check_matrix(q, "queries", VA_F32, VA_F32));
     va_sq_codes sq = {vmin, step, bits, q->shape[1]};
     VA_TRY(va_check_sq_codes(codes, &sq));
-    VA_TRY(va_check_matrix(out_d, "distances", VA_F32, VA_F32));
-    VA_TRY(va_check_matrix(out_i, "indices", VA_U32, VA_I32));
-    int64_t nq = q->shape[0], nb = codes->shape[0];
-    if (metric != VA_METRIC_SQEUCLIDEAN && metric != VA_METRIC_EUCLIDEAN && metric != VA_METRIC_COSINE &&
-        metric != VA_METRIC_INNER)
-        return va_fail(VA_ERROR_INVALID_ARGUMENT, "quantized codes take sqeuclidean, euclidean, cosine or inner");
-    if (k < 1 || cap < k || cap > ((int64_t)1 << 24))
-        return va_fail(VA_ERROR_INVALID_ARGUMENT, "need 1 <= k <= cap <= 2^24 (k %lld, cap %lld)", (long long)k,
-                       (long long)cap);
-    if (out_d->shape[0] != nq || out_d->shape[1] != k || out_i->shape[0] != nq || out_i->shape[1] != k)
-        return va_fail(VA_ERROR_INVALID_ARGUMENT, "distances and indices must be (%lld, %lld)", (long long)nq,
-                       (long long)k);
-    if (!out_count || !out_count->buf || out_count->ndim != 1 || (out_count->dtype != VA_U32 && out_count->dtype != VA_I32) ||
-        out_count->shape[0] != nq || (nq > 1 && out_count->strides[0] != 1))
-        return va_fail(VA_ERROR_INVALID_ARGUMENT, "counts must be a contiguous uint32 vector of %lld elements",
-                       (long long)nq);
-    if (nb >= (int64_t)0xFFFFFFFE) return va_fail(VA_ERROR_INVALID_ARGUMENT, "at most 2^32 - 2 database rows");
-    if (nq == 0) return VA_SUCCESS;
-    int largest = metric == VA_METRIC_INNER;
-
-    /* The sample: every stride-th row, about 8 k nb / cap of them (expected candidates cap / 8). */
-    int64_t want = (int64_t)(8.0 * (double)k * (double)nb / (double)cap) + 1;
-    if (want < FUSED_SAMPLE_MIN) want = FUSED_SAMPLE_MIN;
-    if (want > nb) want = nb;
-    int64_t stride = want > 0 ? nb / want : 1;
-    if (stride < 1) stride = 1;
-    int64_t ns = nb > 0 ? (nb + stride - 1) / stride : 0;
-    va_tensor sample = *codes;
-    sample.shape[0] = ns;
-    sample.strides[0] = codes->strides[0] * stride;
-    if (ns <= 1) sample.strides[0] = codes->shape[1];
-
-    /* Query blocks: the sample's tile and the candidate rows within budget and one window each. */
-    int64_t ts = ns > 0 ? ns : 1;
-    int64_t qb = (int64_t)(FUSED_BLOCK_BYTES / (4u * (uint64_t)ts));
-    int64_t qc = (int64_t)(FUSED_BLOCK_BYTES / (8u * (uint64_t)cap));
-    if (qc < qb) qb = qc;
-    int64_t qw = va_rows_per_binding(ctx, ts, ts, 4);
-    if (qw < qb) qb = qw;
-    qw = va_rows_per_binding(ctx, 2 * cap, 2 * cap, 4);
-    if (qw < qb) qb = qw;
-    if (qb > 65535) qb = 65535;
-    if (qb > nq) qb = nq;
-    if (qb < 1) return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "a sample of %lld rows does not fit", (long long)ns);
-
-    va_buffer *tile = NULL, *sd = NULL, *si = NULL, *cand = NULL, *tcb = NULL;
-    VA_TRY(va_stream_scratch(s, (uint64_t)qb * (uint64_t)ts * 4, &tile));
-    VA_TRY(va_stream_scratch(s, (uint64_t)qb * (uint64_t)k * 4, &sd));
-    VA_TRY(va_stream_scratch(s, (uint64_t)qb * (uint64_t)k * 4, &si));
-    VA_TRY(va_stream_scratch(s, (uint64_t)qb * (uint64_t)cap * 8, &cand));
-    VA_TRY(va_stream_scratch(s, (uint64_t)qb * 8, &tcb));
-    uint32_t spec[4] = {256, 1, 1, largest ? 1u : 0u};
-    const va_kernel *kc;
-    VA_TRY(va_kernel_get(ctx, "knn_candidates", spec, 4, 0, &kc));
-
-    for (int64_t q0 = 0; q0 < nq; q0 += qb) {
-        int64_t qn = nq - q0 < qb ? nq - q0 : qb;
-        va_tensor qv = *q;
-        qv.offset += (uint64_t)q0 * (uint64_t)q->strides[0] * 4;
-        qv.shape[0] = qn;
-        if (qn == 1) qv.strides[0] = qv.shape[1];
-        /* 1. the sample's k best -> bounds, empty candidate rows */
-        va_tensor st = {tile, 0, VA_F32, 2, {qn, ns}, {ts, 1}};
-        va_tensor sdv = {sd, 0, VA_F32, 2, {qn, k}, {k, 1}}, siv = {si, 0, VA_U32, 2, {qn, k}, {k, 1}};
-        if (ns > 0) {
-            VA_TRY(va_cdist_sq(s, &qv, &sample, &sq, metric, &st));
-            VA_TRY(va_topk(s, &st, k, largest, NULL, NULL, 0, 0, &sdv, &siv));
-        }
-        {
-            va_binding b[3] = {{sd, 0, (uint64_t)qn * (uint64_t)k * 4, VA_READ},
-                               {tcb, 0, (uint64_t)qn * 8, VA_WRITE},
-                               {cand, 0, (uint64_t)qn * (uint64_t)cap * 8, VA_WRITE}};
-            uint32_t pc[9] = {(uint32_t)qn, (uint32_t)k, (uint32_t)k, 0, 0, (uint32_t)qn, (uint32_t)cap, 0,
-                              (uint32_t)(2 * cap)};
-            if (ns == 0) {
-                /* No rows: bounds of +inf over empty rows (the scratch holds no sample). */
-                b[0] = b[2];
-            }
-            VA_TRY(va_stream_dispatch(s, kc, b, 3, pc, sizeof pc, (uint32_t)qn, 1, 1));
-        }
-        /* 2. every row of the database through the filtering tiles */
-        if (nb > 0) {
-            va_tile_filter flt = {cand, tcb, 0, 0, cap, 0, largest};
-            VA_TRY(va_cdist_sq_filter(s, &qv, codes, &sq, metric, &flt));
-        }
-        /* counts out: the second half of the bound/count block */
-        va_tensor oc = *out_count;
-        oc.offset += (uint64_t)q0 * 4;
-        VA_TRY(va_stream_copy(s, tcb, (uint64_t)qn * 4, oc.buf, oc.offset, (uint64_t)qn * 4));
-        /* 3. the k best of each candidate row */
-        va_tensor xv = {cand, 0, VA_F32, 2, {qn, cap}, {2 * cap, 1}};
-        va_tensor iv = {cand, (uint64_t)cap * 4, VA_U32, 2, {qn, cap}, {2 * cap, 1}};
-        va_tensor od = *out_d, oi = *out_i;
-        od.offset += (uint64_t)q0 * (uint64_t)out_d->strides[0] * 4;
-        oi.offset += (uint64_t)q0 * (uint64_t)out_i->strides[0] * 4;
-        od.shape[0] = oi.shape[0] = qn;
-        VA_TRY(va_topk(s, &xv, k, largest, &iv, NULL, 0, 0, &od, &oi));
-    }
-    return VA_SUCCESS;
+    return va_knn_fused_sq(s, q, codes, &sq, metric, k, out_d, out_i, overflow);
 }
 
 /* ---- binary quantizer ---------------------------------------------------------------------- */
@@ -360,15 +251,15 @@ static va_status op_sq_knn(va_stream *s, const va_tensor *in, int n_in, const va
 }
 VA_REGISTER_OP(sq_knn, op_sq_knn);
 
-/* Inputs: queries, codes, vmin, step; outputs: distances, indices, counts.
- * iparams: bits, metric, k, cap. */
+/* Inputs: queries, codes, vmin, step; outputs: distances, indices, overflow flags.
+ * iparams: bits, metric, k. */
 static va_status op_sq_knn_fused(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
                                  const int64_t *ip, int n_i, const double *fp, int n_f) {
-    if (n_i < 4 || n_out != 3 || n_in != 4)
+    if (n_i < 3 || n_out != 3 || n_in != 4)
         return va_fail(VA_ERROR_INVALID_ARGUMENT,
-                       "sq_knn_fused takes (queries, codes, vmin, step) -> (distances, indices, counts)");
-    return va_sq_knn_fused(s, &in[0], &in[1], &in[2], &in[3], (int)ip[0], (va_metric)ip[1], ip[2], ip[3], &out[0],
-                           &out[1], &out[2]);
+                       "sq_knn_fused takes (queries, codes, vmin, step) -> (distances, indices, overflow)");
+    return va_sq_knn_fused(s, &in[0], &in[1], &in[2], &in[3], (int)ip[0], (va_metric)ip[1], ip[2], &out[0], &out[1],
+                           &out[2]);
 }
 VA_REGISTER_OP(sq_knn_fused, op_sq_knn_fused);
 
