@@ -25,7 +25,6 @@ GEN = os.path.join(ROOT, "build", "gen")
 VARIANT = re.compile(r"^//!\s*variant\s+(\w+)\s*:\s*(.*)$", re.M)
 REGISTER = re.compile(r"^VA_REGISTER_OP\((\w+),\s*(\w+)\)", re.M)
 REQUIRES = re.compile(r"^//!\s*requires:\s*(\w+)\s*$", re.M)
-INCLUDE = re.compile(r'^#include\s+"([^"]+)"', re.M)
 COOPMAT_PROBE = """#version 450
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -48,17 +47,6 @@ def shader_targets():
         for var, flags in VARIANT.findall(text):
             out.append((f"{base}_{var}", src, flags.split(), req))
     return out
-
-
-def source_mtime(src):
-    """Latest modification time of a shader and the files it #includes (shaders/*.glsl)."""
-    t = os.path.getmtime(src)
-    with open(src) as f:
-        for name in INCLUDE.findall(f.read()):
-            inc = os.path.join(os.path.dirname(src), name)
-            if os.path.exists(inc):
-                t = max(t, source_mtime(inc))
-    return t
 
 
 def coopmat_glslc(default):
@@ -93,9 +81,11 @@ def compile_shaders(spv_dir):
         return src_dir
     os.makedirs(spv_dir, exist_ok=True)
     special = {}
+    # shaders/*.glsl are included by .comp files: a change to one rebuilds every shader.
+    included = max((os.path.getmtime(p) for p in glob.glob(os.path.join(SHADERS, "*.glsl"))), default=0)
     for name, src, flags, req in targets:
         out = os.path.join(spv_dir, name + ".spv")
-        if os.path.exists(out) and os.path.getmtime(out) >= source_mtime(src):
+        if os.path.exists(out) and os.path.getmtime(out) >= max(os.path.getmtime(src), included):
             continue
         compiler = glslc
         if req == "cooperative_matrix":
@@ -109,7 +99,8 @@ def compile_shaders(spv_dir):
                 if os.path.exists(out):
                     os.remove(out)
                 continue
-        cmd = [compiler, "--target-env=vulkan1.2", "-O", "-fshader-stage=compute", *flags, src, "-o", out]
+        cmd = [compiler, "--target-env=vulkan1.2", "-O", "-fshader-stage=compute", "-I", SHADERS, *flags, src,
+               "-o", out]
         print(" ".join(cmd))
         subprocess.check_call(cmd)
     return spv_dir

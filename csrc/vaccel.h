@@ -246,6 +246,57 @@ va_status va_topk(va_stream *s, const va_tensor *x, int64_t k, int largest, cons
 va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, float p, int64_t k,
                  const va_tensor *mask, const va_tensor *out_d, const va_tensor *out_i);
 
+/* va_knn for sqeuclidean, euclidean, inner and cosine, k <= 256 (va_knn_fused_supported), f32/f16
+ * queries and database, no filter, at least one database row: the distance tiles keep only the
+ * pairs within a bound taken from a random sample of the database, so the work is the GEMM plus
+ * a few percent. overflow (nq,) u32: nonzero for a query whose candidate list overflowed (rare:
+ * below about 1e-6 per query); its row of results is not valid and must be recomputed with va_knn. */
+int va_knn_fused_supported(const va_context *ctx, va_metric metric, int64_t k);
+va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, int64_t k,
+                       const va_tensor *out_d, const va_tensor *out_i, const va_tensor *overflow);
+
+/* Quantizers (vaccel.ScalarQuantizer, vaccel.BinaryQuantizer). Codes are rows of a u8 tensor
+ * (n, cw) whose width cw is a multiple of 4 bytes, rows and offset 4-byte aligned: the code's bytes,
+ * then zeros. Float operands are f32 or f16 (n, d), rows strided, the last axis contiguous.
+ *
+ * Scalar quantizer, bits 8 (one byte per element) or 4 (two per byte, element 2i in the low nibble
+ * of byte i): with vmin, scale, step (d,) f32 trained as scale = 2^bits / (vmax - vmin) and
+ * step = (vmax - vmin) / 2^bits (scale 0 where vmax == vmin), element x of column j encodes to
+ * t = (x - vmin[j]) * scale[j], c = t >= 0 ? min(floor(t), 2^bits - 1) : 0 (NaN -> 0) and decodes
+ * to vmin[j] + (c + 0.5) * step[j], each operation rounded to f32 without fused multiply-adds. */
+va_status va_sq_encode(va_stream *s, const va_tensor *x, const va_tensor *vmin, const va_tensor *scale, int bits,
+                       const va_tensor *codes);
+/* out (n, d) f32; d is out's width. */
+va_status va_sq_decode(va_stream *s, const va_tensor *codes, const va_tensor *vmin, const va_tensor *step, int bits,
+                       const va_tensor *out);
+/* va_knn (metrics SQEUCLIDEAN, EUCLIDEAN, COSINE, INNER) between float32 queries q (nq, d) and the
+ * decoded rows of codes, computed in float32 by distance tiles that decode the codes as they load
+ * them (the database is never decoded into memory). Results as va_knn. */
+va_status va_sq_knn(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_tensor *vmin,
+                    const va_tensor *step, int bits, va_metric metric, int64_t k, const va_tensor *mask,
+                    const va_tensor *out_d, const va_tensor *out_i);
+/* va_knn_fused over codes (k <= 256, no filter): the GEMM tiles decode the codes as they fetch
+ * them and keep only pairs within a bound from a random sample of the database; overflow (nq,) u32
+ * flags a query whose candidate list overflowed, whose row must be recomputed with va_sq_knn. */
+va_status va_sq_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_tensor *vmin,
+                          const va_tensor *step, int bits, va_metric metric, int64_t k, const va_tensor *out_d,
+                          const va_tensor *out_i, const va_tensor *overflow);
+/* Binary quantizer: bit j set where x[j] > thresholds[j] (NaN -> 0), 8 elements per byte, element
+ * 8i + b at bit 7 - b of byte i (little == 0: numpy.packbits' default) or at bit b (little != 0:
+ * faiss's real_to_binary). Decoding gives +1.0 / -1.0; out (n, d) f32, d its width. */
+va_status va_binary_encode(va_stream *s, const va_tensor *x, const va_tensor *thresholds, int little,
+                           const va_tensor *codes);
+va_status va_binary_decode(va_stream *s, const va_tensor *codes, int little, const va_tensor *out);
+/* Exact k nearest database codes of each query code under the Hamming distance, fused (the
+ * nq x nb distance matrix is never formed): q (nq, cb) and db (nb, cb) u8 code rows as above with
+ * cb of 4 to 128 bytes; distances (nq, k) f32 (whole numbers), indices (nq, k) u32, best first,
+ * ties to the lower row, 0xFFFFFFFF / +inf where fewer than k rows are allowed; mask optional as in
+ * va_knn. Candidates within a per-query bound taken from a sample are kept, at most cap per query
+ * (k <= cap); counts (nq,) u32 receives each query's number of candidates: a row whose count
+ * exceeds cap may be incomplete and must be recomputed (e.g. by va_knn with BITWISE_HAMMING). */
+va_status va_hamming_knn(va_stream *s, const va_tensor *q, const va_tensor *db, int64_t k, const va_tensor *mask,
+                         int64_t cap, const va_tensor *out_d, const va_tensor *out_i, const va_tensor *out_count);
+
 /* Dense math. c = a·b (c += a·b when accumulate): a (m, k) or (batch, m, k), b (k, n) or
  * (batch, k, n), c (m, n) or (batch, m, n); a batch of 1 broadcasts. a and b float32 or float16,
  * either of their last two axes contiguous (a transposed view costs nothing); c float32, or
@@ -274,6 +325,53 @@ va_status va_softmax(va_stream *s, const va_tensor *x, const va_tensor *out);
  * va_softmax; weight and bias optional contiguous f32 vectors of n elements. */
 va_status va_layer_norm(va_stream *s, const va_tensor *x, const va_tensor *weight, const va_tensor *bias, float eps,
                         const va_tensor *out);
+
+/* k-means. x (n, d) float32 or float16, any row stride, last axis contiguous, possibly larger than
+ * one binding (taken in windows of rows). Centres (k, d) float32, rows contiguous. `shift` (d)
+ * float32 is subtracted from every row of x first (centring keeps the GEMM form accurate when the
+ * data sit far from the origin; centres are then given in the shifted frame); NULL: none.
+ * Labels are uint32 (int32 accepted), distances float32; vectors contiguous. */
+
+/* The nearest centre of every row: labels[i] = argmin_j ‖x_i − shift − c_j‖², scored in the GEMM
+ * form ‖c_j‖² − 2 x_i·c_j in float32 (equal scores: the lowest j, so duplicated centres resolve to
+ * the first; distinct centres closer than float32 rounding of the scores are near-ties), and
+ * dists[i] = that squared distance recomputed directly from the coordinates (no GEMM-form
+ * cancellation). One fused kernel: GEMM tiles of x·cᵀ whose epilogue keeps a running argmin per row;
+ * no n x k matrix exists. cnorms: ‖c_j‖² (k) or NULL (computed); dists may be NULL. Rows holding
+ * NaN get an unspecified label. */
+va_status va_kmeans_assign(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
+                           const va_tensor *shift, const va_tensor *labels, const va_tensor *dists);
+
+/* One Lloyd iteration, recorded as one piece of work: labels_out/dists_out = the assignment of x to
+ * `centres` (as va_kmeans_assign, with `shift`), then centres_out[j] = Σ w_i (x_i − shift) / Σ w_i
+ * over the rows labelled j. A centre with no weight keeps its position and is counted as empty
+ * (the caller re-seeds it). Sums are exact 64-bit fixed point, so the result does not depend on
+ * the order of the rows: no float atomics, the same bits on every run. scales (d + 1) float32:
+ * powers of two per column of x (and for the weights, last) such that Σ_i |w_i (x_ij − shift_j)|
+ * scale_j < 2^62 (and Σ w_i scale_d < 2^62). weights (n) float32 >= 0 or NULL (all 1).
+ * labels_prev: the previous labels (n), or NULL on the first iteration. aux_out (2k + 4) 32-bit
+ * words: per-centre weights (float), per-centre squared shifts ‖c_new − c‖² (float), then the
+ * statistics: rows whose label changed (uint32), empty centres (uint32), inertia Σ w_i dists_i
+ * (float, against `centres`), total squared shift (float). stats_out (4 words) or NULL receives a
+ * copy of those statistics. centres_out may be centres itself; labels_out must not overlap
+ * labels_prev. */
+va_status va_kmeans_lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
+                               const va_tensor *scales, const va_tensor *centres, const va_tensor *labels_prev,
+                               const va_tensor *centres_out, const va_tensor *labels_out, const va_tensor *dists_out,
+                               const va_tensor *aux_out, const va_tensor *stats_out);
+
+/* Greedy k-means++ seeding (k = centres_out rows), every step on the device: centre 0 is row
+ * `first`; each later step draws `trials` candidates with probability ∝ w·D² (D: distance to the
+ * nearest centre so far; thresholds uniforms[(step - 1) * trials + t] * potential, located with
+ * numpy.searchsorted's rule) and keeps the one that lowers the potential most. centres_out (k, d)
+ * float32 in the shifted frame; indices_out (k) the chosen rows. shift (d) float32, required. */
+va_status va_kmeans_plusplus(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
+                             int64_t first, const va_tensor *uniforms, int64_t trials, const va_tensor *centres_out,
+                             const va_tensor *indices_out);
+
+/* out[q, :] = x[indices[q], :] − shift (float32), indices (m) uint32 rows of x; shift may be NULL. */
+va_status va_kmeans_gather(va_stream *s, const va_tensor *x, const va_tensor *indices, const va_tensor *shift,
+                           const va_tensor *out);
 
 /* Product quantization. A product quantizer splits d into m sub-vectors of d/m; sub-quantizer j
  * has 2^nbits centroids, held as centroids (m * 2^nbits, d / m) f32: row j * 2^nbits + c is
@@ -320,51 +418,6 @@ typedef struct va_ivf_index {
  * selects its k best as it scans; a topk merges the pairs. */
 va_status va_ivf_search(va_stream *s, const va_ivf_index *index, const va_tensor *q, int64_t nprobe, int64_t k,
                         const va_tensor *mask, const va_tensor *out_d, const va_tensor *out_i);
-
-/* k-means. x (n, d) float32 or float16, any row stride, last axis contiguous, possibly larger than
- * one binding (taken in windows of rows). Centres (k, d) float32, rows contiguous. `shift` (d)
- * float32 is subtracted from every row of x first (centring keeps the GEMM form accurate when the
- * data sit far from the origin; centres are then given in the shifted frame); NULL: none.
- * Labels are uint32 (int32 accepted), distances float32; vectors contiguous. */
-
-/* The nearest centre of every row: labels[i] = argmin_j ‖x_i − shift − c_j‖² (ties: the lowest j),
- * dists[i] = that squared distance, recomputed directly from the coordinates (no GEMM-form
- * cancellation). One fused kernel: GEMM tiles of x·cᵀ whose epilogue keeps a running argmin per row;
- * no n x k matrix exists. cnorms: ‖c_j‖² (k) or NULL (computed); dists may be NULL. Rows holding
- * NaN get an unspecified label. */
-va_status va_kmeans_assign(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
-                           const va_tensor *shift, const va_tensor *labels, const va_tensor *dists);
-
-/* One Lloyd iteration, recorded as one piece of work: labels_out/dists_out = the assignment of x to
- * `centres` (as va_kmeans_assign, with `shift`), then centres_out[j] = Σ w_i (x_i − shift) / Σ w_i
- * over the rows labelled j. A centre with no weight keeps its position and is counted as empty
- * (the caller re-seeds it). Sums are exact 64-bit fixed point, so the result does not depend on
- * the order of the rows: no float atomics, the same bits on every run. scales (d + 1) float32:
- * powers of two per column of x (and for the weights, last) such that Σ_i |w_i (x_ij − shift_j)|
- * scale_j < 2^62 (and Σ w_i scale_d < 2^62). weights (n) float32 >= 0 or NULL (all 1).
- * labels_prev: the previous labels (n), or NULL on the first iteration. aux_out (2k + 4) 32-bit
- * words: per-centre weights (float), per-centre squared shifts ‖c_new − c‖² (float), then the
- * statistics: rows whose label changed (uint32), empty centres (uint32), inertia Σ w_i dists_i
- * (float, against `centres`), total squared shift (float). stats_out (4 words) or NULL receives a
- * copy of those statistics. centres_out may be centres itself; labels_out must not overlap
- * labels_prev. */
-va_status va_kmeans_lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
-                               const va_tensor *scales, const va_tensor *centres, const va_tensor *labels_prev,
-                               const va_tensor *centres_out, const va_tensor *labels_out, const va_tensor *dists_out,
-                               const va_tensor *aux_out, const va_tensor *stats_out);
-
-/* Greedy k-means++ seeding (k = centres_out rows), every step on the device: centre 0 is row
- * `first`; each later step draws `trials` candidates with probability ∝ w·D² (D: distance to the
- * nearest centre so far; thresholds uniforms[(step - 1) * trials + t] * potential, located with
- * numpy.searchsorted's rule) and keeps the one that lowers the potential most. centres_out (k, d)
- * float32 in the shifted frame; indices_out (k) the chosen rows. shift (d) float32, required. */
-va_status va_kmeans_plusplus(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
-                             int64_t first, const va_tensor *uniforms, int64_t trials, const va_tensor *centres_out,
-                             const va_tensor *indices_out);
-
-/* out[q, :] = x[indices[q], :] − shift (float32), indices (m) uint32 rows of x; shift may be NULL. */
-va_status va_kmeans_gather(va_stream *s, const va_tensor *x, const va_tensor *indices, const va_tensor *shift,
-                           const va_tensor *out);
 
 /* Ops by name, for bindings: the same ops with integer and float parameters by position. */
 typedef va_status (*va_op_fn)(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,

@@ -7,6 +7,8 @@
 //! variant a16: -DA_F16
 //! variant b16: -DB_F16
 //! variant u32: -DIN_U32
+//! variant sq8: -DB_SQ8
+//! variant sq4: -DB_SQ4
 #version 450
 #extension GL_EXT_control_flow_attributes : require
 #if defined(A_F16) || defined(B_F16)
@@ -14,7 +16,12 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #endif
 // Each operand is float32 or float16 in memory (A_F16, B_F16); tiles hold float32. IN_U32: packed
-// bit codes, compared with popcount.
+// bit codes, compared with popcount. B_SQ8 / B_SQ4: B holds scalar-quantizer codes (one byte or one
+// nibble per element, rows byte-addressed from b_off), decoded to float32 as they are staged into
+// shared memory (vaccel.ScalarQuantizer's formula, see sq_codec.comp); no float copy of B exists.
+#if defined(B_SQ8) || defined(B_SQ4)
+#define B_SQ 1
+#endif
 #if defined(IN_U32)
 #define SH uint
 #define SH4 uvec4
@@ -58,11 +65,19 @@ const uint M_SQEUCLID = 0, M_EUCLID = 1, M_COSINE = 2, M_INNER = 3, M_L1 = 4, M_
 
 layout(binding = 0) readonly buffer A_ { ELEM_A A[]; };
 layout(binding = 0) readonly buffer A4_ { ELEM4_A A4[]; };
+#if defined(B_SQ)
+layout(binding = 1) readonly buffer B_ { uint BW[]; };
+#else
 layout(binding = 1) readonly buffer B_ { ELEM_B B[]; };
 layout(binding = 1) readonly buffer B4_ { ELEM4_B B4[]; };
+#endif
 layout(binding = 2) writeonly buffer O_ { float O[]; };
 layout(binding = 3) readonly buffer NA_ { float NA[]; };
 layout(binding = 4) readonly buffer NB_ { float NB[]; };
+#if defined(B_SQ)
+layout(binding = 5) readonly buffer VMIN_ { float VMIN[]; };
+layout(binding = 6) readonly buffer STEP_ { float STEP[]; };
+#endif
 
 layout(push_constant) uniform PC {
     uint m, n, d;
@@ -74,10 +89,33 @@ layout(push_constant) uniform PC {
 shared SH As[BK * (BM + 1)];
 shared SH Bs[BK * (BN + 1)];
 
+#if defined(B_SQ)
+#if defined(B_SQ8)
+const uint EPW = 4u;   // codes per 32-bit word
+const uint CBITS = 8u;
+#else
+const uint EPW = 8u;
+const uint CBITS = 4u;
+#endif
+// Element k of a code row as the quantizer decodes it: vmin + (c + 0.5) * step, no fused multiply-add.
+float sq_decode(uint c, uint k) {
+    precise float v = VMIN[k] + (float(c) + 0.5) * STEP[k];
+    return v;
+}
+// Element k of B's row j (rows counted from the window's start).
+float b_value(uint j, uint k) {
+    uint byte = pc.b_off + j * pc.ldb + k / (8u / CBITS);
+    uint shift = (byte & 3u) * 8u + (k % (8u / CBITS)) * CBITS;
+    return sq_decode((BW[byte >> 2] >> shift) & ((1u << CBITS) - 1u), k);
+}
+#else
+float b_value(uint j, uint k) { return float(B[pc.b_off + j * pc.ldb + k]); }
+#endif
+
 float direct_sq(uint i, uint j) {
     float s = 0.0;
     for (uint k = 0; k < pc.d; k++) {
-        float t = float(A[pc.a_off + i * pc.lda + k]) - float(B[pc.b_off + j * pc.ldb + k]);
+        float t = float(A[pc.a_off + i * pc.lda + k]) - b_value(j, k);
         s = fma(t, t, s);
     }
     return s;
@@ -138,6 +176,19 @@ void main() {
                 As[(c + 2) * (BM + 1) + r] = v.z;
                 As[(c + 3) * (BM + 1) + r] = v.w;
             }
+#if defined(B_SQ)
+            // One word holds EPW consecutive codes of a row (rows and b_off are word-aligned here);
+            // elements past d (a row's padding) are staged as zeros.
+            for (uint idx = t; idx < BN * BK / EPW; idx += WG) {
+                uint r = idx / (BK / EPW), c = (idx % (BK / EPW)) * EPW;
+                uint gr = col0 + r, gc = k0 + c;
+                uint w = 0u;
+                if (gr < pc.n && gc < pc.d) w = BW[(pc.b_off + gr * pc.ldb) / 4u + gc / EPW];
+                [[unroll]] for (uint e = 0; e < EPW; e++)
+                    Bs[(c + e) * (BN + 1) + r] = gr < pc.n && gc + e < pc.d
+                        ? sq_decode((w >> (e * CBITS)) & ((1u << CBITS) - 1u), gc + e) : 0.0;
+            }
+#else
             for (uint idx = t; idx < BN * BK / 4; idx += WG) {
                 uint r = idx / (BK / 4), c = (idx % (BK / 4)) * 4;
                 uint gr = col0 + r, gc = k0 + c;
@@ -148,6 +199,7 @@ void main() {
                 Bs[(c + 2) * (BN + 1) + r] = v.z;
                 Bs[(c + 3) * (BN + 1) + r] = v.w;
             }
+#endif
         } else {
             for (uint idx = t; idx < BM * BK; idx += WG) {
                 uint r = idx / BK, c = idx % BK;
@@ -160,7 +212,11 @@ void main() {
                 uint r = idx / BK, c = idx % BK;
                 uint gr = col0 + r, gc = k0 + c;
                 SH v = SH(0);
+#if defined(B_SQ)
+                if (gr < pc.n && gc < pc.d) v = b_value(gr, gc);
+#else
                 if (gr < pc.n && gc < pc.d) v = SH(B[pc.b_off + gr * pc.ldb + gc]);
+#endif
                 Bs[c * (BN + 1) + r] = v;
             }
         }

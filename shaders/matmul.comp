@@ -6,10 +6,21 @@
 // likewise, so the shared-memory reads of a subgroup are broadcasts or consecutive vec4s.
 // Operands are strided views: A is (M, K) with rows lda apart, or its transpose stored K-major
 // (A_T); B is (K, N) with rows ldb apart, or stored N-major (B_T). Batches are gl_WorkGroupID.z.
+// KNN variants: the same GEMM as the distance tile of a k-nearest-neighbour search (A = queries,
+// B = database rows, B_T), with a distance epilogue instead of a store of C: MODE 0 writes the
+// distances of the database rows listed in MAP (knn.c's sample), MODE 1 keeps only the pairs
+// within TAU (+ a rounding slack) of their query and appends them to that query's candidate list,
+// so the queries x database matrix is never written. See csrc/ops/knn.c.
 //! variant f16: -DA_F16 -DB_F16
 //! variant f16c: -DA_F16 -DB_F16 -DC_F16
 //! variant a16: -DA_F16
 //! variant b16: -DB_F16
+//! variant knn: -DKNN
+//! variant knn_f16: -DKNN -DA_F16 -DB_F16
+//! variant knn_a16: -DKNN -DA_F16
+//! variant knn_b16: -DKNN -DB_F16
+//! variant knn_sq8: -DKNN -DB_SQ8
+//! variant knn_sq4: -DKNN -DB_SQ4
 #version 450
 #extension GL_EXT_control_flow_attributes : require
 #if defined(A_F16) || defined(B_F16) || defined(C_F16)
@@ -51,8 +62,52 @@ layout(constant_id = 11) const bool VEC_B = false;
 
 layout(binding = 0) readonly buffer A_ { ELEM_A A[]; };
 layout(binding = 0) readonly buffer A4_ { ELEM4_A A4[]; };
+#if defined(B_SQ8) || defined(B_SQ4)
+// KNN over scalar-quantizer codes (SQIndex): B holds code rows (B_T, byte-addressed: b_off and ldb
+// in bytes, rows whole 32-bit words), decoded as they are fetched, vmin + (c + 0.5) * step
+// (vaccel.ScalarQuantizer; sq_codec.comp), so no float copy of the database exists.
+#define B_SQ 1
+#if defined(B_SQ8)
+#define SQ_BITS 8u
+#else
+#define SQ_BITS 4u
+#endif
+layout(binding = 1) readonly buffer B_ { uint BW[]; };
+layout(binding = 8) readonly buffer VMIN_ { float VMIN[]; };
+layout(binding = 9) readonly buffer STEP_ { float STEP[]; };
+float sq_decode(uint c, uint p) {
+    precise float v = VMIN[p] + (float(c) + 0.5) * STEP[p];
+    return v;
+}
+// Element p of the code row starting at byte bi.
+float sq_value(uint bi, uint p) {
+    uint byte = bi + p * SQ_BITS / 8u;
+    uint shift = (byte & 3u) * 8u + (p * SQ_BITS) % 8u;
+    return sq_decode((BW[byte >> 2] >> shift) & ((1u << SQ_BITS) - 1u), p);
+}
+// Elements p .. p + 3 (p a multiple of 4, the row's start a multiple of 4 bytes): one aligned word
+// (8-bit codes) or half of one (4-bit codes).
+vec4 sq_vec4(uint bi, uint p) {
+    uint byte = bi + p * SQ_BITS / 8u;
+    uint w = BW[byte >> 2] >> ((byte & 3u) * 8u);
+    return vec4(sq_decode(w & ((1u << SQ_BITS) - 1u), p),
+                sq_decode((w >> SQ_BITS) & ((1u << SQ_BITS) - 1u), p + 1u),
+                sq_decode((w >> (2u * SQ_BITS)) & ((1u << SQ_BITS) - 1u), p + 2u),
+                sq_decode((w >> (3u * SQ_BITS)) & ((1u << SQ_BITS) - 1u), p + 3u));
+}
+#define KNN_B_VALUE(bi, p) sq_value(bi, p)
+#define KNN_B_VEC4(bi, p) (VEC_B ? sq_vec4(bi, p) : vec4(sq_value(bi, p), sq_value(bi, (p) + 1u), \
+                                                       sq_value(bi, (p) + 2u), sq_value(bi, (p) + 3u)))
+#else
 layout(binding = 1) readonly buffer B_ { ELEM_B B[]; };
 layout(binding = 1) readonly buffer B4_ { ELEM4_B B4[]; };
+#endif
+#if defined(KNN)
+#define KNN_SPEC_METRIC 12
+#define KNN_SPEC_MODE 13
+#define KNN_VEC4
+#include "knn_epilogue.glsl"
+#else
 layout(binding = 2) buffer C_ { ELEM_C C[]; };
 
 layout(push_constant) uniform PC {
@@ -62,6 +117,11 @@ layout(push_constant) uniform PC {
     uint a_bs, b_bs, c_bs;      // batch strides in elements (0 broadcasts)
     uint accumulate;            // 1: C += A·B (K split across dispatches)
 } pc;
+#define PC_B_BS pc.b_bs
+#define PC_A_BS pc.a_bs
+
+uint brow(uint j) { return j; }
+#endif
 
 const uint RT = BM / TM;        // threads along M
 const uint CT = BN / TN;        // threads along N
@@ -81,15 +141,25 @@ float a_at(uint base, uint i, uint p) {
 }
 float b_at(uint base, uint p, uint j) {
     if (p >= pc.k || j >= pc.n) return 0.0;
-    return float(B[base + (B_T ? j * pc.ldb + p : p * pc.ldb + j)]);
+#if defined(B_SQ)
+    return sq_value(base + brow(j) * pc.ldb, p);   // B_T only
+#else
+    return float(B[base + (B_T ? brow(j) * pc.ldb + p : p * pc.ldb + j)]);
+#endif
 }
 
 void main() {
     const uint t = gl_LocalInvocationID.x;
     const uint tx = t % CT, ty = t / CT;
+#if defined(KNN)
+    // Query blocks along x: the workgroups running together share one database tile, which is
+    // then read from memory about once.
+    const uint row0 = gl_WorkGroupID.x * BM, col0 = gl_WorkGroupID.y * BN;
+#else
     const uint row0 = gl_WorkGroupID.y * BM, col0 = gl_WorkGroupID.x * BN;
+#endif
     const uint batch = gl_WorkGroupID.z;
-    const uint abase = pc.a_off + batch * pc.a_bs, bbase = pc.b_off + batch * pc.b_bs;
+    const uint abase = pc.a_off + batch * PC_A_BS, bbase = pc.b_off + batch * PC_B_BS;
 
     // Register staging of one slice: vec4 groups along the operand's contiguous axis when VEC_*,
     // else scalars (4 per vec4 slot, same positions).
@@ -106,6 +176,12 @@ void main() {
     uint nslices = (pc.k + BK - 1) / BK;
 
     // fetch(slice): global -> registers
+#if defined(B_SQ)
+#define B_T_VEC4(bi, p) sq_vec4(bi, p)
+#define B4 BW          /* the non-transposed branch below is never taken (KNN is B_T) */
+#else
+#define B_T_VEC4(bi, p) vec4(B4[((bi) + (p)) / 4])
+#endif
 #define FETCH(k0)                                                                                   \
     [[unroll]] for (uint s = 0; s < NA4; s++) {                                                     \
         uint e = (s * WG + t) * 4;                                                                  \
@@ -146,7 +222,7 @@ void main() {
             } else {                                                                                \
                 uint p = (k0) + e % BK, j = col0 + e / BK;                                          \
                 if (VEC_B) {                                                                        \
-                    if (p < pc.k && j < pc.n) v = vec4(B4[(bbase + j * pc.ldb + p) / 4]);           \
+                    if (p < pc.k && j < pc.n) v = B_T_VEC4(bbase + brow(j) * pc.ldb, p);            \
                 } else {                                                                            \
                     v = vec4(b_at(bbase, p, j), b_at(bbase, p + 1, j), b_at(bbase, p + 2, j),      \
                              b_at(bbase, p + 3, j));                                                \
@@ -209,6 +285,58 @@ void main() {
         cur = 1 - cur;
     }
 
+#if defined(KNN)
+    // The unrolled part only tests and marks (an append in there, with its atomic, sent the
+    // accumulators to local memory on NVIDIA: 15 times slower); the marked pairs, a few per
+    // tile, are appended afterwards with their exact distances.
+    vec4 dn4[NB];
+    [[unroll]] for (uint j = 0; j < NB; j++) {
+        uint gc = col0 + (j * CT + tx) * 4;
+        dn4[j] = vec4(gc < pc.n ? DN[pc.dn_off + brow(gc)] : 0.0, gc + 1 < pc.n ? DN[pc.dn_off + brow(gc + 1)] : 0.0,
+                      gc + 2 < pc.n ? DN[pc.dn_off + brow(gc + 2)] : 0.0, gc + 3 < pc.n ? DN[pc.dn_off + brow(gc + 3)] : 0.0);
+    }
+    uint mark_lo = 0u, mark_hi = 0u;
+    [[unroll]] for (uint i = 0; i < MB; i++)
+        [[unroll]] for (uint r = 0; r < 4; r++) {
+            uint gr = row0 + (i * RT + ty) * 4 + r;
+            if (gr >= pc.m) continue;
+            if (MODE == 0 && pc.zero_counts != 0 && tx == 0 && gl_WorkGroupID.y == 0) CNT[gr] = 0;
+            float qn = QN[pc.qn_off + gr];
+            float tau = MODE == 1 ? TAU[pc.tau_off + gr * pc.tau_ld] : 0.0;
+            [[unroll]] for (uint j = 0; j < NB; j++) {
+                uint gc = col0 + (j * CT + tx) * 4;
+                vec4 v, slack;
+                knn_bounds(acc[i * 4 + r][j], qn, dn4[j], v, slack);
+                if (MODE == 0) {
+                    uint o = pc.o_off + gr * pc.ldo + gc;
+                    if (gc < pc.n) O[o] = v.x + slack.x;
+                    if (gc + 1 < pc.n) O[o + 1] = v.y + slack.y;
+                    if (gc + 2 < pc.n) O[o + 2] = v.z + slack.z;
+                    if (gc + 3 < pc.n) O[o + 3] = v.w + slack.w;
+                    continue;
+                }
+                uint q = ((i * 4 + r) * NB + j) * 4;
+                [[unroll]] for (uint c = 0; c < 4; c++) {
+                    if (gc + c < pc.n && keep(v[c], slack[c], tau)) {
+                        if (q + c < 32) mark_lo |= 1u << (q + c);
+                        else mark_hi |= 1u << (q + c - 32);
+                    }
+                }
+            }
+        }
+    if (MODE == 1) {
+        [[dont_unroll]] for (uint h = 0; h < 2; h++) {
+            uint mask = h == 0 ? mark_lo : mark_hi;
+            while (mask != 0u) {
+                uint q = uint(findLSB(mask)) + 32 * h;
+                mask &= mask - 1u;
+                uint c = q % 4, j = (q / 4) % NB, ir = q / (4 * NB);
+                uint gr = row0 + ((ir / 4) * RT + ty) * 4 + ir % 4, gc = col0 + (j * CT + tx) * 4 + c;
+                emit(gr, gc, direct(abase, bbase, gr, gc));
+            }
+        }
+    }
+#else
     const uint cbase = pc.c_off + batch * pc.c_bs;
     [[unroll]] for (uint i = 0; i < MB; i++)
         [[unroll]] for (uint r = 0; r < 4; r++) {
@@ -227,4 +355,5 @@ void main() {
                 }
             }
         }
+#endif
 }

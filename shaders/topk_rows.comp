@@ -264,35 +264,41 @@ void main() {
         if (t == 0u) s_count = taken + s_need;
         barrier();
     }
-    // Collect: entries whose masked composite is below the prefix, then those equal to it while
-    // slots remain. Composites are unique unless an index buffer repeats an index (padding rows
-    // of merged partial results): equal ones may then outnumber the slots left, and must not
-    // crowd out entries below them.
-    for (uint sweep = 0u; sweep < (all ? 1u : 2u) && !cand_mode; sweep++) {
-        if (sweep == 1u) barrier();
-        for (uint j = t; j < pc.n; j += WG) {
-            if (!allowed(j)) continue;
-            uint key = order_key(X[xb + j]);
-            uint idx = index_of(row, j);
-            bool take = all;
-            if (!take) {
-                uint hk = key & mhi, lk = idx & mlo;
-                take = sweep == 0u ? hk < phi || (hk == phi && lk < plo) : hk == phi && lk == plo;
-            }
-            if (!take) continue;
-            uint slot = atomicAdd(s_count, 1u);
-            if (slot >= pc.k) continue;  // ties beyond k (repeated composites)
-            if (in_shared) {
-                skey[slot] = key;
-                sidx[slot] = idx;
-            } else {
-                OV[pc.v_off + row * pc.ldv + slot] = key_value(key);
-                OI[pc.o_off + row * pc.ldo + slot] = idx;
-            }
+    // Collect: entries whose masked composite is at or below the prefix. Once every bit is fixed,
+    // the entries equal to the prefix are identical (same value, same index: merged candidate rows
+    // repeat the +inf / 0xFFFFFFFF padding, and so may rows given with HAS_IDX); only s_need of
+    // them belong to the k, after the k - s_need entries below the prefix.
+    const bool full = mhi == 0xFFFFFFFFu && mlo == 0xFFFFFFFFu;
+    for (uint j = t; j < pc.n && !cand_mode; j += WG) {
+        if (!allowed(j)) continue;
+        uint key = order_key(X[xb + j]);
+        uint idx = index_of(row, j);
+        bool take = all, tie = false;
+        if (!take) {
+            uint hk = key & mhi, lk = idx & mlo;
+            take = hk < phi || (hk == phi && lk <= plo);
+            tie = full && hk == phi && lk == plo;
+        }
+        if (!take) continue;
+        uint slot;
+        if (tie) {
+            uint e = atomicAdd(s_ccount, 1u);
+            if (e >= s_need) continue;
+            slot = pc.k - s_need + e;
+        } else {
+            slot = atomicAdd(s_count, 1u);
+        }
+        if (slot >= pc.k) continue;  // cannot happen; guards the writes
+        if (in_shared) {
+            skey[slot] = key;
+            sidx[slot] = idx;
+        } else {
+            OV[pc.v_off + row * pc.ldv + slot] = key_value(key);
+            OI[pc.o_off + row * pc.ldo + slot] = idx;
         }
     }
     barrier();
-    const uint cnt = min(s_count, pc.k);
+    const uint cnt = min(s_count + (cand_mode || all || !full ? 0u : min(s_ccount, s_need)), pc.k);
 
     const uint vb = pc.v_off + row * pc.ldv, ob = pc.o_off + row * pc.ldo;
     if (in_shared) {

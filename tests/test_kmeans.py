@@ -61,6 +61,24 @@ def test_assign_matches_exact_argmin(backend, rng, n, k, d):
     np.testing.assert_allclose(dist, D[np.arange(n), labels], rtol=2e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("tile", ["128,128,8,8,8", "128,64,8,8,4", "64,64,16,4,4", "128,16,16,4,4"])
+def test_assign_every_tile_and_split(monkeypatch, rng, tile):
+    # The planner picks the tile by size (128x128 only from 8192 rows and 65 centres on): force
+    # each one, with the centres in one split or spread over several (merged by the finish pass).
+    monkeypatch.setenv("VACCEL_KMEANS_TILE", tile)
+    x = rng.standard_normal((517, 20)).astype(np.float32)
+    c = rng.standard_normal((131, 20)).astype(np.float32)
+    c[100] = c[3]
+    for split in ("1", "3"):
+        monkeypatch.setenv("VACCEL_KMEANS_SPLIT", split)
+        for xv in (x, x.astype(np.float16), x[:, :19]):
+            cc = c[:, :xv.shape[1]]
+            labels, dist = cluster.assign(xv, cc)
+            D = assert_nearest(labels, xv, cc)
+            np.testing.assert_allclose(dist, D[np.arange(517), labels], rtol=2e-6, atol=1e-6)
+            assert not (labels == 100).any()
+
+
 def test_assign_ties_go_to_the_lowest_index_and_exact_hits_are_zero(backend, rng):
     c = rng.standard_normal((10, 6)).astype(np.float32)
     c[7] = c[2]                       # duplicated centre: 2 wins over 7
@@ -99,6 +117,18 @@ def test_assign_dtypes_views_and_device_arrays(rng):
     h = device_array(x.astype(np.float16))
     assert_nearest(cluster.assign(h, c)[0], x.astype(np.float16), c)
     assert cluster.assign(np.empty((0, 24), np.float32), c)[0].shape == (0,)
+
+
+def test_assign_device_results(rng):
+    x = rng.standard_normal((500, 9)).astype(np.float32)
+    c = rng.standard_normal((20, 9)).astype(np.float32)
+    shift = c.mean(0).astype(np.float32)
+    labels, dist = cluster._assign_device(device_array(x), device_array(c - shift), device_array(shift))
+    assert isinstance(labels, vaccel.Array) and labels.dtype == np.uint32 and dist.dtype == np.float32
+    D = assert_nearest(labels.numpy(), x, c)
+    np.testing.assert_allclose(dist.numpy(), D[np.arange(500), labels.numpy().astype(np.int64)], rtol=2e-6, atol=1e-6)
+    l2, d2 = cluster._assign_device(x, c)
+    np.testing.assert_array_equal(l2.numpy(), labels.numpy())
 
 
 def test_assign_windows_of_rows_give_the_same_result(monkeypatch, rng):
@@ -272,6 +302,21 @@ def test_device_views_at_odd_offsets_in_windows(monkeypatch, rng):
     labels, dist = cluster.assign(Xa[7:], a.cluster_centers_)
     assert_nearest(labels, X[7:], a.cluster_centers_)
     np.testing.assert_array_equal(labels, cluster.assign(X[7:], a.cluster_centers_)[0])
+
+
+def test_inside_a_batch(rng):
+    X = rng.random((400, 2)).astype(np.float32)      # many iterations to converge
+    want = vaccel.KMeans(6, random_state=0, tol=0.0).fit(X)
+    assert want.n_iter_ > 3
+    with vaccel.batch():
+        got = vaccel.KMeans(6, random_state=0, tol=0.0).fit(X)
+        labels, dist = cluster.assign(X, want.cluster_centers_)
+        pred = got.predict(X)
+    assert got.n_iter_ == want.n_iter_
+    np.testing.assert_array_equal(got.labels_, want.labels_)
+    np.testing.assert_array_equal(got.cluster_centers_, want.cluster_centers_)
+    np.testing.assert_array_equal(labels, want.labels_)
+    np.testing.assert_array_equal(pred, want.labels_)
 
 
 def test_device_kmeans_plusplus_matches_the_reference(rng):

@@ -103,6 +103,14 @@ def test_topk_bad_arguments(rng):
     assert i.shape == (3, 2)
 
 
+@pytest.fixture(params=["tiled", "fused"])
+def knn_path(request, monkeypatch):
+    """Both knn paths: distance tiles + topk, and the fused tiles that keep only candidates
+    (VACCEL_KNN_FUSED forces the choice made by size otherwise)."""
+    monkeypatch.setenv("VACCEL_KNN_FUSED", "1" if request.param == "fused" else "0")
+    return request.param
+
+
 def _faiss_knn(q, db, k, metric):
     index = faiss.IndexFlatIP(q.shape[1]) if metric == "inner" else faiss.IndexFlatL2(q.shape[1])
     index.add(db)
@@ -118,7 +126,7 @@ def _same_neighbours(D, I, RD, RI, rtol=1e-4):
 
 @pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (10, 1000, 33), (33, 70001, 8), (2, 129, 130)])
 @pytest.mark.parametrize("metric", ["sqeuclidean", "inner"])
-def test_knn_against_faiss(rng, shape, metric):
+def test_knn_against_faiss(knn_path, rng, shape, metric):
     nq, nb, d = shape
     q = rng.standard_normal((nq, d)).astype(np.float32)
     db = rng.standard_normal((nb, d)).astype(np.float32)
@@ -136,7 +144,7 @@ def test_knn_against_faiss(rng, shape, metric):
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine", "cityblock", "chebyshev", "minkowski"])
-def test_knn_other_metrics(rng, metric):
+def test_knn_other_metrics(knn_path, rng, metric):
     q = rng.standard_normal((9, 13)).astype(np.float32)
     db = rng.standard_normal((3001, 13)).astype(np.float32)
     D, I = vaccel.knn(q, db, 17, metric, p=3)
@@ -169,9 +177,14 @@ def test_knn_filter_is_exact(rng, form):
     assert np.isinf(D[:, 3:]).all()
     D, I = vaccel.knn(q, db, 4, filter=np.zeros(70001, bool))
     assert (I == -1).all() and np.isinf(D).all()
+    # k > 512 with few allowed rows in two chunks: each merge row holds more than 1024 identical
+    # (+inf, none) paddings, which the radix select must not let crowd out the allowed rows.
+    for few in (np.flatnonzero(allowed)[:3], np.flatnonzero(allowed)[-3:]):
+        D, I = vaccel.knn(q[:2], db, 700, filter=few)
+        assert (np.sort(I[:, :3], axis=1) == np.sort(few)).all() and (I[:, 3:] == -1).all()
 
 
-def test_knn_device_database_and_float16(rng):
+def test_knn_device_database_and_float16(knn_path, rng):
     q = rng.standard_normal((20, 32)).astype(np.float32)
     db = rng.standard_normal((5000, 32)).astype(np.float32)
     D, I = vaccel.knn(q, vaccel.asarray(db), 10)
@@ -182,7 +195,7 @@ def test_knn_device_database_and_float16(rng):
     assert recall >= 0.99
 
 
-def test_knn_nan_and_empty(rng):
+def test_knn_nan_and_empty(knn_path, rng):
     q = rng.standard_normal((3, 4)).astype(np.float32)
     db = rng.standard_normal((50, 4)).astype(np.float32)
     db[7, 2] = np.nan
@@ -241,3 +254,99 @@ def test_topk_sampled_threshold_falls_back_when_the_guess_fails(rng, kind):
             D, I = vaccel.knn(x[:, :4], db, 50, filter=allowed)
             RD, RI = cpu.knn(x[:, :4], db, 50, filter=allowed)
             np.testing.assert_array_equal(I, RI)
+
+
+# ---- the fused path (knn.c: sampled bound, candidate lists, knn_select) ------------------------
+
+def _knn_both(monkeypatch, q, db, k, metric):
+    monkeypatch.setenv("VACCEL_KNN_FUSED", "1")
+    fused = vaccel.knn(q, db, k, metric)
+    monkeypatch.setenv("VACCEL_KNN_FUSED", "0")
+    return fused, vaccel.knn(q, db, k, metric)
+
+
+def _same_as_tiled(D, I, D0, I0):
+    """The fused path reports every distance computed directly, the tiled path through the GEMM
+    form (direct only where it cancels): the same neighbours, distances within rounding, and
+    where two indices differ their distances tie."""
+    np.testing.assert_allclose(D, D0, rtol=2e-5, atol=1e-5)
+    differ = I != I0
+    np.testing.assert_allclose(D[differ], D0[differ], rtol=2e-5, atol=1e-5)
+    assert differ.mean() <= 0.002, f"{differ.sum()} of {I.size} neighbours differ"
+
+
+@pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean", "inner", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_knn_fused_samples_large_databases(monkeypatch, rng, metric, dtype):
+    """Databases larger than a candidate list, so the bound comes from a sample: identical to the
+    tiled path and to the float64 reference up to ties, for k from 1 to the fused maximum."""
+    q = rng.standard_normal((129, 19)).astype(dtype)
+    db = rng.standard_normal((9001, 19)).astype(dtype)
+    for k in ((1, 10, 100, 256) if metric == "sqeuclidean" else (7, 256)):
+        (D, I), (D0, I0) = _knn_both(monkeypatch, q, db, k, metric)
+        _same_as_tiled(D, I, D0, I0)
+        RD, RI = cpu.knn(q.astype(np.float32), db.astype(np.float32), k, metric)
+        _same_neighbours(D, I, RD, RI, rtol=1e-3)
+
+
+def test_knn_fused_overflow_is_recomputed(monkeypatch, rng):
+    """Rows that tie everywhere fill the candidate lists: those queries are flagged and computed
+    again on the tiled path, so the result is still exact (ties by the lower index)."""
+    from vaccel import runtime
+    q = rng.standard_normal((40, 16)).astype(np.float32)
+    db = np.tile(rng.standard_normal((1, 16)).astype(np.float32), (5000, 1))
+    db[::50] += 0.5
+    D = np.empty((40, 5), np.float32)
+    I = np.empty((40, 5), np.uint32)
+    flags = np.empty(40, np.uint32)
+    runtime.run_op("knn_fused", (q, db), (D, I, flags), (0, 5))
+    assert flags.all()                              # every list overflowed
+    for metric in ("sqeuclidean", "inner"):
+        (D, I), (D0, I0) = _knn_both(monkeypatch, q, db, 5, metric)
+        np.testing.assert_array_equal(I, I0)             # the recomputation is the tiled path
+        np.testing.assert_array_equal(D, D0)
+    monkeypatch.setenv("VACCEL_KNN_FUSED", "1")
+    D, I = vaccel.knn(q, np.tile(db[:1], (3000, 1)), 7)
+    np.testing.assert_array_equal(I, np.broadcast_to(np.arange(7), (40, 7)))
+
+
+def test_knn_fused_ties_nan_inf_and_cancellation(monkeypatch, rng):
+    q = rng.standard_normal((40, 16)).astype(np.float32)
+    db = rng.standard_normal((5000, 16)).astype(np.float32)
+    dup = np.repeat(db[:50], 100, axis=0)
+    rng.shuffle(dup)
+    bad = db.copy()
+    bad[::7, 3] = np.nan
+    bad[5::11, 1] = np.inf
+    qbad = q.copy()
+    qbad[3, 2] = np.nan
+    qbad[4, 0] = np.inf
+    near = (db * 100 + 1000).astype(np.float32)
+    qnear = near[:40] + (rng.standard_normal((40, 16)) * 1e-3).astype(np.float32)
+    for qq, dd, metrics in [(q, dup, ("sqeuclidean", "inner", "cosine")),
+                            (qbad, bad, ("sqeuclidean", "inner", "cosine")),
+                            (qnear, near, ("sqeuclidean", "euclidean")),
+                            (q[::2], db[::3], ("sqeuclidean",))]:
+        for metric in metrics:
+            (D, I), (D0, I0) = _knn_both(monkeypatch, qq, dd, 10, metric)
+            if qq is qbad:
+                np.testing.assert_array_equal(I, I0)
+                np.testing.assert_array_equal(np.isnan(D), np.isnan(D0))
+                np.testing.assert_array_equal(np.isinf(D), np.isinf(D0))
+                fin = np.isfinite(D)
+                np.testing.assert_allclose(D[fin], D0[fin], rtol=2e-5, atol=1e-5)
+            else:
+                _same_as_tiled(D, I, D0, I0)
+    (D, I), _ = _knn_both(monkeypatch, qnear, near, 1, "sqeuclidean")
+    RD, RI = cpu.knn(qnear, near, 1)
+    np.testing.assert_array_equal(I[:, 0], np.arange(40))   # each query's own row, despite cancellation
+    np.testing.assert_allclose(D, RD, rtol=1e-3)
+
+
+def test_knn_fused_database_in_chunks(monkeypatch, rng):
+    """A database past one binding window (128 MiB on lavapipe) is scanned in chunks."""
+    db = rng.standard_normal((270_000, 128)).astype(np.float32)
+    q = np.concatenate([db[[5, 269_999, 140_000]] + 1e-3, rng.standard_normal((2, 128))]).astype(np.float32)
+    (D, I), (D0, I0) = _knn_both(monkeypatch, q, db, 10, "sqeuclidean")
+    _same_as_tiled(D, I, D0, I0)
+    np.testing.assert_array_equal(I[:3, 0], [5, 269_999, 140_000])

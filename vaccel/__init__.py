@@ -15,6 +15,8 @@ from .distances import cdist, normalize
 from .search import knn, topk
 from .index import FlatIndex, IndexFileError
 from .indexfile import load_index
+from .quantizers import BinaryQuantizer, Quantizer, ScalarQuantizer
+from .quantized_index import BinaryIndex, SQIndex
 from .linalg import matmul, matvec, transpose
 from .reductions import argmax, argmin, histogram, max, mean, min, statistics, std, sum, var
 from .cluster import KMeans
@@ -24,7 +26,8 @@ from .pq import PQIndex, ProductQuantizer
 from .ivf import IVFFlatIndex, IVFPQIndex
 
 __all__ = [
-    "Array", "DeviceLost", "FlatIndex", "IndexFileError", "KMeans", "NotFittedError", "load_index", "DeviceNotAvailable", "FeatureNotSupported", "OutOfDeviceMemory", "VaccelError",
+    "Array", "DeviceLost", "FlatIndex", "IndexFileError", "KMeans", "load_index", "DeviceNotAvailable", "FeatureNotSupported", "NotFittedError", "OutOfDeviceMemory", "VaccelError",
+    "NotTrainedError", "Quantizer", "ScalarQuantizer", "BinaryQuantizer", "SQIndex", "BinaryIndex",
     "asarray", "batch", "cdist", "config", "devices", "empty", "get_backend", "info", "knn", "matmul", "matvec", "memory_stats", "normalize", "profile",
     "report", "set_backend", "synchronize", "topk", "transpose", "validation_messages",
     "argmax", "argmin", "histogram", "max", "mean", "min", "statistics", "std", "sum", "var",

@@ -1,5 +1,6 @@
 """k-means clustering: `KMeans` with scikit-learn's interface and its Lloyd semantics, and
-`assign`, the nearest-centre search other ops reuse (PQ encoding, IVF list assignment).
+`assign`, the nearest-centre search other ops reuse (PQ encoding, IVF list assignment; with
+results kept on the device: `_assign_device`; in C: va_kmeans_assign).
 
 On the Vulkan backend X goes to the device once per fit (a vaccel.Array is used in place) and stays
 there: greedy k-means++ runs every step on the device; each Lloyd iteration is one recorded piece of
@@ -249,6 +250,8 @@ class _Device:
             (() if not has_w else (self.w_dev,))
         runtime.run_op("kmeans_step", ins, (centres_out, labels_out, dists, aux, stats),
                        (int(labels_prev is not None), int(has_w), 1, _MAX_ROWS), names={("in", 0): "X"})
+        if runtime.in_batch():
+            runtime.synchronize()   # the statistics decide what happens next
 
     def lloyd(self, centres, max_iter, tol, progress):
         n, k = self.n, centres.shape[0]
@@ -386,6 +389,21 @@ def assign(x, centres):
     if runtime.in_batch():
         runtime.synchronize()
     return labels.astype(np.int64), dist
+
+
+def _assign_device(x, centres, shift=None, labels=None, dists=None):
+    """The assignment with its results left on the device, for ops built on it (IVF list
+    assignment, PQ encoding): (labels uint32 Array (n,), squared distances float32 Array (n,)).
+    x: a float32/float16 Array or NumPy array (n, d), rows may be strided; centres: float32 (k, d)
+    in the frame of x − shift (shift: float32 (d,) or None). labels/dists: Arrays to write into."""
+    n = x.shape[0]
+    labels = runtime.empty(n, np.uint32) if labels is None else labels
+    dists = runtime.empty(n, np.float32) if dists is None else dists
+    ins = (x, centres) if shift is None else (x, centres, shift)
+    if n:
+        runtime.run_op("kmeans_assign", ins, (labels, dists), (0, int(shift is not None), 1, _MAX_ROWS),
+                       names={("in", 0): "x", ("in", 1): "centres", ("in", 2): "shift"})
+    return labels, dists
 
 
 # ---- the estimator --------------------------------------------------------------------------------

@@ -568,28 +568,49 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
 __all__ += ["kmeans_assign", "kmeans_plusplus", "kmeans_lloyd"]
 
 
-def kmeans_assign(x, centres):
-    """(labels int64, squared distances float32): the nearest centre of each row, ties to the
-    lowest index. Scores in float64 on the data centred on the centres' mean; the distance of the
-    winner computed directly from the coordinates."""
-    a = _as_f32(x).astype(np.float64)
-    c = _as_f32(centres).astype(np.float64)
-    n, k = a.shape[0], c.shape[0]
+def _nearest64(x, c):
+    """(labels, squared distances) of float64 rows x to float64 centres c: GEMM-form scores pick
+    the candidates within 1e-9 relative of each row's best (BLAS may round two identical columns
+    differently), then direct float64 distances decide among them, ties to the lowest index."""
+    n = x.shape[0]
     labels = np.empty(n, np.int64)
-    dist = np.empty(n, np.float64)
+    dist = np.empty(n)
     if n == 0:
-        return labels, dist.astype(np.float32)
-    shift = c.mean(axis=0)
-    c = c - shift
+        return labels, dist
     cn = np.einsum("ij,ij->i", c, c)
-    step = max(1, _BLOCK_BYTES // (8 * max(k, 1) + 8 * max(a.shape[1], 1)))
+    step = max(1, _BLOCK_BYTES // (16 * max(c.shape[0], 1) + 8 * max(x.shape[1], 1)))
     with np.errstate(invalid="ignore", over="ignore"):
         for i in range(0, n, step):
-            blk = a[i:i + step] - shift
-            lab = np.argmin(cn[None, :] - 2.0 * (blk @ c.T), axis=1)
-            labels[i:i + step] = lab
+            blk = x[i:i + step]
+            s = cn[None, :] - 2.0 * (blk @ c.T)
+            best = s.min(axis=1, keepdims=True)
+            slack = 1e-9 * (np.einsum("ij,ij->i", blk, blk)[:, None] + cn.max() + np.abs(best))
+            cand = s <= best + slack
+            lab = np.argmax(cand, axis=1)
+            multi = np.flatnonzero(cand.sum(axis=1) > 1)
+            if multi.size:
+                rows, cols = np.nonzero(cand[multi])
+                diff = blk[multi[rows]] - c[cols]
+                exact = np.einsum("ij,ij->i", diff, diff)
+                # per row: the lowest column among the smallest exact distances
+                order = np.lexsort((cols, exact, rows))
+                first = np.r_[True, rows[order][1:] != rows[order][:-1]]
+                lab[multi[rows[order][first]]] = cols[order][first]
             diff = blk - c[lab]
-            dist[i:i + step] = np.einsum("ij,ij->i", diff, diff)
+            labels[i:i + step], dist[i:i + step] = lab, np.einsum("ij,ij->i", diff, diff)
+    return labels, dist
+
+
+def kmeans_assign(x, centres):
+    """(labels int64, squared distances float32): the nearest centre of each row, ties to the
+    lowest index, in float64 on the data centred on the centres' mean; the distance of the winner
+    computed directly from the coordinates."""
+    a = _as_f32(x).astype(np.float64)
+    c = _as_f32(centres).astype(np.float64)
+    if a.shape[0] == 0:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    shift = c.mean(axis=0)
+    labels, dist = _nearest64(a - shift, c - shift)
     return labels, dist.astype(np.float32)
 
 
@@ -623,19 +644,8 @@ def kmeans_plusplus(x, k, random_state, weights=None, n_trials=None):
 
 
 def _assign64(x, c):
-    """Labels and squared distances of float64 rows x to float64 centres c (GEMM-form scores,
-    winners' distances direct)."""
-    n = x.shape[0]
-    labels = np.empty(n, np.int64)
-    dist = np.empty(n)
-    cn = np.einsum("ij,ij->i", c, c)
-    step = max(1, _BLOCK_BYTES // (8 * max(c.shape[0], 1) + 8 * max(x.shape[1], 1)))
-    for i in range(0, n, step):
-        blk = x[i:i + step]
-        lab = np.argmin(cn[None, :] - 2.0 * (blk @ c.T), axis=1)
-        diff = blk - c[lab]
-        labels[i:i + step], dist[i:i + step] = lab, np.einsum("ij,ij->i", diff, diff)
-    return labels, dist
+    """Labels and squared distances of float64 rows x to float64 centres c (see _nearest64)."""
+    return _nearest64(x, c)
 
 
 def kmeans_lloyd(x, centres, max_iter, tol, weights=None, on_iteration=None):
@@ -676,3 +686,59 @@ def kmeans_lloyd(x, centres, max_iter, tol, weights=None, on_iteration=None):
         prev = labels
     labels, dist = _assign64(x, c)
     return labels, float(dist @ w), c, it + 1, strict
+
+
+# ---- quantizers -------------------------------------------------------------------------------
+#
+# The exact reference of the GPU codecs (sq_codec.comp, binary_codec.comp): the same float32
+# operations in the same order, each rounded once (NumPy never fuses), so codes and decoded values
+# are equal bit for bit. Codes are (n, code_size) uint8.
+
+def _sq_levels(bits):
+    return np.float32(1 << int(bits))
+
+
+def sq_encode(x, vmin, scale, bits):
+    """ScalarQuantizer codes of the rows of x: t = (x - vmin) * scale, c = min(floor(t), L - 1)
+    for t >= 0, else 0 (NaN too); 4-bit codes pack element 2i in the low nibble of byte i."""
+    a = _as_f32(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t = (a - np.asarray(vmin, np.float32)) * np.asarray(scale, np.float32)
+        c = np.where(t >= 0, np.minimum(np.floor(t), _sq_levels(bits) - 1), 0).astype(np.uint8)
+    if bits == 8:
+        return np.ascontiguousarray(c)
+    if c.shape[1] % 2:
+        c = np.concatenate([c, np.zeros((c.shape[0], 1), np.uint8)], axis=1)
+    return np.ascontiguousarray(c[:, 0::2] | (c[:, 1::2] << 4))
+
+
+def sq_unpack(codes, bits, d):
+    """The code of every element, (n, d) uint8, from packed codes."""
+    codes = np.asarray(codes, np.uint8)
+    if bits == 8:
+        return codes[:, :d]
+    out = np.empty((codes.shape[0], 2 * codes.shape[1]), np.uint8)
+    out[:, 0::2] = codes & 0xF
+    out[:, 1::2] = codes >> 4
+    return out[:, :d]
+
+
+def sq_decode(codes, vmin, step, bits, d):
+    """Decoded rows, float32 (n, d): vmin + (c + 0.5) * step."""
+    c = sq_unpack(codes, bits, d).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.asarray(vmin, np.float32) + (c + np.float32(0.5)) * np.asarray(step, np.float32)
+
+
+def binary_encode(x, thresholds, bitorder="big"):
+    """BinaryQuantizer codes: bit set where x > threshold (NaN: clear), numpy.packbits' layout."""
+    a = _as_f32(x)
+    with np.errstate(invalid="ignore"):
+        bits = a > np.asarray(thresholds, np.float32)
+    return np.packbits(bits, axis=1, bitorder=bitorder)
+
+
+def binary_decode(codes, d, bitorder="big"):
+    """+1.0 / -1.0 for set / clear bits, float32 (n, d)."""
+    bits = np.unpackbits(np.asarray(codes, np.uint8), axis=1, count=d, bitorder=bitorder)
+    return np.where(bits != 0, np.float32(1.0), np.float32(-1.0)).astype(np.float32)

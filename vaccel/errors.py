@@ -22,14 +22,15 @@ class DeviceLost(VaccelError):
     """The driver reported the device lost (a crash or reset)."""
 
 
-class NotTrainedError(VaccelError, RuntimeError):
-    """A quantizer or index that needs training was used before train() (encode, decode, add,
-    search). Every trained vaccel object raises this one class, so callers catch it once."""
-
-
 class NotFittedError(ValueError, AttributeError):
     """An estimator (vaccel.KMeans) was used before fit; a ValueError and an AttributeError, like
     scikit-learn's sklearn.exceptions.NotFittedError."""
+
+
+class NotTrainedError(VaccelError, RuntimeError):
+    """A quantizer or index that needs training (faiss-style train / add / search: the quantizers,
+    SQIndex) was used before train(). Estimators in scikit-learn's style (vaccel.KMeans) raise
+    NotFittedError instead."""
 
 
 def install(ext):

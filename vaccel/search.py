@@ -2,6 +2,8 @@
 each query, under cdist's metrics, with filters). Both return (values, int64 indices), best first,
 ties by the lower index; knn pads with -1 / +inf (-inf for 'inner') where fewer than k exist."""
 
+import os
+
 import numpy as np
 
 from . import cpu, distances, runtime
@@ -153,7 +155,44 @@ def _database_block(q, db):
     return max(1, budget // max(1, 2 * per_row))
 
 
+_FUSED_CODES = {distances._CODE[m] for m in ("sqeuclidean", "euclidean", "inner", "cosine")}
+_FUSED_MAX_K = 256
+
+
+def _use_fused(q, db, k, code, bits):
+    """Whether knn takes the fused path (distance tiles that keep only candidates, knn.c):
+    VACCEL_KNN_FUSED=1 forces it where it applies, 0 turns it off; by default it serves every
+    search large enough for its sample to pay off."""
+    if bits is not None or code not in _FUSED_CODES or k > _FUSED_MAX_K or db.shape[0] == 0:
+        return False
+    env = os.environ.get("VACCEL_KNN_FUSED", "")
+    if env in ("0", "1"):
+        return env == "1"
+    return db.shape[0] >= 8192 and q.shape[0] * db.shape[0] >= (1 << 22)
+
+
 def _knn_call(q, db, k, code, p, bits):
+    D = np.empty((q.shape[0], k), np.float32)
+    raw = np.empty((q.shape[0], k), np.uint32)
+    if _use_fused(q, db, k, code, bits):
+        flags = np.empty(q.shape[0], np.uint32)
+        runtime.run_op("knn_fused", (q, db), (D, raw, flags), (code, k),
+                       names={("in", 0): "queries", ("in", 1): "database", ("out", 0): "D", ("out", 1): "I"})
+        if runtime.in_batch():
+            runtime.synchronize()
+        redo = np.flatnonzero(flags)
+        if redo.size:
+            # Queries whose candidate list overflowed (rare): the exact tiled search.
+            qr = q.numpy()[redo] if runtime._is_array(q) else q[redo]
+            Dr, Ir = _knn_plain(qr, db, k, code, p, None)
+            D[redo] = Dr
+            raw[redo] = Ir
+        return D, _indices(raw)
+    D, raw = _knn_plain(q, db, k, code, p, bits)
+    return D, _indices(raw)
+
+
+def _knn_plain(q, db, k, code, p, bits):
     D = np.empty((q.shape[0], k), np.float32)
     raw = np.empty((q.shape[0], k), np.uint32)
     inputs = (q, db) if bits is None else (q, db, bits)
@@ -162,4 +201,4 @@ def _knn_call(q, db, k, code, p, bits):
                           ("out", 0): "D", ("out", 1): "I"})
     if runtime.in_batch():
         runtime.synchronize()  # the results are host arrays, needed now
-    return D, _indices(raw)
+    return D, raw

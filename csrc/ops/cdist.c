@@ -31,7 +31,7 @@ static tile_cfg choose_tiles(const va_context *ctx) {
     return c;
 }
 
-static va_status row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, uint32_t mode) {
+va_status va_row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, uint32_t mode) {
     va_context *ctx = va_stream_context(s);
     int64_t m = x->shape[0], d = x->shape[1];
     if (m == 0) return VA_SUCCESS;
@@ -81,7 +81,7 @@ va_status va_row_sqnorms(va_stream *s, const va_tensor *x, const va_tensor *out)
         (out->shape[0] > 1 && out->strides[0] != 1))
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "out must be a contiguous float32 vector of %lld elements",
                        (long long)x->shape[0]);
-    return row_l2(s, x, out, 0);
+    return va_row_l2(s, x, out, 0);
 }
 
 va_status va_normalize(va_stream *s, const va_tensor *x, const va_tensor *out) {
@@ -93,15 +93,22 @@ va_status va_normalize(va_stream *s, const va_tensor *x, const va_tensor *out) {
                        (long long)out->shape[0], (long long)out->shape[1], (long long)x->shape[0],
                        (long long)x->shape[1]);
     if (x->shape[1] == 0) return VA_SUCCESS;
-    return row_l2(s, x, out, 1);
+    return va_row_l2(s, x, out, 1);
 }
 
-va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_metric metric,
-                   float p, const va_tensor *out) {
-    va_clear_error();
+/* va_cdist, and va_cdist_sq when sq != NULL: xb then holds scalar-quantizer codes (rows of whole
+ * 32-bit words) that the tile kernel decodes as it stages them. */
+static va_status cdist_impl(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_metric metric,
+                            float p, const va_sq_codes *sq, const va_tensor *out) {
     va_context *ctx = va_stream_context(s);
     int bits = metric == VA_METRIC_BITWISE_HAMMING;
-    if (bits) {
+    if (sq) {
+        VA_TRY(va_check_matrix(xa, "queries", VA_F32, VA_F32));
+        VA_TRY(va_check_sq_codes(xb, sq));
+        if (metric != VA_METRIC_SQEUCLIDEAN && metric != VA_METRIC_EUCLIDEAN && metric != VA_METRIC_COSINE &&
+            metric != VA_METRIC_INNER)
+            return va_fail(VA_ERROR_INVALID_ARGUMENT, "quantized codes take sqeuclidean, euclidean, cosine or inner");
+    } else if (bits) {
         VA_TRY(va_check_matrix(xa, "xa", VA_U8, VA_U8));
         VA_TRY(va_check_matrix(xb, "xb", VA_U8, VA_U8));
     } else {
@@ -110,9 +117,9 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
     }
     VA_TRY(va_check_matrix(out, "out", VA_F32, VA_F32));
     int64_t m = xa->shape[0], n = xb->shape[0], d = xa->shape[1];
-    if (xb->shape[1] != d)
-        return va_fail(VA_ERROR_INVALID_ARGUMENT, "xb has %lld columns, xa has %lld", (long long)xb->shape[1],
-                       (long long)d);
+    if (sq ? sq->d != d : xb->shape[1] != d)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "xb has %lld columns, xa has %lld",
+                       (long long)(sq ? sq->d : xb->shape[1]), (long long)d);
     if (out->shape[0] != m || out->shape[1] != n)
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "out has shape (%lld, %lld), expected (%lld, %lld)",
                        (long long)out->shape[0], (long long)out->shape[1], (long long)m, (long long)n);
@@ -150,8 +157,10 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
         d /= 4;
         es = esb = 4;
     }
+    /* Columns of b's rows a window must cover: the code bytes for quantized rows. */
+    int64_t bcols = sq ? xb->shape[1] : d;
     if (m == 1) a.strides[0] = d;
-    if (n == 1) b.strides[0] = d;
+    if (n == 1) b.strides[0] = bcols;
 
     int norms = code == M_SQEUCLID || code == M_EUCLID || code == M_COSINE;
     va_buffer *na = NULL, *nb = NULL;
@@ -161,12 +170,14 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
         va_tensor tna = {na, 0, VA_F32, 1, {m}, {1}}, tnb = {nb, 0, VA_F32, 1, {n}, {1}};
         /* Cosine takes inverse norms, so its epilogue is two multiplies. */
         uint32_t mode = code == M_COSINE ? 2 : 0;
-        VA_TRY(row_l2(s, &a, &tna, mode));
-        VA_TRY(row_l2(s, &b, &tnb, mode));
+        VA_TRY(va_row_l2(s, &a, &tna, mode));
+        if (sq) VA_TRY(va_sq_row_norms(s, &b, sq, mode == 2, &tnb));
+        else VA_TRY(va_row_l2(s, &b, &tnb, mode));
     }
 
     tile_cfg tc = choose_tiles(ctx);
-    const char *name = bits ? "cdist_tile_u32"
+    const char *name = sq ? (sq->bits == 4 ? "cdist_tile_sq4" : "cdist_tile_sq8")
+                     : bits ? "cdist_tile_u32"
                      : xa->dtype == VA_F16 ? (xb->dtype == VA_F16 ? "cdist_tile_f16" : "cdist_tile_a16")
                      : xb->dtype == VA_F16 ? "cdist_tile_b16" : "cdist_tile";
     union { float f; uint32_t u; } guard = {1.0f / 64.0f};
@@ -176,7 +187,7 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
 
     /* Chunks: every window (rows of xa, rows of xb, the output block, the norms) within range. */
     int64_t lda = a.strides[0], ldb = b.strides[0], ldo = m == 1 ? n : out->strides[0];
-    int64_t nc = va_rows_per_binding(ctx, ldb, d, esb);
+    int64_t nc = va_rows_per_binding(ctx, ldb, bcols, esb);
     int64_t out_cols_max = (int64_t)((ctx->info.max_storage_buffer_range - 512) / 4);
     if (nc > out_cols_max) nc = out_cols_max;
     if (nc > n) nc = n;
@@ -202,9 +213,9 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
         for (int64_t i0 = 0; i0 < m; i0 += mc) {
             int64_t ic = m - i0 < mc ? m - i0 : mc;
             uint32_t ra, rb, ro, rna = 0, rnb = 0;
-            va_binding bind[5];
+            va_binding bind[7];
             bind[0] = va_rows_binding(ctx, &a, i0, ic, d, VA_READ, &ra);
-            bind[1] = va_rows_binding(ctx, &b, j0, jc, d, VA_READ, &rb);
+            bind[1] = va_rows_binding(ctx, &b, j0, jc, bcols, VA_READ, &rb);
             va_tensor o = *out;
             o.offset += (uint64_t)j0 * 4;
             o.strides[0] = ldo;
@@ -221,20 +232,39 @@ va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_me
                 float p, inv_p;
             } pc = {(uint32_t)ic, (uint32_t)jc, (uint32_t)d, (uint32_t)lda, (uint32_t)ldb, (uint32_t)ldo,
                     ra, rb, ro, rna, rnb, p, 1.0f / p};
-            /* Four-element loads when every row start is 4-aligned (the common case). */
+            uint32_t nbind = 5;
+            if (sq) {
+                bind[5] = va_tensor_binding(sq->vmin, VA_READ);
+                bind[6] = va_tensor_binding(sq->step, VA_READ);
+                nbind = 7;
+            }
+            /* Four-element loads when every row start is 4-aligned (the common case); quantized
+             * rows are whole words, read a word (4 or 8 codes) at a time. */
             const va_kernel *k = k1;
-            if (d % 4 == 0 && lda % 4 == 0 && ldb % 4 == 0 && ra % 4 == 0 && rb % 4 == 0 && tc.bk % 4 == 0) {
+            uint32_t per_word = sq ? 32u / (uint32_t)sq->bits : 4u;
+            if (d % 4 == 0 && lda % 4 == 0 && ldb % 4 == 0 && ra % 4 == 0 && rb % 4 == 0 && tc.bk % per_word == 0) {
                 if (!k4) {
                     spec[10] = 4;
                     VA_TRY(va_kernel_get(ctx, name, spec, 11, 0, &k4));
                 }
                 k = k4;
             }
-            VA_TRY(va_stream_dispatch(s, k, bind, 5, &pc, sizeof pc, va_ceil_div((uint64_t)jc, tc.bn),
+            VA_TRY(va_stream_dispatch(s, k, bind, nbind, &pc, sizeof pc, va_ceil_div((uint64_t)jc, tc.bn),
                                       va_ceil_div((uint64_t)ic, tc.bm), 1));
         }
     }
     return VA_SUCCESS;
+}
+
+va_status va_cdist(va_stream *s, const va_tensor *xa, const va_tensor *xb, va_metric metric,
+                   float p, const va_tensor *out) {
+    va_clear_error();
+    return cdist_impl(s, xa, xb, metric, p, NULL, out);
+}
+
+va_status va_cdist_sq(va_stream *s, const va_tensor *xa, const va_tensor *codes, const va_sq_codes *sq,
+                      va_metric metric, const va_tensor *out) {
+    return cdist_impl(s, xa, codes, metric, 2.0f, sq, out);
 }
 
 /* Registry adapters: iparams[0] = metric; fparams[0] = p. */

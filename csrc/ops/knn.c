@@ -1,7 +1,12 @@
-/* knn.c — exact k-nearest neighbours: the database is taken in chunks; each chunk's distance tile
+/* knn.c — exact k-nearest neighbours (and SQIndex's search over quantized codes, whose tiles decode
+ * the codes as they load them): the database is taken in chunks; each chunk's distance tile
  * (cdist) is reduced to its k best per query (topk, with the filter bitset), and merged into the
  * running k best (topk over 2k candidates with their indices). Device memory is O(tile): the
  * nq x nb distance matrix never exists. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "../core/internal.h"
 
 /* Database rows per chunk; the distance tile (a block of queries x one chunk) takes a sixteenth of
@@ -31,9 +36,11 @@ static va_tensor matrix(va_buffer *buf, uint64_t offset, va_dtype dt, int64_t ro
     return t;
 }
 
-va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, float p, int64_t k,
-                 const va_tensor *mask, const va_tensor *out_d, const va_tensor *out_i) {
-    va_clear_error();
+/* va_knn, and va_knn_sq when sq != NULL (db then holds scalar-quantizer codes, decoded inside the
+ * distance tiles). */
+static va_status knn_impl(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, float p,
+                          int64_t k, const va_tensor *mask, const va_sq_codes *sq, const va_tensor *out_d,
+                          const va_tensor *out_i) {
     va_context *ctx = va_stream_context(s);
     if (q->ndim != 2 || db->ndim != 2) return va_fail(VA_ERROR_INVALID_ARGUMENT, "queries and database must be 2-D");
     int64_t nq = q->shape[0], nb = db->shape[0];
@@ -75,7 +82,8 @@ va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metri
             va_tensor dist = matrix(tile, 0, VA_F32, qn, jn, jn > 0 ? jn : 1);
             if (jn > 0) {
                 va_tensor dbc = rows_of(db, j0, jn);
-                VA_TRY(va_cdist(s, &qb, &dbc, metric, p, &dist));
+                if (sq) VA_TRY(va_cdist_sq(s, &qb, &dbc, sq, metric, &dist));
+                else VA_TRY(va_cdist(s, &qb, &dbc, metric, p, &dist));
             }
             if (nchunks == 1) {
                 VA_TRY(va_topk(s, &dist, k, largest, NULL, mask, j0, j0, &od, &oi));
@@ -103,6 +111,286 @@ va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metri
     return VA_SUCCESS;
 }
 
+/* ---- fused search: distance tiles that keep only candidates ---------------------------------
+ * 1. A stratified random sample of S database rows: the GEMM kernel writes an upper bound of each
+ *    query's distance to them (MODE 0) and topk takes each query's k-th smallest, tau. The k-th
+ *    best of a subset is no better than the k-th best of all, so every true neighbour lies within
+ *    tau; about k * nb / S rows of the database do (a rank that does not depend on the data's
+ *    distribution, only on the sample being random).
+ * 2. The GEMM kernel runs over the whole database (MODE 1) and appends every pair whose lower bound
+ *    is within tau to its query's list of cap slots: a few instructions per pair, and the nq x nb
+ *    distances are never written.
+ * 3. knn_select sorts each list and writes the k best. S is chosen so that a list overflows with
+ *    a probability below about 1e-6 per query; an overflowed query is flagged and the caller
+ *    recomputes it with va_knn (the Python wrapper does). */
+
+#define FUSED_MAX_K 256
+
+static uint32_t fused_cap(int64_t k) {
+    uint32_t cap = k > 32 ? 4096 : 2048;
+    const char *env = getenv("VACCEL_KNN_CAP");   /* tests force overflows with a small cap */
+    if (env && *env) {
+        long v = strtol(env, NULL, 10);
+        if (v >= 16 && v <= 4096 && (v & (v - 1)) == 0) cap = (uint32_t)v;
+    }
+    while (cap < (uint64_t)k) cap <<= 1;
+    return cap;
+}
+
+int va_knn_fused_supported(const va_context *ctx, va_metric metric, int64_t k) {
+    (void)ctx;
+    return (metric == VA_METRIC_SQEUCLIDEAN || metric == VA_METRIC_EUCLIDEAN || metric == VA_METRIC_INNER ||
+            metric == VA_METRIC_COSINE) && k >= 1 && k <= FUSED_MAX_K;
+}
+
+static uint32_t mix32(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return (uint32_t)(x ^ (x >> 31));
+}
+
+/* va_knn_fused, and va_knn_fused_sq when sq != NULL: db then holds scalar-quantizer codes that
+ * the tiles (matmul.comp's knn_sq8 / knn_sq4) and the exact distances of candidates decode. */
+static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tensor *db, const va_sq_codes *sq,
+                                va_metric metric, int64_t k, const va_tensor *out_d, const va_tensor *out_i,
+                                const va_tensor *overflow) {
+    va_context *ctx = va_stream_context(s);
+    if (!va_knn_fused_supported(ctx, metric, k))
+        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn takes sqeuclidean, euclidean, inner or cosine "
+                       "and k up to %d", FUSED_MAX_K);
+    if (sq) {
+        VA_TRY(va_check_matrix(q, "queries", VA_F32, VA_F32));
+        VA_TRY(va_check_sq_codes(db, sq));
+    } else {
+        VA_TRY(va_check_matrix(q, "queries", VA_F32, VA_F16));
+        VA_TRY(va_check_matrix(db, "database", VA_F32, VA_F16));
+    }
+    VA_TRY(va_check_matrix(out_d, "distances", VA_F32, VA_F32));
+    VA_TRY(va_check_matrix(out_i, "indices", VA_U32, VA_I32));
+    int64_t nq = q->shape[0], nb = db->shape[0], d = q->shape[1];
+    /* Columns of a database row a binding must cover: its code bytes for quantized rows. */
+    int64_t dcols = sq ? db->shape[1] : d;
+    if (sq ? sq->d != d : db->shape[1] != d)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "database has %lld columns, queries have %lld",
+                       (long long)(sq ? sq->d : db->shape[1]), (long long)d);
+    if (out_d->shape[0] != nq || out_d->shape[1] != k || out_i->shape[0] != nq || out_i->shape[1] != k)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "distances and indices must be (%lld, %lld)", (long long)nq,
+                       (long long)k);
+    if (!overflow || overflow->ndim != 1 || overflow->shape[0] != nq || va_dtype_size(overflow->dtype) != 4 ||
+        (nq > 1 && overflow->strides[0] != 1))
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "overflow must be a contiguous 32-bit vector of %lld flags",
+                       (long long)nq);
+    if (nb > 0xFFFFFFF0ll) return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "database of more than 2^32 rows");
+    if (nq == 0) return VA_SUCCESS;
+    if (nb == 0) return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn needs a database row");
+
+    uint32_t cap = fused_cap(k);
+    double qk = (double)k + 7.0 * sqrt((double)k) + 14.0;
+    int64_t ns = nb <= cap ? nb : (int64_t)ceil((double)nb * qk / cap);
+    if (ns > nb) ns = nb;
+    if (ns < 1) ns = 1;
+    uint32_t mcode = metric == VA_METRIC_INNER ? 1 : metric == VA_METRIC_COSINE ? 2 : 0;
+    uint32_t outcode = metric == VA_METRIC_EUCLIDEAN ? 1 : metric == VA_METRIC_INNER ? 2 : 0;
+    size_t ea = va_dtype_size(q->dtype), eb = va_dtype_size(db->dtype);
+
+    /* Norms (inverse norms for cosine), once. */
+    va_buffer *qnb = NULL, *dnb = NULL, *mapb = NULL;
+    VA_TRY(va_stream_scratch(s, (uint64_t)nq * 4, &qnb));
+    VA_TRY(va_stream_scratch(s, (uint64_t)(nb > 0 ? nb : 1) * 4, &dnb));
+    va_tensor tqn = {qnb, 0, VA_F32, 1, {nq}, {1}}, tdn = {dnb, 0, VA_F32, 1, {nb}, {1}};
+    uint32_t nmode = mcode == 2 ? 2 : 0;
+    VA_TRY(va_row_l2(s, q, &tqn, nmode));
+    if (nb > 0 && sq) VA_TRY(va_sq_row_norms(s, db, sq, nmode == 2, &tdn));
+    else if (nb > 0) VA_TRY(va_row_l2(s, db, &tdn, nmode));
+
+    /* The sample: one random row of each of ns equal strata, ascending. */
+    uint32_t *map = malloc((size_t)ns * 4);
+    if (!map) return va_fail(VA_ERROR_OUT_OF_HOST_MEMORY, "sample of %lld rows", (long long)ns);
+    for (int64_t i = 0; i < ns; i++) {
+        int64_t lo = (int64_t)((__int128)i * nb / ns), hi = (int64_t)((__int128)(i + 1) * nb / ns);
+        map[i] = (uint32_t)(lo + (hi > lo ? (int64_t)(mix32((uint64_t)i) % (uint64_t)(hi - lo)) : 0));
+    }
+    va_status st = va_stream_scratch(s, (uint64_t)ns * 4, &mapb);
+    for (int64_t i = 0; st == VA_SUCCESS && i < ns; i += 65536)   /* uploads under 1 MiB are copied now */
+        st = va_stream_upload(s, mapb, (uint64_t)i * 4, map + i, (uint64_t)((ns - i < 65536 ? ns - i : 65536) * 4));
+    if (st) { free(map); return st; }
+
+    /* Tiles: the SIMT GEMM, 128 x 128 (128 x 64 for float16 operands, whose 8 x 8 register tile
+     * spills). The cooperative-matrix variant (float16 queries and database) is opt-in,
+     * VACCEL_KNN_COOPMAT=1: with a depth of 128 its fixed cost per tile dominates and it ran
+     * slower than the SIMT kernel on an H100 (96 vs 93 ms at k=10, 171 vs 109 ms at k=100 for
+     * 10,000 x 1,000,000 x 128); it needs the query tile kept in shared memory across database
+     * tiles before it can win. */
+    const char *want_coop = getenv("VACCEL_KNN_COOPMAT");
+    int coop = !sq && want_coop && strcmp(want_coop, "1") == 0 && q->dtype == VA_F16 && db->dtype == VA_F16 &&
+               va_coopmat_enabled(ctx) && va_kernel_available("matmul_coopmat_knn");
+    int half = !sq && (q->dtype == VA_F16 || db->dtype == VA_F16);
+    uint32_t bm = 128, bn = half ? 64 : 128, bk = 8, tm = 8, tn = half ? 4 : 8;
+    uint32_t wg = (bm / tm) * (bn / tn), vec = 4;
+    va_coop_cfg cc = {0};
+    if (coop) {
+        cc = va_coopmat_tiles(ctx);
+        bm = cc.bm; bn = cc.bn; bk = cc.bk; vec = 8;
+        wg = (cc.bm / cc.wm) * (cc.bn / cc.wn) * ctx->info.subgroup_size;
+    }
+    const char *name = sq ? (sq->bits == 4 ? "matmul_knn_sq4" : "matmul_knn_sq8")
+                     : coop ? "matmul_coopmat_knn"
+                     : q->dtype == VA_F16 ? (db->dtype == VA_F16 ? "matmul_knn_f16" : "matmul_knn_a16")
+                     : db->dtype == VA_F16 ? "matmul_knn_b16" : "matmul_knn";
+
+    /* Query blocks: the sample's distances and the candidate lists within the tile budget and
+     * one binding each. Database chunks: one binding, and at most 65535 workgroups along y. */
+    uint64_t budget = tile_bytes(ctx);
+    int64_t qc = (int64_t)(budget / ((uint64_t)ns * 4));
+    int64_t qc2 = (int64_t)(budget / ((uint64_t)cap * 8));
+    if (qc2 < qc) qc = qc2;
+    int64_t qr = va_rows_per_binding(ctx, ns, ns, 4);
+    if (qr < qc) qc = qr;
+    qr = va_rows_per_binding(ctx, (int64_t)cap * 2, (int64_t)cap * 2, 4);
+    if (qr < qc) qc = qr;
+    qr = va_rows_per_binding(ctx, q->strides[0], d, ea);
+    if (qr < qc) qc = qr;
+    if (qc >= (int64_t)bm) qc = qc / bm * bm;
+    if (qc > nq) qc = nq;
+    if (qc < 1) { free(map); return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn: no query block fits"); }
+    int64_t nbc = va_rows_per_binding(ctx, db->strides[0], dcols, eb);
+    if (nbc > (int64_t)65535 * bn) nbc = (int64_t)65535 * bn;
+    if (nbc < 1) { free(map); return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "a database row exceeds the binding range"); }
+
+    va_buffer *tile = NULL, *tau_v = NULL, *tau_i = NULL, *cand = NULL, *cnt = NULL;
+    st = va_stream_scratch(s, (uint64_t)qc * (uint64_t)ns * 4, &tile);
+    if (!st) st = va_stream_scratch(s, (uint64_t)qc * (uint64_t)k * 4, &tau_v);
+    if (!st) st = va_stream_scratch(s, (uint64_t)qc * (uint64_t)k * 4, &tau_i);
+    if (!st) st = va_stream_scratch(s, (uint64_t)qc * cap * 8, &cand);
+    if (!st) st = va_stream_scratch(s, (uint64_t)qc * 4, &cnt);
+    if (st) { free(map); return st; }
+
+    union { float f; uint32_t u; } slack = {(float)((8.0 * (double)d + 32.0) / 16777216.0)}, guard = {1.0f / 64.0f};
+    const va_kernel *kern[2][2][2] = {{{NULL}}};   /* [mode][vec_a][vec_b] */
+    uint32_t sel_spec[3] = {256, cap, outcode};
+    const va_kernel *ksel;
+    st = va_kernel_get(ctx, "knn_select", sel_spec, 3, 0, &ksel);
+    for (int64_t q0 = 0; st == VA_SUCCESS && q0 < nq; q0 += qc) {
+        int64_t qn = nq - q0 < qc ? nq - q0 : qc;
+        uint32_t ra, rqn;
+        va_binding bq = va_rows_binding(ctx, q, q0, qn, d, VA_READ, &ra);
+        va_tensor tqn2 = {qnb, 0, VA_F32, 2, {nq, 1}, {1, 1}};
+        va_binding bqn = va_rows_binding(ctx, &tqn2, q0, qn, 1, VA_READ, &rqn);
+        int va_ = d % vec == 0 && q->strides[0] % vec == 0 && ra % vec == 0;
+        for (int mode = 0; st == VA_SUCCESS && mode < 2; mode++) {
+            int first = 1;
+            for (int64_t j0 = 0; st == VA_SUCCESS && j0 < nb; j0 += nbc) {
+                int64_t jn = nb - j0 < nbc ? nb - j0 : nbc;
+                /* MODE 0: the sample rows inside this chunk, map[s0, s1). */
+                int64_t s0 = 0, s1 = 0;
+                if (mode == 0) {
+                    while (s0 < ns && map[s0] < (uint64_t)j0) s0++;
+                    s1 = s0;
+                    while (s1 < ns && map[s1] < (uint64_t)(j0 + jn)) s1++;
+                    if (s1 == s0) continue;
+                }
+                uint32_t rb, rdn;
+                va_binding bind[10];
+                bind[0] = bq;
+                bind[1] = va_rows_binding(ctx, db, j0, jn, dcols, VA_READ, &rb);
+                uint32_t nbind = 8;
+                if (sq) {
+                    bind[8] = va_tensor_binding(sq->vmin, VA_READ);
+                    bind[9] = va_tensor_binding(sq->step, VA_READ);
+                    nbind = 10;
+                }
+                bind[2] = mode == 0 ? (va_binding){tile, 0, (uint64_t)qn * (uint64_t)ns * 4, VA_WRITE}
+                                    : (va_binding){cand, 0, (uint64_t)qn * cap * 8, VA_WRITE};
+                bind[3] = bqn;
+                va_tensor tdn2 = {dnb, 0, VA_F32, 2, {nb, 1}, {1, 1}};
+                bind[4] = va_rows_binding(ctx, &tdn2, j0, jn, 1, VA_READ, &rdn);
+                bind[5] = (va_binding){mapb, 0, (uint64_t)ns * 4, VA_READ};
+                bind[6] = mode == 0 ? bind[5] : (va_binding){tau_v, 0, (uint64_t)qn * (uint64_t)k * 4, VA_READ};
+                bind[7] = (va_binding){cnt, 0, (uint64_t)qn * 4, mode == 0 ? VA_WRITE : VA_READ_WRITE};
+                int vb = d % vec == 0 && db->strides[0] % vec == 0 && rb % vec == 0;
+                if (!kern[mode][va_][vb]) {
+                    if (coop) {
+                        uint32_t sgs = (cc.bm / cc.wm) * (cc.bn / cc.wn);
+                        uint32_t spec[19] = {wg, 1, 1, bm, bn, bk, cc.wm, cc.wn, ctx->info.coopmat_m,
+                                             ctx->info.coopmat_n, ctx->info.coopmat_k, 0, 1, (uint32_t)va_,
+                                             (uint32_t)vb, sgs, ctx->info.subgroup_size, mcode, (uint32_t)mode};
+                        st = va_kernel_get(ctx, name, spec, 19, ctx->info.subgroup_size, &kern[mode][va_][vb]);
+                    } else {
+                        uint32_t spec[14] = {wg, 1, 1, bm, bn, bk, tm, tn, 0, 1, (uint32_t)va_, (uint32_t)vb,
+                                             mcode, (uint32_t)mode};
+                        st = va_kernel_get(ctx, name, spec, 14, 0, &kern[mode][va_][vb]);
+                    }
+                    if (st) break;
+                }
+                struct {
+                    uint32_t m, n, k, lda, ldb, ldo, a_off, b_off, o_off, qn_off, dn_off, map_off, map_base,
+                        col_base, cap, tau_ld, tau_off, zero_counts, slack, guard;
+                } pc = {(uint32_t)qn, (uint32_t)(mode == 0 ? s1 - s0 : jn), (uint32_t)d, (uint32_t)q->strides[0],
+                        (uint32_t)db->strides[0], mode == 0 ? (uint32_t)ns : cap, ra, rb,
+                        mode == 0 ? (uint32_t)s0 : 0, rqn, rdn, (uint32_t)s0, (uint32_t)j0,
+                        (uint32_t)j0, cap, (uint32_t)k, (uint32_t)(k - 1), (uint32_t)first, slack.u, guard.u};
+                uint32_t ncols = pc.n;
+                st = va_stream_dispatch(s, kern[mode][va_][vb], bind, nbind, &pc, sizeof pc,
+                                        va_ceil_div((uint64_t)qn, bm), va_ceil_div(ncols, bn), 1);
+                first = 0;
+            }
+            if (st) break;
+            if (mode == 0) {
+                /* tau: each query's k best upper bounds over the sample; the k-th is the bound. */
+                va_tensor dist = {tile, 0, VA_F32, 2, {qn, ns}, {ns, 1}};
+                va_tensor tv = {tau_v, 0, VA_F32, 2, {qn, k}, {k, 1}};
+                va_tensor ti = {tau_i, 0, VA_U32, 2, {qn, k}, {k, 1}};
+                st = va_topk(s, &dist, k, 0, NULL, NULL, 0, 0, &tv, &ti);
+                if (st) break;
+            }
+        }
+        if (st) break;
+        uint32_t rd, ri, rf;
+        va_binding sb[5];
+        sb[0] = (va_binding){cand, 0, (uint64_t)qn * cap * 8, VA_READ};
+        sb[1] = (va_binding){cnt, 0, (uint64_t)qn * 4, VA_READ};
+        sb[2] = va_rows_binding(ctx, out_d, q0, qn, k, VA_WRITE, &rd);
+        sb[3] = va_rows_binding(ctx, out_i, q0, qn, k, VA_WRITE, &ri);
+        va_tensor f2 = *overflow;
+        f2.ndim = 2;
+        f2.shape[0] = nq;
+        f2.shape[1] = 1;
+        f2.strides[0] = f2.strides[1] = 1;
+        sb[4] = va_rows_binding(ctx, &f2, q0, qn, 1, VA_WRITE, &rf);
+        uint32_t spc[7] = {(uint32_t)qn, (uint32_t)k, rd, (uint32_t)out_d->strides[0], ri,
+                           (uint32_t)out_i->strides[0], rf};
+        uint32_t gx = qn < 65535 ? (uint32_t)qn : 65535;
+        st = va_stream_dispatch(s, ksel, sb, 5, spc, sizeof spc, gx, va_ceil_div((uint64_t)qn, gx), 1);
+    }
+    free(map);
+    return st;
+}
+
+va_status va_knn(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, float p, int64_t k,
+                 const va_tensor *mask, const va_tensor *out_d, const va_tensor *out_i) {
+    va_clear_error();
+    return knn_impl(s, q, db, metric, p, k, mask, NULL, out_d, out_i);
+}
+
+va_status va_knn_sq(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_sq_codes *sq,
+                    va_metric metric, int64_t k, const va_tensor *mask, const va_tensor *out_d,
+                    const va_tensor *out_i) {
+    return knn_impl(s, q, codes, metric, 2.0f, k, mask, sq, out_d, out_i);
+}
+
+va_status va_knn_fused(va_stream *s, const va_tensor *q, const va_tensor *db, va_metric metric, int64_t k,
+                       const va_tensor *out_d, const va_tensor *out_i, const va_tensor *overflow) {
+    va_clear_error();
+    return knn_fused_impl(s, q, db, NULL, metric, k, out_d, out_i, overflow);
+}
+
+va_status va_knn_fused_sq(va_stream *s, const va_tensor *q, const va_tensor *codes, const va_sq_codes *sq,
+                          va_metric metric, int64_t k, const va_tensor *out_d, const va_tensor *out_i,
+                          const va_tensor *overflow) {
+    return knn_fused_impl(s, q, codes, sq, metric, k, out_d, out_i, overflow);
+}
+
 /* Registry adapter. Inputs: queries, database[, mask]; outputs: distances, indices.
  * iparams: metric, k, has_mask; fparams: p. */
 static va_status op_knn(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
@@ -113,3 +401,13 @@ static va_status op_knn(va_stream *s, const va_tensor *in, int n_in, const va_te
                   ip[2] ? &in[2] : NULL, &out[0], &out[1]);
 }
 VA_REGISTER_OP(knn, op_knn);
+
+/* Inputs: queries, database; outputs: distances, indices, overflow flags. iparams: metric, k. */
+static va_status op_knn_fused(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
+                              const int64_t *ip, int n_i, const double *fp, int n_f) {
+    (void)fp; (void)n_f;
+    if (n_i < 2 || n_out != 3 || n_in != 2)
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "knn_fused takes (queries, database) -> (distances, indices, overflow)");
+    return va_knn_fused(s, &in[0], &in[1], (va_metric)ip[0], ip[1], &out[0], &out[1], &out[2]);
+}
+VA_REGISTER_OP(knn_fused, op_knn_fused);

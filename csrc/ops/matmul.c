@@ -97,25 +97,27 @@ static simt_cfg simt_tiles(const va_context *ctx, int64_t m, int64_t n, int64_t 
     return c;
 }
 
-typedef struct coop_cfg { uint32_t bm, bn, bk, wm, wn; } coop_cfg;
-
 static const char *coop_name(const va_tensor *c) {
     return c->dtype == VA_F16 ? "matmul_coopmat_f16c" : "matmul_coopmat";
 }
 
-static int use_coopmat(const va_context *ctx, const va_tensor *a, const va_tensor *b, const va_tensor *c) {
-    if (a->dtype != VA_F16 || b->dtype != VA_F16 || !ctx->info.coopmat_m) return 0;
+int va_coopmat_enabled(const va_context *ctx) {
+    if (!ctx->info.coopmat_m) return 0;
     const char *off = getenv("VACCEL_NO_COOPMAT");
-    if (off && *off && strcmp(off, "0") != 0) return 0;
+    return !(off && *off && strcmp(off, "0") != 0);
+}
+
+static int use_coopmat(const va_context *ctx, const va_tensor *a, const va_tensor *b, const va_tensor *c) {
+    if (a->dtype != VA_F16 || b->dtype != VA_F16 || !va_coopmat_enabled(ctx)) return 0;
     return va_kernel_available(coop_name(c));
 }
 
 /* 128x128x32 tiles, four subgroups of 64x64 (a 2x2 grid); VACCEL_COOPMAT_TILE="BM,BN,BK,WM,WN"
  * overrides, for tuning on a new device. */
-static coop_cfg coop_tiles(const va_context *ctx) {
-    coop_cfg c = {128, 128, 32, 64, 64};
+va_coop_cfg va_coopmat_tiles(const va_context *ctx) {
+    va_coop_cfg c = {128, 128, 32, 64, 64};
     const char *env = getenv("VACCEL_COOPMAT_TILE");
-    coop_cfg e = {0};
+    va_coop_cfg e = {0};
     int n = env ? sscanf(env, "%u,%u,%u,%u,%u", &e.bm, &e.bn, &e.bk, &e.wm, &e.wn) : 0;
     if (n >= 5 && e.wm && e.wn && e.bm % e.wm == 0 && e.bn % e.wn == 0 && e.wm % ctx->info.coopmat_m == 0 &&
         e.wn % ctx->info.coopmat_n == 0 && e.bk % ctx->info.coopmat_k == 0 && e.bk % 8 == 0) {
@@ -163,7 +165,7 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
     const char *name;
     simt_cfg sc = {0};
     if (coop) {
-        coop_cfg cc = coop_tiles(ctx);
+        va_coop_cfg cc = va_coopmat_tiles(ctx);
         uint32_t sgs = (cc.bm / cc.wm) * (cc.bn / cc.wn);
         bm = cc.bm; bn = cc.bn; bk = cc.bk; vec = 8;
         wg = sgs * ctx->info.subgroup_size;
