@@ -67,7 +67,9 @@ void main() {
     const uint sgs = gl_SubgroupSize;
     const uint room = nsg * P;
     const uint qb = pc.q_off + q * pc.ldq;
+    uint gt_ready = NONE, gt_next = NONE;
     for (uint base = r0; base < r1; base += room) {
+        if (gl_LocalInvocationID.x == 0u) gt_next = sel_bound_fetch(0u);
         const uint tau = s_tau[0];
         for (uint p = 0u; p < P; p++) {
             const uint r = base + p * nsg + sg;
@@ -94,7 +96,8 @@ void main() {
             s = subgroupAdd(s);
             if (subgroupElect()) sel_offer(0u, tau, order_key(s), pc.row0 + r);
         }
-        sel_round_end(room);
+        sel_round_end(room, gt_ready);
+        gt_ready = gt_next;
     }
     const uint at = q * pc.ldo + (pc.col0 + j) * pc.k;
     sel_write(0u, true, pc.v_off + at, pc.i_off + at);

@@ -170,7 +170,9 @@ void main() {
     sel_init();   // its barrier also publishes the tables
 
     const uint room = WG * P;
+    uint gt_ready = NONE, gt_next = NONE;
     for (uint base = r0; base < r1; base += room) {
+        if (t < QG) gt_next = sel_bound_fetch(t);
         uint tau[QG];
         [[unroll]] for (uint g = 0u; g < QG; g++) tau[g] = s_tau[g];
         [[unroll]] for (uint p = 0u; p < P; p++) {
@@ -208,7 +210,8 @@ void main() {
             [[unroll]] for (uint g = 0u; g < QG; g++)
                 sel_offer(g, tau[g], order_key(LUT16 == 1u ? acc[g] * inv_scale[g] : acc[g]), pc.row0 + r);
         }
-        sel_round_end(room);
+        sel_round_end(room, gt_ready);
+        gt_ready = gt_next;
     }
 
     [[unroll]] for (uint g = 0u; g < QG; g++) {

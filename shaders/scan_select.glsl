@@ -13,7 +13,7 @@
 // the smallest k-th key any work item of query q has found so far. A row whose key is above it
 // cannot be among the query's k best (k rows at or below it exist), so a work item starting late,
 // as most pairs of a many-probe IVF search do, offers only rows at or below it from its first row.
-// The host sets GT to NONE before the scan.
+// The host sets GT to NONE before the scan. A round reads GT for the next one to apply.
 //
 // The buffers live in shared memory (SBUF = QG * CAP entries) or, for k too large for it, in a
 // device scratch region of the workgroup (BUF_GLOBAL = 1; SB[sel_gb + 2 i], SB[sel_gb + 2 i + 1]).
@@ -70,18 +70,20 @@ void sel_put(uint i, uint key, uint row) {
     }
 }
 
-// The shared bound of member g as a strict threshold: keys at or below GT pass.
-uint sel_shared_tau(uint g) {
-    if (sel_q0 + g >= sel_nq) return 0u;                       // no query: nothing passes
-    uint b = atomicOr(SB[sel_gt + sel_q0 + g], 0u);            // an atomic read
-    return b == NONE ? NONE : b + 1u;
+// The shared bound GT of member g, read atomically (NONE for no query). Issued a round before it
+// is applied (sel_round_end), so the read's latency hides behind a round of scanning.
+uint sel_bound_fetch(uint g) {
+    return sel_q0 + g < sel_nq ? atomicOr(SB[sel_gt + sel_q0 + g], 0u) : NONE;
 }
+
+// A fetched bound as a strict threshold: keys at or below GT pass.
+uint sel_bound_tau(uint b) { return b == NONE ? NONE : b + 1u; }
 
 void sel_init() {
     const uint t = gl_LocalInvocationID.x;
     if (t < QG) {
         s_cnt[t] = 0u;
-        s_tau[t] = sel_shared_tau(t);
+        s_tau[t] = sel_q0 + t < sel_nq ? sel_bound_tau(sel_bound_fetch(t)) : 0u;   // 0: nothing passes
     }
     barrier();
 }
@@ -145,8 +147,9 @@ void sel_compact(uint g) {
 
 // End of a round that offered at most `room` rows per member: compact the members whose buffer
 // grew past max(2k, 64) entries or could not take another round, and tighten every threshold to
-// the shared bound. Every thread calls it.
-void sel_round_end(uint room) {
+// the shared bound `fetched` (threads t < QG: sel_bound_fetch(t) of an earlier round). Every
+// thread calls it.
+void sel_round_end(uint room, uint fetched) {
     sel_barrier();
     const uint hi = max(2u * sel_k, 64u);
     for (uint g = 0u; g < QG; g++) {
@@ -154,7 +157,7 @@ void sel_round_end(uint room) {
         if (c > hi || c + room > CAP) sel_compact(g);
     }
     const uint t = gl_LocalInvocationID.x;
-    if (t < QG) s_tau[t] = min(s_tau[t], sel_shared_tau(t));
+    if (t < QG) s_tau[t] = min(s_tau[t], sel_bound_tau(fetched));
     barrier();
 }
 

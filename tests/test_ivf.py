@@ -236,6 +236,12 @@ def test_arguments_and_training_sizes(rng):
     with pytest.raises(ValueError, match="nprobe"):
         flat.search(x[:2], 3, nprobe=0)
     flat.add(x)
+    with pytest.raises(ValueError, match="reset"):
+        flat.train(x)                                            # the stored vectors use these lists
+    with pytest.raises(ValueError, match="reset"):
+        flat.centroids = flat.centroids
+    with pytest.raises(ValueError, match="centroids"):
+        IVFFlatIndex(8, 10).centroids = np.zeros((9, 8))
     # nprobe beyond nlist searches every list, as faiss clamps it.
     D, I = flat.search(x[:3], 5, nprobe=1000)
     check_topk(D, I, exact_dist(x[:3], x, "sqeuclidean"), np.arange(700), 5, "sqeuclidean")
@@ -299,7 +305,7 @@ def test_padding_dtypes_and_backends_agree(rng):
     vaccel.set_backend("cpu")
     index.add(xb[:100])
     vaccel.set_backend("vulkan")
-    index.add(xb[100:])
+    index.add(xb[100:].astype(np.float64)[:, ::-1][:, ::-1])    # float64, a strided view
     D, I = index.search(xq, 400, nprobe=6)                       # k beyond ntotal pads
     assert (I[:, 300:] == -1).all() and (D[:, 300:] == -np.inf).all()
     check_topk(D, I, exact_dist(xq, xb, "inner"), np.arange(300), 400, "inner")
@@ -326,7 +332,7 @@ def test_large_k_uses_device_buffers(rng):
 
 @pytest.mark.parametrize("kind", ["flat", "pq"])
 def test_save_load_round_trip_and_damage(rng, tmp_path, kind):
-    d, nb = 8, 600
+    d, nb = 8, 700
     xb, xq = blobs(rng, nb, d), blobs(rng, 4, d)
     index = IVFFlatIndex(d, 6, "inner") if kind == "flat" else \
         IVFPQIndex(d, 6, 4, 4, "inner", pq_max_iter=5, init="random")

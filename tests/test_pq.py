@@ -341,6 +341,8 @@ def test_ids_filters_and_removal(rng, backend):
         index.reconstruct(int(gone[0]))
     index.add(xb[:2])                                   # default ids continue after the largest
     np.testing.assert_array_equal(index.ids[-2:], [ids.max() + 1, ids.max() + 2])
+    with pytest.raises(ValueError, match="reset"):
+        index.train(xb)                                 # stored codes belong to these codebooks
     index.reset()
     assert index.ntotal == 0 and index.is_trained
     D, I = index.search(xq, 4)
