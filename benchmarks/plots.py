@@ -1,4 +1,4 @@
-"""Plots (matplotlib, optional): at most three PNG files, whatever the number of cases.
+"""Plots (matplotlib, optional): at most four PNG files, whatever the number of cases.
 
 throughput.png   one panel per op measured at two sizes or more (cdist/<metric>, ...): one line
                  per implementation, x = the case's size (m*n*d for cdist, bytes for transfers),
@@ -8,6 +8,9 @@ roofline.png     one panel per side (device, host): achieved GFLOP/s against ari
                  and GEMM ceilings of that side
 runtime.png      the runtime cases as bars: tiny-call latency (µs per call) and transfer rates
                  (GB/s), one bar per implementation
+recall_qps.png   approximate search (records carrying recall_at_10 and params.nq: the pq family):
+                 one panel per op (ivfpq/<nb>/nlist=..., ivfflat/..., pq-index/...), queries per
+                 second against recall@10, one line per implementation through its nprobe values
 """
 
 import math
@@ -34,6 +37,21 @@ def _save(fig, outdir, name, written):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     written.append(path)
+
+
+def recall_qps_points(records):
+    """{op: {impl: [(recall@10, queries per second, nprobe or None)]}} of the ok records that carry
+    recall_at_10 and params.nq, sorted by nprobe (the order a curve is drawn in)."""
+    out = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        p = r.get("params") or {}
+        if r.get("status") != "ok" or r.get("recall_at_10") is None or not p.get("nq") or not r.get("median_s"):
+            continue
+        out[r["op"]][r["impl"]].append((float(r["recall_at_10"]), p["nq"] / r["median_s"], p.get("nprobe")))
+    for impls in out.values():
+        for pts in impls.values():
+            pts.sort(key=lambda t: (t[2] is None, t[2] or 0, t[0]))
+    return out
 
 
 def write_plots(doc, outdir, log=print):
@@ -139,5 +157,29 @@ def write_plots(doc, outdir, log=print):
             ax.grid(True, axis="y", alpha=0.3)
         fig.suptitle(f"runtime on {device}", fontsize=11)
         _save(fig, outdir, "runtime.png", written)
+        plt.close(fig)
+
+    # -- recall against queries per second (approximate search) --------------------------------
+    curves = recall_qps_points(records)
+    if curves:
+        ops = sorted(curves)
+        fig, axes = _axes(plt, len(ops))
+        for ax, op in zip(axes, ops):
+            for impl, pts in sorted(curves[op].items()):
+                vac = impl.startswith("vaccel")
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o" if vac else "--x", label=impl,
+                        linewidth=2 if vac else 1)
+                for rec, qps, nprobe in pts:
+                    if nprobe is not None and vac:
+                        ax.annotate(str(nprobe), (rec, qps), textcoords="offset points", xytext=(3, 3), fontsize=6)
+            ax.set_yscale("log")
+            ax.set_xlabel("recall@10")
+            ax.set_ylabel("queries / s (higher is better)")
+            ax.set_title(op + (" (labels: nprobe)" if any(p[2] is not None for v in curves[op].values() for p in v)
+                               else ""), fontsize=9)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(f"recall vs queries per second on {device}", fontsize=11)
+        _save(fig, outdir, "recall_qps.png", written)
         plt.close(fig)
     return written

@@ -373,6 +373,52 @@ va_status va_kmeans_plusplus(va_stream *s, const va_tensor *x, const va_tensor *
 va_status va_kmeans_gather(va_stream *s, const va_tensor *x, const va_tensor *indices, const va_tensor *shift,
                            const va_tensor *out);
 
+/* Product quantization. A product quantizer splits d into m sub-vectors of d/m; sub-quantizer j
+ * has 2^nbits centroids, held as centroids (m * 2^nbits, d / m) f32: row j * 2^nbits + c is
+ * centroid c of sub-quantizer j. A code is m sub-codes of nbits bits (1..8) in an LSB-first bit
+ * stream (faiss's layout), padded to (m * nbits + 31) / 32 u32 words per row.
+ * tables (nq, m * 2^nbits) f32: entry (j, c) of query i is ||q_j - centroid_jc||^2
+ * (SQEUCLIDEAN) or q_j . centroid_jc (INNER), the sub-vector q_j = q[i, j*d/m : (j+1)*d/m]. */
+va_status va_pq_tables(va_stream *s, const va_tensor *q, const va_tensor *centroids, int64_t m, int nbits,
+                       va_metric metric, const va_tensor *out);
+/* The k best codes of codes (nb, words) for each query of q (nq, d) by asymmetric distance: the
+ * sum over j of the tables' entry (j, code_j) (squared distance to the decoded code, or its inner
+ * product for INNER, largest first). distances (nq, k) f32, indices (nq, k) u32 rows of codes, best
+ * first, ties by lower row; where fewer than k rows are allowed the index is 0xFFFFFFFF (and the
+ * distance NaN). mask, optional: u32 bitset over rows. The selection runs inside the scan; no
+ * nq x nb intermediate exists. half_tables != 0: the tables are held as float16 (scaled per query
+ * by a power of two), two queries' entries per lookup: about twice the speed, entries rounded to
+ * 11 significant bits (used when at least two queries share a workgroup). */
+va_status va_pq_search(va_stream *s, const va_tensor *q, const va_tensor *centroids, const va_tensor *codes,
+                       int64_t m, int nbits, va_metric metric, int64_t k, const va_tensor *mask, int half_tables,
+                       const va_tensor *out_d, const va_tensor *out_i);
+
+/* An inverted-file index as stored on the device: nlist coarse centroids; list l holds the rows
+ * (slots) [lists[l, 0], lists[l, 0] + lists[l, 1]) of vectors (IVF-Flat: (slots, d) f32) or of
+ * codes (IVF-PQ: the product-quantization codes of x - centroids[l], as for va_pq_search, with
+ * pq_centroids). pq_term, optional (SQEUCLIDEAN IVF-PQ): (nlist, m * 2^nbits) f32, entry (l; j, c)
+ * = ||centroid_jc||^2 + 2 centroids[l]_j . centroid_jc (faiss's precomputed tables); without it
+ * a table per (query, list) pair is computed. */
+typedef struct va_ivf_index {
+    va_metric metric;              /* SQEUCLIDEAN or INNER (largest first) */
+    const va_tensor *centroids;    /* (nlist, d) f32 */
+    const va_tensor *lists;        /* (nlist, 2) u32: first slot, count */
+    const va_tensor *vectors;      /* IVF-Flat, else NULL */
+    const va_tensor *codes;        /* IVF-PQ, else NULL: (slots, (m * nbits + 31) / 32) u32 */
+    const va_tensor *pq_centroids; /* IVF-PQ: (m * 2^nbits, d / m) f32 */
+    const va_tensor *pq_term;      /* IVF-PQ, optional */
+    int64_t m;
+    int nbits;
+} va_ivf_index;
+/* For each query of q (nq, d): the nprobe lists whose centroids are best for it (va_knn), then the
+ * k best rows of those lists: exact distances (IVF-Flat) or asymmetric distances to x's
+ * reconstruction centroid + decoded residual (IVF-PQ). distances (nq, k) f32, indices (nq, k) u32
+ * slots, best first, ties by lower slot; 0xFFFFFFFF (and NaN) where fewer than k rows are allowed
+ * in the probed lists. mask, optional: u32 bitset over slots. One workgroup per (query, list) pair
+ * selects its k best as it scans; a topk merges the pairs. */
+va_status va_ivf_search(va_stream *s, const va_ivf_index *index, const va_tensor *q, int64_t nprobe, int64_t k,
+                        const va_tensor *mask, const va_tensor *out_d, const va_tensor *out_i);
+
 /* Ops by name, for bindings: the same ops with integer and float parameters by position. */
 typedef va_status (*va_op_fn)(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,
                               int n_out, const int64_t *iparams, int n_i, const double *fparams,

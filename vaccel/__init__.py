@@ -22,6 +22,8 @@ from .reductions import argmax, argmin, histogram, max, mean, min, statistics, s
 from .cluster import KMeans
 from .elementwise import (abs, absolute, add, clip, compile_expr, divide, exp, fuse, gelu, layer_norm, log,  # noqa: A004
                           maximum, minimum, multiply, negative, relu, sigmoid, silu, softmax, sqrt, subtract)
+from .pq import PQIndex, ProductQuantizer
+from .ivf import IVFFlatIndex, IVFPQIndex
 
 __all__ = [
     "Array", "DeviceLost", "FlatIndex", "IndexFileError", "KMeans", "load_index", "DeviceNotAvailable", "FeatureNotSupported", "NotFittedError", "OutOfDeviceMemory", "VaccelError",
@@ -31,4 +33,5 @@ __all__ = [
     "argmax", "argmin", "histogram", "max", "mean", "min", "statistics", "std", "sum", "var",
     "abs", "absolute", "add", "clip", "compile_expr", "divide", "exp", "fuse", "gelu", "layer_norm", "log",
     "maximum", "minimum", "multiply", "negative", "relu", "sigmoid", "silu", "softmax", "sqrt", "subtract",
+    "ProductQuantizer", "PQIndex", "IVFFlatIndex", "IVFPQIndex",
 ]

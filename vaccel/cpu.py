@@ -305,6 +305,81 @@ def knn(queries, database, k, metric="sqeuclidean", *, p=2.0, filter=None):
     return D, I
 
 
+# ---- product quantization and IVF search ------------------------------------------------------
+#
+# Asymmetric distances in float64: a PQ code's distance is the sum of its sub-codes' table entries,
+# which equals (up to rounding) the distance to the code's reconstruction; IVF candidates are the
+# rows of the nprobe best lists of each query (the coarse ranking of knn above). Rows are ranked
+# as knn ranks them: by float32 distance, ties by the lower row, NaN last.
+
+def pq_tables(queries, centroids, metric="sqeuclidean"):
+    """(nq, m, ksub) float32 distance tables: ||q_j - c_jk||^2 ('sqeuclidean') or q_j . c_jk
+    ('inner') for the sub-vectors q_j of each query and the centroids (m, ksub, dsub)."""
+    q = _as_f32(queries).astype(np.float64)
+    c = _as_f32(centroids).astype(np.float64)
+    m, ksub, dsub = c.shape
+    qs = q.reshape(q.shape[0], m, 1, dsub)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if metric == "inner":
+            t = np.einsum("qjis,jks->qjk", qs, c)
+        else:
+            t = ((qs - c[None]) ** 2).sum(axis=3)
+    return t.astype(np.float32)
+
+
+def _rank(dist, rows, k, largest):
+    """The k best of float64 distances dist over rows (ascending row numbers): (D, I) padded."""
+    D = np.full(k, -np.inf if largest else np.inf, np.float32)
+    I = np.full(k, -1, np.int64)
+    if rows.size:
+        with np.errstate(invalid="ignore", over="ignore"):
+            v, i = _select_rows(dist.astype(np.float32)[None], min(k, rows.size), largest)
+        D[:i.shape[1]] = v[0]
+        I[:i.shape[1]] = rows[i[0]]
+    return D, I
+
+
+def pq_search(queries, centroids, labels, k, metric="sqeuclidean", filter=None):
+    """ADC search: (D float32 (nq, k), I int64 row positions (nq, k)) of the codes labels (n, m)
+    (one centroid number per sub-quantizer) against the queries, with the centroids (m, ksub,
+    dsub); 'inner' ranks the largest first; -1 / +-inf pad."""
+    tables = pq_tables(queries, centroids, metric).astype(np.float64)
+    labels = np.asarray(labels, np.int64)
+    n, m = labels.shape
+    rows = np.arange(n, dtype=np.int64) if filter is None else _allowed_rows(filter, n)
+    out = [_rank(sum(t[j, labels[rows, j]] for j in range(m)) if m else np.zeros(rows.size), rows, k,
+                 metric == "inner") for t in tables]
+    nq = tables.shape[0]
+    return (np.array([d for d, _ in out], np.float32).reshape(nq, k),
+            np.array([i for _, i in out], np.int64).reshape(nq, k))
+
+
+def ivf_search(queries, centroids, lists, vectors, k, nprobe, metric="sqeuclidean", filter=None):
+    """IVF search: for each query the nprobe best centroids (knn), then the k best of the rows of
+    those lists. lists: a sequence (one per centroid) of int64 row positions into vectors (n, d):
+    the raw vectors (IVF-Flat) or the reconstructions (IVF-PQ), compared in float64. Returns
+    (D float32 (nq, k), I int64 row positions), -1 / +-inf padded."""
+    q = _as_f32(queries).astype(np.float64)
+    x = np.asarray(vectors, np.float64)
+    largest = metric == "inner"
+    allowed = None if filter is None else np.zeros(x.shape[0], bool)
+    if allowed is not None:
+        allowed[_allowed_rows(filter, x.shape[0])] = True
+    _, probes = knn(q.astype(np.float32), centroids, nprobe, metric)
+    D = np.empty((q.shape[0], k), np.float32)
+    I = np.empty((q.shape[0], k), np.int64)
+    for i in range(q.shape[0]):
+        rows = np.sort(np.concatenate([np.asarray(lists[p], np.int64) for p in probes[i] if p >= 0] +
+                                      [np.empty(0, np.int64)]))
+        if allowed is not None:
+            rows = rows[allowed[rows]]
+        with np.errstate(invalid="ignore", over="ignore"):
+            xr = x[rows]
+            dist = xr @ q[i] if largest else ((xr - q[i]) ** 2).sum(axis=1)
+        D[i], I[i] = _rank(dist, rows, k, largest)
+    return D, I
+
+
 # ---- dense math: matmul, matvec, transpose ------------------------------------------------------
 
 def matmul(a, b, result_dtype):

@@ -1,0 +1,501 @@
+"""pq: product-quantization and IVF search (vaccel.PQIndex, IVFPQIndex, IVFFlatIndex) against
+faiss on the host and a PyTorch ADC search on CUDA. Every record carries recall@10 against the
+exact neighbours, so recall can be plotted against queries per second (plots.py: recall_qps.png).
+
+pq-index/<nb>x<d>/m=<m>/k=<k>          k best of nb PQ codes (8 bits per sub-code) for nq queries
+                                       by asymmetric distance (ADC). Bytes counted: nb * m (the
+                                       codes read once); the floor is those bytes over the copy
+                                       bandwidth. The real limiter is the table lookups: nq * nb * m
+                                       of them in shared memory (1.6e11 at the full size), so the
+                                       fraction of that floor is small by nature; QPS = nq / time.
+ivfpq/<nb>/nlist=<nlist>/nprobe=<p>    IVF-PQ (residual codes, m sub-quantizers of 8 bits, faiss's
+                                       precomputed tables), the nprobe nearest lists of each query
+                                       searched. Bytes counted: nq * nprobe * (nb / nlist) * m, the
+                                       codes of the probed lists (each (query, list) pair reads its
+                                       list once); one case per nprobe, 1, 2, 4, ... 128.
+ivfflat/<nb>/nlist=<nlist>/nprobe=<p>  the same with raw float32 vectors in the lists (bytes:
+                                       nq * nprobe * (nb / nlist) * 4 d).
+
+What runs. Every implementation searches the same quantizers: the codebooks and coarse centroids
+are trained once per size (vaccel.ProductQuantizer / IVFPQIndex.train on a sample, faiss's
+ProductQuantizer / k-means where vaccel is missing), and every index is built from them outside
+the timing (an IVF index once per size, reused by the nprobe cases). Training time is not counted.
+  vaccel       index.search(xq, k[, nprobe]) on the index built on the device (NumPy queries in,
+               NumPy (D, I) out)
+  vaccel-f16tables  pq-index only: the same index searched with table_dtype='float16' (two queries'
+               table entries per shared-memory read; distances within ~1e-3)
+  torch-cuda   pq-index only: the ADC a PyTorch user writes: codes (m, nb) int64 on the GPU (encoded
+               there), a table per query ((q_j - c_jk)^2 summed over the sub-vector), then per chunk
+               of queries D = sum_j table[:, j].index_select(1, codes[j]) and torch.topk; the chunk
+               keeps its nq_chunk x nb float32 matrix within 2 GiB
+  faiss        faiss.IndexPQ / IndexIVFPQ (use_precomputed_table=1) / IndexIVFFlat on the host, all
+               threads, built from the same quantizers; pq-index skipped above FAISS_PQ_MAX_WORK
+               table lookups
+
+Correctness (before timing): on a few queries (all when small), the distance of every returned id
+recomputed in float64 (the ADC of its reference code, the distance to its IVF-PQ reconstruction, or
+the exact distance for IVF-Flat) equals the returned distance within 1e-3 relative, and pq-index
+results equal the exhaustive float64 ADC ranking rank by rank; 1% of entries may differ (an
+implementation that encodes for itself can pick the other centroid of a near-tie). recall_at_10 is
+measured against the exact neighbours (float64) of the checked queries (pq-index) or of all queries
+(ivf cases).
+"""
+
+import numpy as np
+
+from ..harness import Case, Impl, Skip, check_rows, register, torch_peak_mem, vaccel_peak_mem
+from .search import knn_reference, standard_normal
+
+K = 10
+NBITS = 8
+QUICK_PQ = [(20_000, 32, 8, 100)]                 # nb, d, m, nq
+FULL_PQ = [(10_000_000, 128, 16, 1000)]
+QUICK_IVF = (20_000, 32, 64, 8, 100, (1, 4, 16))  # nb, d, nlist, m, nq, nprobes
+FULL_IVF = (1_000_000, 128, 1024, 16, 1000, (1, 2, 4, 8, 16, 32, 64, 128))
+FAISS_PQ_MAX_WORK = 2 ** 38      # nq * nb * m table lookups above which faiss's IndexPQ is skipped
+TORCH_TILE_BYTES = 2 << 30       # the PyTorch ADC's distance chunk
+TRAIN_ROWS = 65536               # training sample (faiss samples 256 points per centroid)
+QUICK_TRAIN = (10_000, "random", 5)   # --quick: rows, initialisation, iterations (lavapipe is slow)
+CHECK_MISS = 0.01                # fraction of checked entries allowed off (near-tie encodings)
+CENTRES = 256                    # clusters of the synthetic data
+
+_BUILDS = {}                     # data, quantizers and references per size, shared by its cases
+_INDEXES = {}                    # built indexes per (implementation, kind, size)
+
+
+# --------------------------------------------------------------------------------------------
+# data and quantizers
+
+
+def clustered(rng, n, d, centres):
+    """float32 (n, d): N(0, 1) around one of the centres per row (structure to quantize)."""
+    x = standard_normal(rng, (n, d))
+    step = 1 << 20
+    for i in range(0, n, step):
+        x[i:i + step] += centres[rng.integers(0, len(centres), min(step, n - i))]
+    return x
+
+
+def _data(key, nb, d, nq, quick):
+    rng = np.random.default_rng(key[1] * 31 + d)
+    centres = (rng.standard_normal((CENTRES, d)) * 1.5).astype(np.float32)
+    xb, xq = clustered(rng, nb, d, centres), clustered(rng, nq, d, centres)
+    rows = QUICK_TRAIN[0] if quick else TRAIN_ROWS
+    xt = xb[np.sort(rng.choice(nb, min(nb, rows), replace=False))]
+    return xb, xq, xt
+
+
+def _train_pq(P, xt, d, m, quick):
+    """(centroids (m, 256, d/m)) from vaccel.ProductQuantizer, or faiss's where vaccel is missing."""
+    if P.vaccel is not None:
+        init, iters = (QUICK_TRAIN[1], QUICK_TRAIN[2]) if quick else ("k-means++", 25)
+        return P.vaccel.ProductQuantizer(d, m, NBITS, init=init, max_iter=iters).train(xt).centroids
+    if P.faiss is not None:
+        pq = P.faiss.ProductQuantizer(d, m, NBITS)
+        pq.train(xt)
+        return P.faiss.vector_to_array(pq.centroids).reshape(m, 1 << NBITS, d // m).astype(np.float32)
+    raise Skip("neither vaccel nor faiss can train the quantizers")
+
+
+def _encode(cent, x, chunk=1 << 18):
+    """Reference PQ codes (n, m) uint8: nearest centroid per sub-vector, float64 (NumPy)."""
+    m, ksub, ds = cent.shape
+    c = cent.astype(np.float64)
+    cn = (c * c).sum(2)
+    out = np.empty((x.shape[0], m), np.uint8)
+    for i in range(0, x.shape[0], chunk):
+        blk = x[i:i + chunk].astype(np.float64).reshape(-1, m, ds)
+        for j in range(m):
+            out[i:i + chunk, j] = np.argmin(cn[j][None] - 2.0 * blk[:, j] @ c[j].T, axis=1)
+    return out
+
+
+def _decode(cent, codes):
+    m = cent.shape[0]
+    return np.concatenate([cent[j][codes[:, j]] for j in range(m)], axis=1)
+
+
+def pq_build(P, nb, d, m, nq, quick):
+    key = ("pq", nb, d, m, nq)
+    if key not in _BUILDS:
+        _BUILDS.clear()
+        _INDEXES.clear()
+        xb, xq, xt = _data(key, nb, d, nq, quick)
+        cent = np.ascontiguousarray(_train_pq(P, xt, d, m, quick), np.float32)
+        if P.vaccel is not None:
+            pq = P.vaccel.ProductQuantizer(d, m, NBITS)
+            pq.centroids = cent
+            codes = pq.encode(xb)
+        else:
+            codes = _encode(cent, xb)
+        _BUILDS[key] = {"xb": xb, "xq": xq, "cent": cent, "codes": codes, "refs": {}}
+    return key, _BUILDS[key]
+
+
+def ivf_build(P, nb, d, nlist, m, nq, quick):
+    key = ("ivf", nb, d, nlist, m, nq)
+    if key not in _BUILDS:
+        _BUILDS.clear()
+        _INDEXES.clear()
+        xb, xq, xt = _data(key, nb, d, nq, quick)
+        if P.vaccel is not None:
+            V = P.vaccel
+            tmp = (V.IVFPQIndex(d, nlist, m, NBITS, init=QUICK_TRAIN[1], pq_max_iter=QUICK_TRAIN[2]) if quick else
+                   V.IVFPQIndex(d, nlist, m, NBITS))
+            tmp.train(xt)
+            coarse, cent = tmp.centroids, tmp.pq.centroids
+            from vaccel import cluster
+            labels = cluster.assign(xb, coarse)[0]
+            codes = tmp.pq.encode(xb - coarse[labels])
+        elif P.faiss is not None:
+            km = P.faiss.Kmeans(d, nlist, niter=10, seed=1234)
+            km.train(xt)
+            coarse = km.centroids.astype(np.float32)
+            labels = km.index.search(xb, 1)[1][:, 0]
+            cent = np.ascontiguousarray(_train_pq(P, xt - coarse[km.index.search(xt, 1)[1][:, 0]], d, m, quick))
+            codes = _encode(cent, xb - coarse[labels])
+        else:
+            raise Skip("neither vaccel nor faiss can train the quantizers")
+        # Exact neighbours of every query (float64 ranking of float32 data), for recall.
+        _, gt = knn_reference(xq, xb, np.arange(nq), K)
+        _BUILDS[key] = {"xb": xb, "xq": xq, "coarse": np.ascontiguousarray(coarse, np.float32),
+                        "cent": np.ascontiguousarray(cent, np.float32), "labels": np.asarray(labels, np.int64),
+                        "codes": codes, "gt": gt}
+    return key, _BUILDS[key]
+
+
+def _cached(name, build):
+    if name not in _INDEXES:
+        _INDEXES[name] = build()
+    return _INDEXES[name]
+
+
+# --------------------------------------------------------------------------------------------
+# checks
+
+
+def _recall(I, gt):
+    k = min(10, I.shape[1], gt.shape[1])
+    return sum(len(np.intersect1d(a[:k], b[:k])) for a, b in zip(I, gt)) / float(k * len(I))
+
+
+def _rows_ok(D, I, nb, true):
+    """None or a message: ids valid and distinct per row, and D within 1e-3 of true(rows, I) for
+    all but CHECK_MISS of the entries."""
+    if I.min() < 0 or I.max() >= nb:
+        return f"ids outside [0, {nb})"
+    for r in range(I.shape[0]):
+        if np.unique(I[r]).size != I.shape[1]:
+            return f"row {r}: repeated ids"
+    t = true(I)
+    scale = max(1.0, float(np.abs(t).max()))
+    off = np.abs(D.astype(np.float64) - t) > 1e-3 * np.abs(t) + 1e-5 * scale
+    if off.mean() > CHECK_MISS:
+        r, c = (int(v[0]) for v in np.nonzero(off))
+        return (f"{int(off.sum())} of {off.size} distances are not the float64 distance of their id "
+                f"(row {r}: {D[r, c]!r} vs {t[r, c]!r})")
+    return None
+
+
+def make_pq_check(build, nq, nb):
+    def check(get_rows, inputs):
+        rows = check_rows(nq, nq * nb, n_random=6)
+        rows = np.arange(nq) if rows is None else rows
+        D, I = (np.asarray(a) for a in get_rows(rows))
+        refs = build["refs"]
+        key = tuple(rows.tolist())
+        if key not in refs:
+            cent, codes, xq = build["cent"].astype(np.float64), build["codes"], build["xq"][rows]
+            m, ksub, ds = cent.shape
+            tab = ((xq.astype(np.float64).reshape(-1, m, 1, ds) - cent[None]) ** 2).sum(3)
+            adc = np.zeros((len(rows), nb))
+            for j in range(m):
+                adc += tab[:, j, :][:, codes[:, j]]
+            best = np.sort(np.partition(adc, K - 1, axis=1)[:, :K], axis=1)
+            _, gt = knn_reference(build["xq"], build["xb"], rows, K)
+            refs.clear()
+            refs[key] = (adc, best, gt)
+        adc, best, gt = refs[key]
+        out = {"recall_at_10": _recall(I, gt)}
+        err = _rows_ok(D, I, nb, lambda ids: np.take_along_axis(adc, ids, 1))
+        if err is None:
+            scale = max(1.0, float(np.abs(best).max()))
+            off = np.abs(D - best) > 1e-3 * np.abs(best) + 1e-5 * scale
+            if off.mean() > CHECK_MISS:
+                err = f"{int(off.sum())} ranks differ from the exhaustive ADC ranking"
+        out["error"] = err
+        return out
+    return check
+
+
+def make_ivf_check(build, kind, nq, nb):
+    def check(get_rows, inputs):
+        D, I = (np.asarray(a) for a in get_rows(None))
+        rows = np.unique(np.linspace(0, nq - 1, min(nq, 32)).astype(np.int64))
+        q = build["xq"][rows].astype(np.float64)
+
+        def true(ids):
+            if kind == "flat":
+                x = build["xb"][ids.ravel()].astype(np.float64)
+            else:
+                flat = ids.ravel()
+                x = (build["coarse"][build["labels"][flat]].astype(np.float64) +
+                     _decode(build["cent"].astype(np.float64), build["codes"][flat]))
+            x = x.reshape(ids.shape + (-1,))
+            return ((x - q[:, None, :]) ** 2).sum(2)
+        found = I[rows] >= 0
+        if not found.all():
+            return {"error": "fewer than k results", "recall_at_10": _recall(I, build["gt"])}
+        return {"error": _rows_ok(D[rows], I[rows], nb, true), "recall_at_10": _recall(I, build["gt"])}
+    return check
+
+
+def _fetch(res, rows):
+    D, I = res
+    D, I = np.asarray(D), np.asarray(I)
+    return (D, I) if rows is None else (D[rows], I[rows])
+
+
+def _fetch_torch(res, rows):
+    D, I = res
+    return _fetch((D.cpu().numpy(), I.cpu().numpy()), rows)
+
+
+# --------------------------------------------------------------------------------------------
+# pq-index implementations: each prepare builds (or reuses) its index from the shared build
+
+
+def _pq_vaccel(P, get_build, nq, nb, m, tables):
+    V = P.vaccel
+
+    def prepare(sets):
+        key, build = get_build()
+
+        def make():
+            index = V.PQIndex(build["xb"].shape[1], m, NBITS, table_dtype=tables)
+            index.pq.centroids = build["cent"]
+            index.add(build["xb"])
+            return index
+        index = _cached(("vaccel", tables, key), make)
+        xq = build["xq"]
+        return lambda i: index.search(xq, K)
+    name = "vaccel" if tables == "float32" else "vaccel-f16tables"
+    note = ("PQIndex.search: float32 tables in shared memory, k best kept during the scan" if tables == "float32"
+            else "PQIndex(table_dtype='float16'): two queries per table read, entries rounded to float16")
+    return Impl(name, prepare, _fetch, V.synchronize, "device", P.vaccel_device_name(),
+                mem=vaccel_peak_mem(V), mem_source="vaccel.memory_stats", note=note)
+
+
+def pq_vaccel(P, get_build, nq, nb, m):
+    return _pq_vaccel(P, get_build, nq, nb, m, "float32")
+
+
+def pq_vaccel_f16(P, get_build, nq, nb, m):
+    return _pq_vaccel(P, get_build, nq, nb, m, "float16")
+
+
+def pq_faiss(P, get_build, nq, nb, m):
+    if P.faiss is None:
+        return None
+    if nq * nb * m > FAISS_PQ_MAX_WORK:
+        raise Skip(f"nq*nb*m={nq * nb * m:.2g} table lookups above the host limit {FAISS_PQ_MAX_WORK:.2g}")
+    faiss = P.faiss
+
+    def prepare(sets):
+        key, build = get_build()
+
+        def make():
+            index = faiss.IndexPQ(build["xb"].shape[1], m, NBITS)
+            faiss.copy_array_to_vector(build["cent"].ravel(), index.pq.centroids)
+            index.is_trained = True
+            index.add(build["xb"])
+            return index
+        index = _cached(("faiss", key), make)
+        xq = build["xq"]
+        return lambda i: index.search(xq, K)
+    return Impl("faiss", prepare, _fetch, P.sync_none, "host", P.host_name(),
+                note=f"IndexPQ.search, {faiss.omp_get_max_threads()} threads")
+
+
+def pq_torch(P, get_build, nq, nb, m):
+    if not P.torch_cuda:
+        return None
+    torch = P.torch
+    chunk = max(1, min(1024, TORCH_TILE_BYTES // (4 * nb)))
+
+    def prepare(sets):
+        key, build = get_build()
+        _, ksub, ds = build["cent"].shape
+
+        def make():
+            cent = torch.from_numpy(build["cent"]).cuda()
+            codes = torch.empty((m, nb), dtype=torch.int64, device="cuda")
+            step = 1 << 20
+            for i in range(0, nb, step):        # encoded on the GPU, as a PyTorch user would
+                x = torch.from_numpy(build["xb"][i:i + step]).cuda().view(-1, m, ds)
+                for j in range(m):
+                    c = cent[j]
+                    dist = (c * c).sum(1)[None] - 2.0 * x[:, j] @ c.T
+                    codes[j, i:i + step] = dist.argmin(1)
+            return cent, codes
+        cent, codes = _cached(("torch", key), make)
+        xq = torch.from_numpy(build["xq"]).cuda()
+
+        def run(i):
+            tab = ((xq.view(nq, m, 1, ds) - cent[None]) ** 2).sum(3)       # (nq, m, ksub)
+            Ds, Is = [], []
+            for q0 in range(0, nq, chunk):
+                t = tab[q0:q0 + chunk]
+                dist = t[:, 0].index_select(1, codes[0])
+                for j in range(1, m):
+                    dist += t[:, j].index_select(1, codes[j])
+                v, ix = torch.topk(dist, K, dim=1, largest=False)
+                Ds.append(v)
+                Is.append(ix)
+            return torch.cat(Ds), torch.cat(Is)
+        return run
+    return Impl("torch-cuda", prepare, _fetch_torch, P.sync_torch, "device", P.cuda_device_name(),
+                mem=torch_peak_mem(torch), mem_source="torch.cuda.max_memory_allocated",
+                note=f"tables + index_select gathers summed over m, topk; chunks of {chunk} queries")
+
+
+def _impls(P, factories, *args):
+    impls, skipped = [], {}
+    if P.vaccel is None:
+        skipped["vaccel"] = "vaccel not importable"
+    for name, f in factories:
+        if P.vaccel is None and name.startswith("vaccel"):
+            continue
+        try:
+            impl = f(P, *args)
+        except Skip as e:
+            skipped[name] = str(e)
+            continue
+        if impl is not None:
+            impls.append(impl)
+    return impls, skipped
+
+
+def make_pq_case(P, nb, d, m, nq, quick):
+    holder = {}
+
+    def get_build():
+        key, b = pq_build(P, nb, d, m, nq, quick)
+        holder["build"] = b
+        return key, b
+
+    impls, skipped = _impls(P, (("vaccel", pq_vaccel), ("vaccel-f16tables", pq_vaccel_f16), ("torch-cuda", pq_torch),
+                                ("faiss", pq_faiss)), get_build, nq, nb, m)
+
+    def make_inputs(rng):
+        _, b = get_build()
+        return b["xq"], b["cent"]
+
+    def check(get_rows, inputs):
+        return make_pq_check(holder["build"], nq, nb)(get_rows, inputs)
+
+    return Case(name=f"pq-index/{nb}x{d}/m={m}/k={K}", family="pq", op=f"pq-index/m={m}/k={K}",
+                params={"nb": nb, "d": d, "m": m, "nbits": NBITS, "k": K, "nq": nq, "metric": "sqeuclidean"},
+                make_inputs=make_inputs, impls=impls, check=check, flops=None,
+                bytes=float(nb) * m * NBITS / 8, unit="GB/s", size=float(nb), skipped=skipped, rotate=False,
+                max_repeats=10 if nq * nb * m >= 1 << 36 else None)
+
+
+# --------------------------------------------------------------------------------------------
+# IVF implementations
+
+
+def ivf_vaccel(P, get_build, kind, nprobe):
+    V = P.vaccel
+
+    def prepare(sets):
+        key, build = get_build()
+
+        def make():
+            _, nb, d, nlist, m, _ = key
+            index = V.IVFFlatIndex(d, nlist) if kind == "flat" else V.IVFPQIndex(d, nlist, m, NBITS)
+            index.centroids = build["coarse"]
+            if kind == "pq":
+                index.pq.centroids = build["cent"]
+            index.add(build["xb"])
+            return index
+        index = _cached(("vaccel", kind, key), make)
+        xq = build["xq"]
+        return lambda i: index.search(xq, K, nprobe=nprobe)
+    return Impl("vaccel", prepare, _fetch, V.synchronize, "device", P.vaccel_device_name(),
+                mem=vaccel_peak_mem(V), mem_source="vaccel.memory_stats",
+                note="one workgroup per (query, list) pair, k best kept during the scan, topk merge")
+
+
+def ivf_faiss(P, get_build, kind, nprobe):
+    if P.faiss is None:
+        return None
+    faiss = P.faiss
+
+    def prepare(sets):
+        key, build = get_build()
+
+        def make():
+            _, nb, d, nlist, m, _ = key
+            quantizer = faiss.IndexFlatL2(d)
+            quantizer.add(build["coarse"])
+            if kind == "flat":
+                index = faiss.IndexIVFFlat(quantizer, d, nlist)
+            else:
+                index = faiss.IndexIVFPQ(quantizer, d, nlist, m, NBITS)
+                faiss.copy_array_to_vector(build["cent"].ravel(), index.pq.centroids)
+            index.is_trained = True
+            if kind == "pq":
+                index.use_precomputed_table = 1
+                index.precompute_table()
+            index.add(build["xb"])
+            return index, quantizer          # the index refers to its quantizer: keep both
+        index, _ = _cached(("faiss", kind, key), make)
+        xq = build["xq"]
+
+        def run(i):
+            index.nprobe = nprobe
+            return index.search(xq, K)
+        return run
+    what = "IndexIVFFlat" if kind == "flat" else "IndexIVFPQ (precomputed tables)"
+    return Impl("faiss", prepare, _fetch, P.sync_none, "host", P.host_name(),
+                note=f"{what}.search, {faiss.omp_get_max_threads()} threads")
+
+
+def make_ivf_case(P, kind, nb, d, nlist, m, nq, nprobe, quick):
+    holder = {}
+
+    def get_build():
+        key, b = ivf_build(P, nb, d, nlist, m, nq, quick)
+        holder["build"] = b
+        return key, b
+
+    impls, skipped = _impls(P, (("vaccel", ivf_vaccel), ("faiss", ivf_faiss)), get_build, kind, nprobe)
+
+    def make_inputs(rng):
+        _, b = get_build()
+        return b["xq"], b["coarse"]
+
+    def check(get_rows, inputs):
+        return make_ivf_check(holder["build"], kind, nq, nb)(get_rows, inputs)
+
+    row_bytes = m * NBITS / 8 if kind == "pq" else 4 * d
+    family = "ivfpq" if kind == "pq" else "ivfflat"
+    params = {"nb": nb, "d": d, "nlist": nlist, "nprobe": nprobe, "k": K, "nq": nq, "metric": "sqeuclidean"}
+    if kind == "pq":
+        params.update(m=m, nbits=NBITS)
+    return Case(name=f"{family}/{nb}/nlist={nlist}/nprobe={nprobe}", family="pq", op=f"{family}/{nb}/nlist={nlist}",
+                params=params, make_inputs=make_inputs, impls=impls, check=check, flops=None,
+                bytes=float(nq) * nprobe * (nb / nlist) * row_bytes, unit="GB/s", size=float(nprobe),
+                skipped=skipped, rotate=False)
+
+
+@register
+def pq_cases(ctx):
+    P = ctx.peers
+    for nb, d, m, nq in (QUICK_PQ if ctx.quick else FULL_PQ):
+        yield make_pq_case(P, nb, d, m, nq, ctx.quick)
+    nb, d, nlist, m, nq, nprobes = QUICK_IVF if ctx.quick else FULL_IVF
+    for kind in ("pq", "flat"):
+        for p in nprobes:
+            yield make_ivf_case(P, kind, nb, d, nlist, m, nq, p, ctx.quick)
