@@ -43,6 +43,31 @@ def _int(value, name):
     return int(value)
 
 
+def check_new_ids(ids, m, positions):
+    """ids given to an index's add for m rows, as int64: integers, one per row, non-negative,
+    distinct, and not stored yet (positions(ids) -> -1 for ids not stored). Shared by every index."""
+    if runtime._is_array(ids):
+        ids = ids.numpy()
+    a = np.asarray(ids)
+    if a.dtype == np.bool_ or a.dtype.kind not in "iu":
+        raise TypeError(f"ids must be integers (int64), got dtype {a.dtype}")
+    if a.shape != (m,):
+        raise ValueError(f"ids must have shape ({m},), one per row of x, got {a.shape}")
+    if m == 0:
+        return a.astype(np.int64)
+    if a.min() < 0 or (a.dtype.kind == "u" and a.max() > np.iinfo(np.int64).max):
+        raise ValueError("ids must be non-negative int64 values (-1 marks a missing result)")
+    a = a.astype(np.int64)
+    s = np.sort(a)
+    dup = s[1:][s[1:] == s[:-1]]
+    if dup.size:
+        raise ValueError(f"ids: id {int(dup[0])} appears more than once")
+    pos = positions(a)
+    if (pos >= 0).any():
+        raise ValueError(f"ids: id {int(a[np.argmax(pos >= 0)])} is already in the index")
+    return a
+
+
 @indexfile.register("flat")
 class FlatIndex:
     """Exact search over stored vectors, faiss-like: (distances, ids), -1 where fewer than k.
@@ -189,26 +214,7 @@ class FlatIndex:
         self._lookup = None
 
     def _check_ids(self, ids, m):
-        if runtime._is_array(ids):
-            ids = ids.numpy()
-        a = np.asarray(ids)
-        if a.dtype == np.bool_ or a.dtype.kind not in "iu":
-            raise TypeError(f"ids must be integers (int64), got dtype {a.dtype}")
-        if a.shape != (m,):
-            raise ValueError(f"ids must have shape ({m},), one per row of x, got {a.shape}")
-        if m == 0:
-            return a.astype(np.int64)
-        if a.min() < 0 or (a.dtype.kind == "u" and a.max() > np.iinfo(np.int64).max):
-            raise ValueError("ids must be non-negative int64 values (-1 marks a missing result)")
-        a = a.astype(np.int64)
-        s = np.sort(a)
-        dup = s[1:][s[1:] == s[:-1]]
-        if dup.size:
-            raise ValueError(f"ids: id {int(dup[0])} appears more than once")
-        pos = self._positions(a)
-        if (pos >= 0).any():
-            raise ValueError(f"ids: id {int(a[np.argmax(pos >= 0)])} is already in the index")
-        return a
+        return check_new_ids(ids, m, self._positions)
 
     def _positions(self, ids):
         """Storage positions of int64 ids, -1 for ids not stored."""

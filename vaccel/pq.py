@@ -22,6 +22,7 @@ import numpy as np
 
 from . import cpu, distances, indexfile, runtime
 from .errors import NotTrainedError
+from .index import _int, check_new_ids
 from .indexfile import IndexFileError
 
 __all__ = ["ProductQuantizer", "PQIndex", "NotTrainedError", "IndexFileError"]
@@ -39,11 +40,6 @@ _SLICE_ROWS = 0
 
 
 # ---- arguments --------------------------------------------------------------------------------
-
-def _int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    return int(value)
 
 
 def _metric(metric):
@@ -313,26 +309,7 @@ class _Ids:
     def _new_ids(self, ids, m):
         if ids is None:
             return np.arange(self._next_id, self._next_id + m, dtype=np.int64)
-        if runtime._is_array(ids):
-            ids = ids.numpy()
-        a = np.asarray(ids)
-        if a.dtype == np.bool_ or a.dtype.kind not in "iu":
-            raise TypeError(f"ids must be integers (int64), got dtype {a.dtype}")
-        if a.shape != (m,):
-            raise ValueError(f"ids must have shape ({m},), one per row of x, got {a.shape}")
-        if m == 0:
-            return a.astype(np.int64)
-        if a.min() < 0 or (a.dtype.kind == "u" and a.max() > np.iinfo(np.int64).max):
-            raise ValueError("ids must be non-negative int64 values (-1 marks a missing result)")
-        a = a.astype(np.int64)
-        s = np.sort(a)
-        dup = s[1:][s[1:] == s[:-1]]
-        if dup.size:
-            raise ValueError(f"ids: id {int(dup[0])} appears more than once")
-        pos = self._positions(a)
-        if (pos >= 0).any():
-            raise ValueError(f"ids: id {int(a[np.argmax(pos >= 0)])} is already in the index")
-        return a
+        return check_new_ids(ids, m, self._positions)
 
     def _took_ids(self, ids):
         if ids.size:

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import cpu, distances, indexfile, runtime, search as _search
 from .errors import NotTrainedError
-from .index import FlatIndex
+from .index import FlatIndex, _int
 from .indexfile import IndexFileError
 from .quantizers import ScalarQuantizer, _padded_width, padded_codes
 
@@ -35,11 +35,6 @@ HAMMING_MAX_WORDS = 32
 HAMMING_MAX_K = 1024
 HAMMING_CAP = 8192
 
-
-def _int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    return int(value)
 
 
 class CodeIndex:
