@@ -77,6 +77,29 @@ shared uint s_lut16[LUT16_WORDS];
 shared uint s_amax[QG];
 const uint NPAIR = (QG + 1u) / 2u;
 
+float acc[QG];   // the row's distance for each query of the group
+
+// Adds table entry e (sub-quantizer j, sub-code c: e = j * KSUB + c) of every query to acc.
+void lookup(uint e, uint lrow, uint list) {
+    if (LUT16 == 1u) {
+        [[unroll]] for (uint p2 = 0u; p2 < NPAIR; p2++) {
+            vec2 v = unpackHalf2x16(s_lut16[p2 * MK + e]);
+            acc[2u * p2] += v.x;
+            if (2u * p2 + 1u < QG) acc[min(2u * p2 + 1u, QG - 1u)] += v.y;
+        }
+    } else {
+        [[unroll]] for (uint g = 0u; g < QG; g++) {
+            if (LUT_SHARED == 1u) {
+                acc[g] += s_lut[g * MK + e];
+            } else {
+                float v = LUTA[pc.lut_off + (lrow + g) * pc.ldl + e];
+                if (HAS_B == 1u) v += LUTB[pc.lutb_off + list * MK + e];
+                acc[g] += v;
+            }
+        }
+    }
+}
+
 bool allowed(uint row) {
     if (HAS_MASK == 0u) return true;
     uint bit = pc.mask_off + row;
@@ -178,33 +201,27 @@ void main() {
         [[unroll]] for (uint p = 0u; p < P; p++) {
             const uint r = base + p * WG + t;
             if (r >= r1 || !allowed(pc.row0 + r)) continue;
-            float acc[QG];
             [[unroll]] for (uint g = 0u; g < QG; g++) acc[g] = cterm;
             const uint cb = pc.code_off + r * CSW;
-            [[unroll]] for (uint j = 0u; j < M; j++) {
-                const uint bit = j * NBITS, w = bit >> 5u, sh = bit & 31u;
-                uint word = VEC4 == 1u ? CODES4[(cb >> 2u) + (w >> 2u)][w & 3u] : CODES[cb + w];
-                uint c = word >> sh;
-                if (sh + NBITS > 32u) {
-                    uint next = VEC4 == 1u ? CODES4[(cb >> 2u) + ((w + 1u) >> 2u)][(w + 1u) & 3u] : CODES[cb + w + 1u];
-                    c |= next << (32u - sh);
+            if (VEC4 == 1u && 32u % NBITS == 0u) {
+                // Whole sub-codes per word (1, 2, 4, 8 bits): each 16-byte piece of the row is
+                // loaded once and its sub-codes taken from registers.
+                const uint PER = 32u / NBITS;
+                [[unroll]] for (uint w4 = 0u; w4 < CSW / 4u; w4++) {
+                    const uvec4 v = CODES4[(cb >> 2u) + w4];
+                    [[unroll]] for (uint c4 = 0u; c4 < 4u; c4++) {
+                        [[unroll]] for (uint b = 0u; b < PER; b++) {
+                            const uint j = (w4 * 4u + c4) * PER + b;
+                            if (j < M) lookup(j * KSUB + ((v[c4] >> (b * NBITS)) & (KSUB - 1u)), lrow, list);
+                        }
+                    }
                 }
-                c &= KSUB - 1u;
-                const uint e = j * KSUB + c;
-                if (LUT16 == 1u) {
-                    [[unroll]] for (uint p2 = 0u; p2 < NPAIR; p2++) {
-                        vec2 v = unpackHalf2x16(s_lut16[p2 * MK + e]);
-                        acc[2u * p2] += v.x;
-                        if (2u * p2 + 1u < QG) acc[min(2u * p2 + 1u, QG - 1u)] += v.y;
-                    }
-                } else [[unroll]] for (uint g = 0u; g < QG; g++) {
-                    if (LUT_SHARED == 1u) {
-                        acc[g] += s_lut[g * MK + e];
-                    } else {
-                        float v = LUTA[pc.lut_off + (lrow + g) * pc.ldl + e];
-                        if (HAS_B == 1u) v += LUTB[pc.lutb_off + list * MK + e];
-                        acc[g] += v;
-                    }
+            } else {
+                [[unroll]] for (uint j = 0u; j < M; j++) {
+                    const uint bit = j * NBITS, w = bit >> 5u, sh = bit & 31u;
+                    uint c = CODES[cb + w] >> sh;
+                    if (sh + NBITS > 32u) c |= CODES[cb + w + 1u] << (32u - sh);
+                    lookup(j * KSUB + (c & (KSUB - 1u)), lrow, list);
                 }
             }
             [[unroll]] for (uint g = 0u; g < QG; g++)
