@@ -118,7 +118,10 @@ va_status va_pq_lut(va_stream *s, const va_tensor *q, const va_tensor *cent, int
     b[3] = probes ? va_whole_binding(ctx, probes, VA_READ, &rp) : b[1];
     uint64_t base = va_align_binding(ctx, out_offset, 4, &ro);
     b[4] = (va_binding){out, base, ((uint64_t)(rows - 1) * (uint64_t)ldo + (uint64_t)mk + ro) * 4, VA_WRITE};
-    struct { uint32_t rows, ldq, q_off, cent_off, coarse_off, ldc, nprobe, probe_off, out_off, ldo; float scale; } pc = {
+    struct {
+        uint32_t rows, ldq, q_off, cent_off, coarse_off, ldc, nprobe, probe_off, out_off, ldo;
+        float scale;
+    } pc = {
         (uint32_t)rows, (uint32_t)ldq, rq, rc, ry, coarse ? (uint32_t)row_stride(coarse) : 0u,
         (uint32_t)(probes ? nprobe : 1), rp, ro, (uint32_t)ldo, scale};
     return va_stream_dispatch(s, kern, b, 5, &pc, sizeof pc, va_ceil_div((uint64_t)mk, VA_SCAN_WG), (uint32_t)rows, 1);
