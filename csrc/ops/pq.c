@@ -283,7 +283,10 @@ static va_status pq_search(va_stream *s, const va_tensor *q, const va_tensor *ce
             int v = vec4 && rcode % 4 == 0;
             if (!kern[v]) {
                 spec[11] = (uint32_t)v;
-                VA_TRY(va_kernel_get(ctx, "pq_scan", spec, 21, 0, &kern[v]));
+                /* float16 tables: float16 sums of four entries where the device computes in it */
+                const char *name = half && ctx->info.fp16 && va_kernel_available("pq_scan_f16arith")
+                                       ? "pq_scan_f16arith" : "pq_scan";
+                VA_TRY(va_kernel_get(ctx, name, spec, 21, 0, &kern[v]));
             }
             uint32_t pc[20] = {(uint32_t)qn, (uint32_t)k, rcode, (uint32_t)r0, (uint32_t)rn, 0, (uint32_t)mk, 0,
                                (uint32_t)slice, (uint32_t)col0, (uint32_t)ldo, 0, 0, 0, 0, mrem * 32,
