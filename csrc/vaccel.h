@@ -387,8 +387,9 @@ va_status va_pq_tables(va_stream *s, const va_tensor *q, const va_tensor *centro
  * first, ties by lower row; where fewer than k rows are allowed the index is 0xFFFFFFFF (and the
  * distance NaN). mask, optional: u32 bitset over rows. The selection runs inside the scan; no
  * nq x nb intermediate exists. half_tables != 0: the tables are held as float16 (scaled per query
- * by a power of two), two queries' entries per lookup: about twice the speed, entries rounded to
- * 11 significant bits (used when at least two queries share a workgroup). */
+ * by a power of two), two queries' entries per lookup, four entries summed in float16 before
+ * float32 where the device has shaderFloat16: faster, distances within ~2e-3 relative (used when
+ * at least two queries share a workgroup). */
 va_status va_pq_search(va_stream *s, const va_tensor *q, const va_tensor *centroids, const va_tensor *codes,
                        int64_t m, int nbits, va_metric metric, int64_t k, const va_tensor *mask, int half_tables,
                        const va_tensor *out_d, const va_tensor *out_i);

@@ -3,9 +3,10 @@
 //
 // One workgroup per (query q = x, probe j = y) pair: it scans list probes[q, j] (its rows inside
 // the window bound in this dispatch). Queries vary fastest so that a query's later probes start
-// after its nearest lists have tightened the shared bound (scan_select.glsl). A subgroup takes one row at a time: its lanes read the row's
-// consecutive 16-byte pieces (one coalesced read of the row), accumulate (x - q)^2 or x * q
-// directly (no norm expansion), and a subgroup sum gives the distance. Any subgroup size.
+// after its nearest lists have tightened the shared bound (scan_select.glsl). A subgroup takes one
+// row at a time: its lanes read the row's consecutive 16-byte pieces (one coalesced read of the
+// row), accumulate (x - q)^2 or x * q directly (no norm expansion), and a subgroup sum gives the
+// distance. Any subgroup size.
 // The pair's k best go to columns [(col0 + j) * k, +k) of the query's row of the partial outputs;
 // a topk merge (topk_rows.comp) finishes.
 #version 450

@@ -22,11 +22,18 @@
 // LUT16 = 1 (PQIndex, opt-in): the shared tables hold float16 entries, those of queries 2p and
 // 2p + 1 packed in one word, so one lookup serves two queries: half the shared-memory reads,
 // which bound this kernel (random sub-codes make bank conflicts). Each query's table is scaled by
-// a power of two that puts its largest magnitude near 2^14 (no float16 overflow, and the sums are
-// scaled back exactly); entries keep float16's 11-bit precision.
+// a power of two that puts its largest magnitude below 2^14 (no float16 overflow, and the sums
+// are scaled back exactly); entries keep float16's 11-bit precision. Variant f16arith (devices with
+// shaderFloat16) adds the entries of four sub-quantizers in float16 pairs before one conversion
+// to float32: converting every entry would cost more than the lookups it saves (NVIDIA converts
+// at a quarter of the add rate). Entries are then scaled to 2^12 at most, so that four fit.
+//! variant f16arith: -DF16_ARITH
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+#if defined(F16_ARITH)
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
 layout(constant_id = 3) const uint LARGEST = 0;
@@ -76,6 +83,46 @@ shared float s_lut[LUT_WORDS];
 shared uint s_lut16[LUT16_WORDS];
 shared uint s_amax[QG];
 const uint NPAIR = (QG + 1u) / 2u;
+
+float acc[QG];   // the row's distance for each query of the group
+#if defined(F16_ARITH)
+f16vec2 part[NPAIR];   // float16 sums of up to four entries of a query pair, not yet in acc
+const float LUT16_TOP = 12.0;
+#else
+const float LUT16_TOP = 14.0;
+#endif
+
+void add_pair(uint p2, vec2 v) {
+    acc[2u * p2] += v.x;
+    if (2u * p2 + 1u < QG) acc[min(2u * p2 + 1u, QG - 1u)] += v.y;
+}
+
+// Adds table entry e (sub-quantizer j, sub-code c: e = j * KSUB + c) of every query to acc.
+void lookup(uint j, uint e, uint lrow, uint list) {
+    if (LUT16 == 1u) {
+        [[unroll]] for (uint p2 = 0u; p2 < NPAIR; p2++) {
+#if defined(F16_ARITH)
+            part[p2] += unpackFloat2x16(s_lut16[p2 * MK + e]);
+            if ((j & 3u) == 3u || j == M - 1u) {
+                add_pair(p2, vec2(part[p2]));
+                part[p2] = f16vec2(0.0);
+            }
+#else
+            add_pair(p2, unpackHalf2x16(s_lut16[p2 * MK + e]));
+#endif
+        }
+    } else {
+        [[unroll]] for (uint g = 0u; g < QG; g++) {
+            if (LUT_SHARED == 1u) {
+                acc[g] += s_lut[g * MK + e];
+            } else {
+                float v = LUTA[pc.lut_off + (lrow + g) * pc.ldl + e];
+                if (HAS_B == 1u) v += LUTB[pc.lutb_off + list * MK + e];
+                acc[g] += v;
+            }
+        }
+    }
+}
 
 bool allowed(uint row) {
     if (HAS_MASK == 0u) return true;
@@ -141,7 +188,7 @@ void main() {
             int e2;
             float mx = uintBitsToFloat(s_amax[g]);
             frexp(mx, e2);
-            e2 = mx > 0.0 ? clamp(14 - e2, -100, 100) : 0;
+            e2 = mx > 0.0 ? clamp(int(LUT16_TOP) - e2, -100, 100) : 0;
             scale[g] = exp2(float(e2));
             inv_scale[g] = exp2(float(-e2));
         }
@@ -178,33 +225,30 @@ void main() {
         [[unroll]] for (uint p = 0u; p < P; p++) {
             const uint r = base + p * WG + t;
             if (r >= r1 || !allowed(pc.row0 + r)) continue;
-            float acc[QG];
             [[unroll]] for (uint g = 0u; g < QG; g++) acc[g] = cterm;
+#if defined(F16_ARITH)
+            [[unroll]] for (uint p2 = 0u; p2 < NPAIR; p2++) part[p2] = f16vec2(0.0);
+#endif
             const uint cb = pc.code_off + r * CSW;
-            [[unroll]] for (uint j = 0u; j < M; j++) {
-                const uint bit = j * NBITS, w = bit >> 5u, sh = bit & 31u;
-                uint word = VEC4 == 1u ? CODES4[(cb >> 2u) + (w >> 2u)][w & 3u] : CODES[cb + w];
-                uint c = word >> sh;
-                if (sh + NBITS > 32u) {
-                    uint next = VEC4 == 1u ? CODES4[(cb >> 2u) + ((w + 1u) >> 2u)][(w + 1u) & 3u] : CODES[cb + w + 1u];
-                    c |= next << (32u - sh);
+            if (VEC4 == 1u && 32u % NBITS == 0u) {
+                // Whole sub-codes per word (1, 2, 4, 8 bits): each 16-byte piece of the row is
+                // loaded once and its sub-codes taken from registers.
+                const uint PER = 32u / NBITS;
+                [[unroll]] for (uint w4 = 0u; w4 < CSW / 4u; w4++) {
+                    const uvec4 v = CODES4[(cb >> 2u) + w4];
+                    [[unroll]] for (uint c4 = 0u; c4 < 4u; c4++) {
+                        [[unroll]] for (uint b = 0u; b < PER; b++) {
+                            const uint j = (w4 * 4u + c4) * PER + b;
+                            if (j < M) lookup(j, j * KSUB + ((v[c4] >> (b * NBITS)) & (KSUB - 1u)), lrow, list);
+                        }
+                    }
                 }
-                c &= KSUB - 1u;
-                const uint e = j * KSUB + c;
-                if (LUT16 == 1u) {
-                    [[unroll]] for (uint p2 = 0u; p2 < NPAIR; p2++) {
-                        vec2 v = unpackHalf2x16(s_lut16[p2 * MK + e]);
-                        acc[2u * p2] += v.x;
-                        if (2u * p2 + 1u < QG) acc[min(2u * p2 + 1u, QG - 1u)] += v.y;
-                    }
-                } else [[unroll]] for (uint g = 0u; g < QG; g++) {
-                    if (LUT_SHARED == 1u) {
-                        acc[g] += s_lut[g * MK + e];
-                    } else {
-                        float v = LUTA[pc.lut_off + (lrow + g) * pc.ldl + e];
-                        if (HAS_B == 1u) v += LUTB[pc.lutb_off + list * MK + e];
-                        acc[g] += v;
-                    }
+            } else {
+                [[unroll]] for (uint j = 0u; j < M; j++) {
+                    const uint bit = j * NBITS, w = bit >> 5u, sh = bit & 31u;
+                    uint c = CODES[cb + w] >> sh;
+                    if (sh + NBITS > 32u) c |= CODES[cb + w + 1u] << (32u - sh);
+                    lookup(j, j * KSUB + (c & (KSUB - 1u)), lrow, list);
                 }
             }
             [[unroll]] for (uint g = 0u; g < QG; g++)

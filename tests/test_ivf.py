@@ -99,15 +99,16 @@ def test_ivf_flat_searches_the_probed_lists(rng, backend, metric, nprobe):
     check_probed(D, I, index, xq, nprobe, exact_dist(xq, xb, metric), np.arange(nb), 10)
 
 
-@pytest.mark.parametrize("metric,precomputed,nbits", [("sqeuclidean", True, 8), ("sqeuclidean", False, 8),
-                                                      ("inner", True, 8), ("sqeuclidean", True, 5),
-                                                      ("inner", True, 3)])
-def test_ivf_pq_distances_are_reconstruction_distances(rng, backend, monkeypatch, metric, precomputed, nbits):
+@pytest.mark.parametrize("metric,precomputed,nbits,m", [("sqeuclidean", True, 8, 4), ("sqeuclidean", False, 8, 4),
+                                                        ("inner", True, 8, 4), ("sqeuclidean", True, 5, 4),
+                                                        ("inner", True, 3, 4), ("sqeuclidean", True, 8, 16),
+                                                        ("sqeuclidean", False, 4, 16)])
+def test_ivf_pq_distances_are_reconstruction_distances(rng, backend, monkeypatch, metric, precomputed, nbits, m):
     if not precomputed:
         monkeypatch.setattr(ivfmod, "_PRECOMPUTED_MAX_BYTES", 0)     # a table per (query, list)
     d, nb, nlist = 16, 2500, 12
     xb, xq = blobs(rng, nb, d), blobs(rng, 6, d)
-    index = ivf_index(rng, "pq", d, nlist, xb, metric, 4, nbits)
+    index = ivf_index(rng, "pq", d, nlist, xb, metric, m, nbits)
     index.add(xb)
     recon = index.reconstruct_batch(np.arange(nb))
     true = recon_dist(xq, recon, metric)

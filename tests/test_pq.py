@@ -173,14 +173,15 @@ def test_training_sizes_follow_faiss(rng):
 
 @pytest.mark.parametrize("metric", ["sqeuclidean", "inner"])
 @pytest.mark.parametrize("d,m,nbits,nb,nq,k", [(16, 4, 8, 3000, 5, 10), (12, 3, 5, 1001, 1, 7),
-                                               (10, 5, 2, 257, 3, 300), (32, 8, 8, 1, 2, 1)])
+                                               (10, 5, 2, 257, 3, 300), (32, 8, 8, 1, 2, 1),
+                                               (32, 16, 8, 700, 3, 10), (64, 32, 4, 500, 2, 5)])
 def test_adc_distances_are_reconstruction_distances(rng, backend, metric, d, m, nbits, nb, nq, k):
     pq = trained_pq(rng, d, m, nbits)
     index = index_with(pq, metric)
     xb = blobs(rng, nb, d)
     index.add(xb)
     xq = blobs(rng, nq, d)
-    D, I = index.search(xq, k)
+    D, I = index.search(xq, k)              # (m * nbits) % 128 == 0: rows read as 16-byte pieces
     true = recon_dist(xq, pq.decode(pq.encode(xb)), metric)
     check_topk(D, I, true, np.arange(nb), k, metric)
 

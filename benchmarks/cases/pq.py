@@ -49,7 +49,7 @@ from .search import knn_reference, standard_normal
 K = 10
 NBITS = 8
 QUICK_PQ = [(20_000, 32, 8, 100)]                 # nb, d, m, nq
-FULL_PQ = [(10_000_000, 128, 16, 1000)]
+FULL_PQ = [(10_000_000, 128, 16, 1000), (1_000_000, 128, 16, 1000)]
 QUICK_IVF = (20_000, 32, 64, 8, 100, (1, 4, 16))  # nb, d, nlist, m, nq, nprobes
 FULL_IVF = (1_000_000, 128, 1024, 16, 1000, (1, 2, 4, 8, 16, 32, 64, 128))
 FAISS_PQ_MAX_WORK = 2 ** 38      # nq * nb * m table lookups above which faiss's IndexPQ is skipped

@@ -118,7 +118,10 @@ va_status va_pq_lut(va_stream *s, const va_tensor *q, const va_tensor *cent, int
     b[3] = probes ? va_whole_binding(ctx, probes, VA_READ, &rp) : b[1];
     uint64_t base = va_align_binding(ctx, out_offset, 4, &ro);
     b[4] = (va_binding){out, base, ((uint64_t)(rows - 1) * (uint64_t)ldo + (uint64_t)mk + ro) * 4, VA_WRITE};
-    struct { uint32_t rows, ldq, q_off, cent_off, coarse_off, ldc, nprobe, probe_off, out_off, ldo; float scale; } pc = {
+    struct {
+        uint32_t rows, ldq, q_off, cent_off, coarse_off, ldc, nprobe, probe_off, out_off, ldo;
+        float scale;
+    } pc = {
         (uint32_t)rows, (uint32_t)ldq, rq, rc, ry, coarse ? (uint32_t)row_stride(coarse) : 0u,
         (uint32_t)(probes ? nprobe : 1), rp, ro, (uint32_t)ldo, scale};
     return va_stream_dispatch(s, kern, b, 5, &pc, sizeof pc, va_ceil_div((uint64_t)mk, VA_SCAN_WG), (uint32_t)rows, 1);
@@ -280,7 +283,10 @@ static va_status pq_search(va_stream *s, const va_tensor *q, const va_tensor *ce
             int v = vec4 && rcode % 4 == 0;
             if (!kern[v]) {
                 spec[11] = (uint32_t)v;
-                VA_TRY(va_kernel_get(ctx, "pq_scan", spec, 21, 0, &kern[v]));
+                /* float16 tables: float16 sums of four entries where the device computes in it */
+                const char *name = half && ctx->info.fp16 && va_kernel_available("pq_scan_f16arith")
+                                       ? "pq_scan_f16arith" : "pq_scan";
+                VA_TRY(va_kernel_get(ctx, name, spec, 21, 0, &kern[v]));
             }
             uint32_t pc[20] = {(uint32_t)qn, (uint32_t)k, rcode, (uint32_t)r0, (uint32_t)rn, 0, (uint32_t)mk, 0,
                                (uint32_t)slice, (uint32_t)col0, (uint32_t)ldo, 0, 0, 0, 0, mrem * 32,
