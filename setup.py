@@ -25,6 +25,7 @@ GEN = os.path.join(ROOT, "build", "gen")
 VARIANT = re.compile(r"^//!\s*variant\s+(\w+)\s*:\s*(.*)$", re.M)
 REGISTER = re.compile(r"^VA_REGISTER_OP\((\w+),\s*(\w+)\)", re.M)
 REQUIRES = re.compile(r"^//!\s*requires:\s*(\w+)\s*$", re.M)
+TARGET = re.compile(r"^//!\s*target:\s*(vulkan[\d.]+)\s*$", re.M)
 COOPMAT_PROBE = """#version 450
 #extension GL_KHR_cooperative_matrix : require
 #extension GL_KHR_memory_scope_semantics : require
@@ -35,7 +36,9 @@ void main() { coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> a; }
 
 
 def shader_targets():
-    """(name, source, glslc defines, requirement or None) for every shader and declared variant."""
+    """(name, source, glslc flags, requirement or None) for every shader and declared variant. A
+    shader marked `//! target: vulkan1.3` is compiled for that environment (SPIR-V 1.6: the
+    cooperative_matrix2 extension needs it); every other one for Vulkan 1.2."""
     out = []
     for src in sorted(glob.glob(os.path.join(SHADERS, "*.comp"))):
         base = os.path.splitext(os.path.basename(src))[0]
@@ -43,9 +46,11 @@ def shader_targets():
             text = f.read()
         req = REQUIRES.findall(text)
         req = req[0] if req else None
-        out.append((base, src, [], req))
+        env = TARGET.findall(text)
+        env = [f"--target-env={env[0] if env else 'vulkan1.2'}"]
+        out.append((base, src, env, req))
         for var, flags in VARIANT.findall(text):
-            out.append((f"{base}_{var}", src, flags.split(), req))
+            out.append((f"{base}_{var}", src, env + flags.split(), req))
     return out
 
 
@@ -99,7 +104,7 @@ def compile_shaders(spv_dir):
                 if os.path.exists(out):
                     os.remove(out)
                 continue
-        cmd = [compiler, "--target-env=vulkan1.2", "-O", "-fshader-stage=compute", "-I", SHADERS, *flags, src,
+        cmd = [compiler, "-O", "-fshader-stage=compute", "-I", SHADERS, *flags, src,
                "-o", out]
         print(" ".join(cmd))
         subprocess.check_call(cmd)

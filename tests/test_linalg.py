@@ -1,6 +1,7 @@
 # matmul, matvec and transpose against NumPy in float64 (the oracle), on both backends, for every
 # kernel variant the device offers (the cooperative-matrix path is switched off with
-# VACCEL_NO_COOPMAT to cover the SIMT tile too).
+# VACCEL_NO_COOPMAT to cover the SIMT tile too; VACCEL_COOPMAT2=1 selects the workgroup-scope
+# kernel of VK_NV_cooperative_matrix2 where the device offers it).
 #
 # Tolerances: float32 results within 2e-6 * sqrt(k) * (|a| |b|) of the exact product per entry;
 # float16 operands are exact in float32, so float32 results of them are held to the same bound,
@@ -11,13 +12,17 @@ import pytest
 
 import vaccel
 
-VARIANTS = ["default", "no_coopmat"]
+VARIANTS = ["default", "no_coopmat", "coopmat2"]
 
 
 @pytest.fixture(params=VARIANTS)
-def variant(request, monkeypatch):
+def variant(request, monkeypatch, backend):
     if request.param == "no_coopmat":
         monkeypatch.setenv("VACCEL_NO_COOPMAT", "1")
+    if request.param == "coopmat2":
+        if backend != "vulkan" or not vaccel.info()["device"].get("cooperative_matrix_nv2"):
+            pytest.skip("the device has no VK_NV_cooperative_matrix2")
+        monkeypatch.setenv("VACCEL_COOPMAT2", "1")
     return request.param
 
 
