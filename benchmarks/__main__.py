@@ -34,8 +34,9 @@ def parse_args(argv=None):
                    help="write results as JSON (a directory: <dir>/<device-slug>.json)")
     p.add_argument("--plots", metavar="DIR", help="write plots here (needs matplotlib)")
     p.add_argument("--compare", metavar="BASELINE",
-                   help="baseline JSON (or directory holding <device-slug>.json); exit 1 on a "
-                        "case >10%% slower or >5%% more peak memory")
+                   help="baseline JSON, or a directory holding this device's <device-slug>.json and "
+                        "<device-slug>-<part>.json files (merged, newest record per case); exit 1 on "
+                        "a case >10%% slower or >5%% more peak memory")
     p.add_argument("--repeats", type=int, help="timed calls per implementation (default 5 quick, 10 full)")
     p.add_argument("--budget", type=float,
                    help="seconds of timed calls per implementation before stopping early "
@@ -57,7 +58,8 @@ def main(argv=None):
     from . import ceilings as ceil_mod
     from .harness import Context, load_cases, run_case, select
     from .peers import Peers
-    from .report import HEADER, compare, document, format_records, resolve_path, write_json
+    from .report import HEADER, baseline_paths, compare, document, format_records, merge_baselines, resolve_path, \
+        write_json
 
     peers = Peers.load()
     ctx = Context(quick=args.quick, peers=peers)
@@ -140,13 +142,15 @@ def main(argv=None):
             print(f"  {r['case']} {r['impl']}: {r.get('reason')}")
         status = 2
     if args.compare:
-        path = resolve_path(args.compare, doc.get("vaccel_device") or "unknown")
-        try:
-            with open(path) as f:
-                base = json.load(f)
-        except (OSError, ValueError) as e:
-            print(f"\ncannot read baseline {path}: {e}")
-            return 1
+        docs = []
+        for path in baseline_paths(args.compare, doc.get("vaccel_device") or "unknown"):
+            try:
+                with open(path) as f:
+                    docs.append(json.load(f))
+            except (OSError, ValueError) as e:
+                print(f"\ncannot read baseline {path}: {e}")
+                return 1
+        base = merge_baselines(docs)
         if compare(records, base) and status == 0:
             status = 1
     if messages:

@@ -127,6 +127,41 @@ def resolve_path(path, device_name):
     return path
 
 
+def baseline_paths(path, device_name):
+    """The baseline files --compare reads: a file as given; for a directory, this device's
+    <slug>.json and every <slug>-<part>.json beside it (a device's baseline may be written by
+    several runs, each covering some case families with --only), oldest first."""
+    if not (path.endswith(os.sep) or os.path.isdir(path)):
+        return [path]
+    s = slug(device_name)
+    found = [os.path.join(path, f) for f in os.listdir(path) if os.path.isdir(path) and
+             (f == s + ".json" or (f.startswith(s + "-") and f.endswith(".json")))]
+    return sorted(found, key=lambda f: (_doc_date(f), f)) or [resolve_path(path, device_name)]
+
+
+def _doc_date(path):
+    try:
+        with open(path) as f:
+            return str(json.load(f).get("date", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def merge_baselines(docs):
+    """One baseline document from several of one device: for each (case, impl, device) the
+    record of the newest document that has it."""
+    if len(docs) == 1:
+        return docs[0]
+    recs = {}
+    for d in docs:   # oldest first: newer records replace older ones
+        for r in d.get("records", []):
+            recs[(r["case"], r["impl"], r.get("device"))] = r
+    last = docs[-1]
+    revs = sorted({str(d.get("git_revision"))[:10] for d in docs})
+    return {"date": last.get("date"), "git_revision": "+".join(revs), "vaccel_device": last.get("vaccel_device"),
+            "records": list(recs.values())}
+
+
 def write_json(doc, path):
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)

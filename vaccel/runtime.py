@@ -538,7 +538,9 @@ def batch():
 
 class Profile:
     """Collected by `with vaccel.profile() as p:` — GPU time per dispatch, dispatch/submit counts,
-    bytes moved, pipeline-cache hits and peak pool memory."""
+    bytes moved, pipeline-cache hits and peak pool memory. A dispatch's GPU time runs from the end
+    of everything recorded before it to its own end: what it adds to its batch, so the times of a
+    batch sum to its GPU time even where independent dispatches overlap."""
 
     def __init__(self):
         self.dispatches = []      # (kernel, gpu_ns)

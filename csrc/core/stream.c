@@ -388,7 +388,11 @@ va_status va_stream_dispatch(va_stream *s, const va_kernel *k, const va_binding 
         vkCmdPushConstants(s->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VA_PUSH_BYTES, pc);
     }
     int timed = s->profiling && s->qpool && s->nq + 2 <= VA_QUERY_CAP;
-    if (timed) vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, s->qpool, s->nq);
+    /* Both timestamps at the bottom of the pipe: the first is written once everything recorded
+     * before has finished, so a dispatch's time is what it adds to the batch. (A top-of-pipe start
+     * is written as soon as the previous commands have started: dispatches that overlap then each
+     * count their neighbours' time too, and the sum exceeds the batch.) */
+    if (timed) vkCmdWriteTimestamp(s->cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, s->qpool, s->nq);
     const uint32_t *lim = ctx->info.max_workgroup_count;
     for (uint32_t z = 0; z < gz; z += lim[2])
         for (uint32_t y = 0; y < gy; y += lim[1])
