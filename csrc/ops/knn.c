@@ -227,6 +227,14 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
                va_coopmat_enabled(ctx) && va_kernel_available("matmul_coopmat_knn");
     int half = !sq && (q->dtype == VA_F16 || db->dtype == VA_F16);
     uint32_t bm = 128, bn = half ? 64 : 128, bk = 8, tm = 8, tn = half ? 4 : 8;
+    const char *tile_env = getenv("VACCEL_KNN_TILE");   /* "BM,BN,BK,TM,TN", for tuning on a new device */
+    uint32_t e[5];
+    if (!coop && tile_env && sscanf(tile_env, "%u,%u,%u,%u,%u", &e[0], &e[1], &e[2], &e[3], &e[4]) == 5 && e[3] &&
+        e[4] && e[3] % 4 == 0 && e[4] % 4 == 0 && e[2] % 4 == 0 && e[0] % e[3] == 0 && e[1] % e[4] == 0 &&
+        (e[0] / e[3]) * (e[1] / e[4]) <= ctx->info.max_workgroup_invocations &&
+        2u * e[2] * (e[0] + e[1]) * 4 + 4u * (e[0] * 2 + e[1]) <= ctx->info.shared_memory_per_workgroup) {
+        bm = e[0]; bn = e[1]; bk = e[2]; tm = e[3]; tn = e[4];
+    }
     uint32_t wg = (bm / tm) * (bn / tn), vec = 4;
     va_coop_cfg cc = {0};
     if (coop) {
