@@ -1,13 +1,14 @@
 // copy.comp — device-to-device copy of 32-bit words: 16-byte loads and stores when both windows
-// are 16-byte aligned, words otherwise. Also the kernel behind the measured copy bandwidth.
+// are 16-byte aligned, words otherwise. Also the kernel behind the measured copy bandwidth. The
+// windows never overlap (restrict: loads may take the read-only path).
 #version 450
 #extension GL_EXT_control_flow_attributes : require
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
 
-layout(binding = 0) readonly buffer S_ { uint S[]; };
-layout(binding = 0) readonly buffer S4_ { uvec4 S4[]; };
-layout(binding = 1) writeonly buffer D_ { uint D[]; };
-layout(binding = 1) writeonly buffer D4_ { uvec4 D4[]; };
+layout(binding = 0) restrict readonly buffer S_ { uint S[]; };
+layout(binding = 0) restrict readonly buffer S4_ { uvec4 S4[]; };
+layout(binding = 1) restrict writeonly buffer D_ { uint D[]; };
+layout(binding = 1) restrict writeonly buffer D4_ { uvec4 D4[]; };
 
 layout(push_constant) uniform PC { uint words, src_rem, dst_rem, gx; } pc;
 

@@ -60,18 +60,18 @@ const bool VEC4 = (IOMASK & 0x80u) != 0u;
 const uint UNROLL = 4u;
 
 #define IN_BUF(i)                                                                      \
-    layout(binding = i) readonly buffer InF##i { float v[]; } inF##i;                  \
-    layout(binding = i) readonly buffer InV##i { vec4 v[]; } inV##i;
+    layout(binding = i) restrict readonly buffer InF##i { float v[]; } inF##i;                  \
+    layout(binding = i) restrict readonly buffer InV##i { vec4 v[]; } inV##i;
 IN_BUF(0) IN_BUF(1) IN_BUF(2) IN_BUF(3) IN_BUF(4) IN_BUF(5)
-layout(binding = 6) writeonly buffer OutF { float v[]; } outF;
-layout(binding = 6) writeonly buffer OutV { vec4 v[]; } outV;
+layout(binding = 6) restrict writeonly buffer OutF { float v[]; } outF;
+layout(binding = 6) restrict writeonly buffer OutV { vec4 v[]; } outV;
 #if defined(HAS_F16)
 #define IN_BUF16(i)                                                                    \
-    layout(binding = i) readonly buffer InH##i { float16_t v[]; } inH##i;              \
-    layout(binding = i) readonly buffer InHV##i { f16vec4 v[]; } inHV##i;
+    layout(binding = i) restrict readonly buffer InH##i { float16_t v[]; } inH##i;              \
+    layout(binding = i) restrict readonly buffer InHV##i { f16vec4 v[]; } inHV##i;
 IN_BUF16(0) IN_BUF16(1) IN_BUF16(2) IN_BUF16(3) IN_BUF16(4) IN_BUF16(5)
-layout(binding = 6) writeonly buffer OutH { float16_t v[]; } outH;
-layout(binding = 6) writeonly buffer OutHV { f16vec4 v[]; } outHV;
+layout(binding = 6) restrict writeonly buffer OutH { float16_t v[]; } outH;
+layout(binding = 6) restrict writeonly buffer OutHV { f16vec4 v[]; } outHV;
 #endif
 // Strides in elements: operand j (6 = the output), dim d (outermost first) at s[4 * j + d].
 layout(binding = 7) readonly buffer Meta { uint s[]; } meta;
