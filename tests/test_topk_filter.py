@@ -135,6 +135,57 @@ def test_device_arrays_in_a_batch(path, rng):
         np.testing.assert_array_equal(v.numpy(), rv)
 
 
+def _long_rows(rng):
+    x = rng.standard_normal((3, 40009)).astype(np.float32)
+    x[0, ::5] = np.nan
+    x[1, -3:] = -50.0               # the best entries in the last window
+    x[1, 8000:8004] = 60.0          # and the largest at a window boundary
+    x[2] = np.round(x[2])           # ties across windows
+    return x
+
+
+def test_rows_in_column_windows(path, rng, monkeypatch):
+    # Rows longer than one binding are taken in column windows (merged exactly by the row
+    # kernel; sampled and filtered window by window by the filter path). VACCEL_TOPK_COLUMNS
+    # shrinks the windows so that small rows take that path.
+    monkeypatch.setenv("VACCEL_TOPK_COLUMNS", "8192")
+    x = _long_rows(rng)
+    for k in (1, 10, 1000):
+        for largest in (False, True):
+            check(x, k, largest)
+    check(x.astype(np.float16)[:, 3:], 50)
+
+
+def test_column_windows_with_overflow(rng, monkeypatch):
+    monkeypatch.setenv("VACCEL_TOPK_COLUMNS", "8192")
+    monkeypatch.setenv("VACCEL_TOPK_CAP", "16")
+    x = _long_rows(rng)
+    names, _ = kernels(lambda: vaccel.topk(x, 100))
+    assert "topk_filter" in names
+    for largest in (False, True):
+        check(x, 100, largest)
+
+
+def test_row_longer_than_one_binding(rng):
+    # A row over maxStorageBufferRange (128 MiB on lavapipe): the filter path, window by window.
+    # (Only the filter path here: lavapipe stops an invocation after 65535 loop iterations, so
+    # its row kernel cannot take windows of tens of millions of entries; the row kernel's
+    # windows are covered by test_rows_in_column_windows.)
+    limit = vaccel.runtime.device_info()["max_storage_buffer_range"]
+    n = limit // 4 + 4099
+    if n * 4 > 600 << 20:
+        pytest.skip(f"a row over one binding ({limit} bytes) is too large for a test here")
+    x = rng.standard_normal(n, dtype=np.float32)
+    x[-3:] = -50.0
+    x[5] = -60.0
+    v, i = vaccel.topk(x, 10)
+    thr = np.partition(x, 9)[9]
+    cand = np.flatnonzero(x <= thr)
+    order = cand[np.argsort(x[cand], kind="stable")][:10]
+    np.testing.assert_array_equal(i, order)
+    np.testing.assert_array_equal(v, x[order])
+
+
 def test_matrix_larger_than_one_binding(path, rng):
     # Rows are taken in windows that each fit maxStorageBufferRange (128 MiB on lavapipe).
     rng_bytes = vaccel.runtime.device_info()["max_storage_buffer_range"]
