@@ -206,3 +206,16 @@ def test_matrix_larger_than_one_binding(path, rng):
         order = cand[np.argsort(x[r, cand], kind="stable")][:k]
         np.testing.assert_array_equal(i[r], order)
         np.testing.assert_array_equal(v[r], x[r, order])
+
+
+def test_index_base_of_the_op(path, rng):
+    # knn reduces each database chunk with the op's idx_base: reported indices are column + base.
+    x = rng.standard_normal((3, 20000)).astype(np.float32)
+    base = 123_457
+    for k, largest in ((10, False), (700, True)):
+        v = np.empty((3, k), np.float32)
+        raw = np.empty((3, k), np.uint32)
+        vaccel.runtime.run_op("topk", (x,), (v, raw), (k, int(largest), 0, 0, 0, base))
+        rv, ri = _np_topk(x, k, largest)
+        np.testing.assert_array_equal(raw.astype(np.int64), ri + base)
+        np.testing.assert_array_equal(v, rv)
