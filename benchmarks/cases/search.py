@@ -302,7 +302,7 @@ def topk_vaccel(P, m, n, k):
     probe = vaccel_peak_mem(V)
     return Impl("vaccel", prepare, fetch_topk_vaccel, V.synchronize, "device", P.vaccel_device_name(),
                 mem=probe, mem_source="vaccel memory stats" if probe else None,
-                note="resident input; values an Array, int64 indices to NumPy")
+                note="resident input; values an Array, int64 indices to NumPy; rows of 16384+ take the filter path")
 
 
 def topk_vaccel_rowkernel(P, m, n, k):
