@@ -231,10 +231,14 @@ va_status va_normalize(va_stream *s, const va_tensor *x, const va_tensor *out);
 va_status va_row_sqnorms(va_stream *s, const va_tensor *x, const va_tensor *out);
 
 /* values[i, :], indices[i, :] = the k best entries of x[i, :] (smallest, or largest when largest
- * != 0), sorted best first, ties by lower index, NaN after every number. x (m, n) f32; values (m, k)
- * f32; indices (m, k) u32, 0xFFFFFFFF (and +-inf values) where fewer than k entries are allowed.
+ * != 0), sorted best first, ties by lower index, NaN after every number. x (m, n) f32 or f16 (where
+ * the device reads 16-bit storage); values (m, k) f32; indices (m, k) u32, 0xFFFFFFFF (and +-inf
+ * values) where fewer than k entries are allowed.
  * idx (m, n) u32, optional: the index reported for each entry (else column + idx_base).
- * mask, optional: u32 bitset; column j is allowed when bit mask_offset + j is set. */
+ * mask, optional: u32 bitset; column j is allowed when bit mask_offset + j is set.
+ * Long rows without idx or mask (n >= 16384, k up to about 2800) take a sampled filter path that
+ * reads x about once; its results are exact too (rows it cannot settle are recomputed on the
+ * device). VACCEL_TOPK_FILTER=0 turns it off, =1 takes it wherever it can run. */
 va_status va_topk(va_stream *s, const va_tensor *x, int64_t k, int largest, const va_tensor *idx,
                   const va_tensor *mask, int64_t mask_offset, int64_t idx_base, const va_tensor *out_v,
                   const va_tensor *out_i);

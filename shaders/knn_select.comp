@@ -2,12 +2,14 @@
 // epilogue in arrival order): one workgroup per query sorts its candidates in shared memory as
 // 64-bit keys (distance as an order-preserving uint, then database index, so ties go to the lower
 // index and NaN after every number) with a bitonic network, and writes the first k. A query whose
-// list overflowed (more candidates than slots) is flagged for an exact recomputation.
+// list overflowed (more candidates than slots), or holds fewer than pc.need, is flagged for an
+// exact recomputation. topk's filter path (topk.c) uses it too: a row's candidates are its entries
+// (value bits, column), OUT 3 ranks the largest first.
 #version 450
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint CAP = 2048;     // slots per query, a power of two
-layout(constant_id = 2) const uint OUT = 0;        // 0 value, 1 sqrt(value), 2 -value
+layout(constant_id = 2) const uint OUT = 0;        // 0 value, 1 sqrt(value), 2 -value, 3 value largest first
 
 layout(binding = 0) readonly buffer CAND_ { uvec2 CAND[]; };
 layout(binding = 1) readonly buffer CNT_ { uint CNT[]; };
@@ -18,20 +20,24 @@ layout(binding = 4) writeonly buffer F_ { uint F[]; };
 layout(push_constant) uniform PC {
     uint nq, k;
     uint d_off, ldd, i_off, ldi, f_off;
+    uint need;   // fewer candidates than this: flagged too
 } pc;
 
 shared uvec2 keys[CAP];
 
 const uvec2 NONE = uvec2(0xFFFFFFFFu, 0xFFFFFFFFu);
 
+// Keys of numbers lie in [0x007FFFFF, 0xFF800000], so inverting one (OUT 3) keeps it there.
 uint order_key(uint bits) {
     if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return 0xFFFFFFFEu;   // NaN: after every number
     if (bits == 0x80000000u) bits = 0u;                              // -0 is 0
-    return (bits & 0x80000000u) != 0u ? ~bits : bits | 0x80000000u;
+    uint key = (bits & 0x80000000u) != 0u ? ~bits : bits | 0x80000000u;
+    return OUT == 3 ? ~key : key;
 }
 
 float key_value(uint key) {
     if (key == 0xFFFFFFFEu) return uintBitsToFloat(0x7FC00000u);
+    if (OUT == 3) key = ~key;
     return uintBitsToFloat((key & 0x80000000u) != 0u ? key & 0x7FFFFFFFu : ~key);
 }
 
@@ -72,7 +78,7 @@ void main() {
         float v;
         uint idx;
         if (c == NONE) {
-            v = OUT == 2 ? uintBitsToFloat(0xFF800000u) : uintBitsToFloat(0x7F800000u);
+            v = OUT >= 2 ? uintBitsToFloat(0xFF800000u) : uintBitsToFloat(0x7F800000u);
             idx = 0xFFFFFFFFu;
         } else {
             v = key_value(c.x);
@@ -83,5 +89,5 @@ void main() {
         D[pc.d_off + q * pc.ldd + i] = v;
         I[pc.i_off + q * pc.ldi + i] = idx;
     }
-    if (t == 0) F[pc.f_off + q] = count > CAP ? 1u : 0u;
+    if (t == 0) F[pc.f_off + q] = count > CAP || count < pc.need ? 1u : 0u;
 }

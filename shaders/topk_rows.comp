@@ -6,25 +6,36 @@
 // memory, where the rest is decided: two reads of the row. Otherwise (heavy ties, huge k) more
 // histogram passes narrow the prefix until the chosen bucket holds exactly the entries still
 // needed. The selected entries are then bitonic-sorted (in shared memory up to SORT_MAX, in the
-// output row beyond). Any subgroup size; 24 KiB of shared memory.
+// output row beyond). Any subgroup size; 24 KiB of shared memory. With HAS_FLAGS it recomputes
+// only the rows flagged in binding 5 (the rows topk's filter path could not settle, topk.c).
+//! variant f16: -DX_F16
 #version 450
 #extension GL_EXT_control_flow_attributes : require
+#if defined(X_F16)
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#define ELEM float16_t
+#else
+#define ELEM float
+#endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
 layout(constant_id = 3) const uint LARGEST = 0;    // 1: largest first
 layout(constant_id = 4) const uint HAS_IDX = 0;    // 1: indices come from binding 1 (merging)
 layout(constant_id = 5) const uint HAS_MASK = 0;   // 1: binding 2 is a bitset of allowed columns
 layout(constant_id = 6) const uint SORT_MAX = 2048;
+layout(constant_id = 7) const uint HAS_FLAGS = 0;  // 1: rows whose flag in binding 5 is 0 are left alone
 
-layout(binding = 0) readonly buffer X_ { float X[]; };
+layout(binding = 0) readonly buffer X_ { ELEM X[]; };
 layout(binding = 1) readonly buffer I_ { uint IDX[]; };
 layout(binding = 2) readonly buffer M_ { uint MASK[]; };
 layout(binding = 3) buffer V_ { float OV[]; };
 layout(binding = 4) buffer O_ { uint OI[]; };
+layout(binding = 5) readonly buffer F_ { uint FLAGS[]; };
 
 layout(push_constant) uniform PC {
     uint m, n, k;
-    uint ldx, x_off, ldi, i_off, ldv, v_off, ldo, o_off, mask_off, idx_base;
+    uint ldx, x_off, ldi, i_off, ldv, v_off, ldo, o_off, mask_off, idx_base, f_off;
 } pc;
 
 const uint NAN_KEY = 0xFFFFFFFEu;   // after every number
@@ -131,6 +142,7 @@ void main() {
     const uint t = gl_LocalInvocationID.x;
     const uint row = gl_WorkGroupID.x;
     if (row >= pc.m) return;
+    if (HAS_FLAGS == 1 && FLAGS[pc.f_off + row] == 0u) return;
     const uint xb = pc.x_off + row * pc.ldx;
 
     if (pc.k <= FAST_K && pc.n >= FAST_N) {
@@ -145,7 +157,7 @@ void main() {
             for (uint i = t; i < ns; i += WG) {
                 uint j = (i / bs) * stride + i % bs;
                 if (!allowed(j)) continue;
-                uint key = order_key(X[xb + j]);
+                uint key = order_key(float(X[xb + j]));
                 if ((key & pm) != p1) continue;
                 atomicAdd(hist[(key >> shift) & 2047u], 1u);
             }
@@ -163,7 +175,7 @@ void main() {
         barrier();
         for (uint j = t; j < pc.n; j += WG) {
             if (!allowed(j)) continue;
-            uint key = order_key(X[xb + j]);
+            uint key = order_key(float(X[xb + j]));
             if (key > tau) continue;
             uint c = atomicAdd(s_ccount, 1u);
             if (c < SORT_MAX) {
@@ -199,7 +211,7 @@ void main() {
         barrier();
         for (uint j = t; j < pc.n; j += WG) {
             if (!allowed(j)) continue;
-            uint key = order_key(X[xb + j]);
+            uint key = order_key(float(X[xb + j]));
             if ((key & mhi) != phi) continue;
             uint idx = pass >= 3u ? index_of(row, j) : 0u;
             if ((idx & mlo) != plo) continue;
@@ -239,7 +251,7 @@ void main() {
         const uint b = s_bucket;
         for (uint j = t; j < pc.n; j += WG) {
             if (!allowed(j)) continue;
-            uint key = order_key(X[xb + j]);
+            uint key = order_key(float(X[xb + j]));
             uint digit = key >> 21u;
             if (digit > b) continue;
             uint idx = index_of(row, j);
@@ -271,7 +283,7 @@ void main() {
     const bool full = mhi == 0xFFFFFFFFu && mlo == 0xFFFFFFFFu;
     for (uint j = t; j < pc.n && !cand_mode; j += WG) {
         if (!allowed(j)) continue;
-        uint key = order_key(X[xb + j]);
+        uint key = order_key(float(X[xb + j]));
         uint idx = index_of(row, j);
         bool take = all, tie = false;
         if (!take) {

@@ -31,7 +31,14 @@ def _indices(raw):
 def topk(x, k, axis=-1, largest=False):
     """(values, indices) of the k smallest (or largest) entries along axis, sorted best first;
     ties go to the lower index and NaN ranks after every number. k may be anything from 1 to the
-    axis length. Values keep x's dtype for NumPy input (float32 for vaccel.Array input)."""
+    axis length. Values keep x's dtype for NumPy input (float32 for vaccel.Array input). Ranked in
+    float32 (float16 is read as it is where the device can).
+
+    Long rows (16384 entries or more, k up to about 2800) take a filter path (csrc/ops/topk.c): a
+    sample of each row gives it a bound, one streaming read keeps the few thousand entries within
+    it, and those are sorted; a row the bound serves badly is recomputed exactly on the device, so
+    results never depend on the sample. VACCEL_TOPK_FILTER=0 turns the path off, =1 takes it
+    wherever it can run."""
     is_array = runtime._is_array(x)
     if is_array:
         if x.ndim != 2 or axis not in (-1, 1):
@@ -56,14 +63,16 @@ def topk(x, k, axis=-1, largest=False):
             v, i = cpu.topk(x.numpy(), k, -1, largest)
             return runtime.asarray(v), i
         return cpu.topk(host, k, axis, largest)
+    keep16 = runtime.device_info()["storage_16bit"]
     if is_array:
-        rows = x if x.dtype == np.float32 else runtime.asarray(x.numpy().astype(np.float32))
+        rows = x if x.dtype == np.float32 or (x.dtype == np.float16 and keep16) else \
+            runtime.asarray(x.numpy().astype(np.float32))
         m = x.shape[0]
     else:
         moved = np.moveaxis(host, axis, -1)
         lead = moved.shape[:-1]
         rows = moved.reshape(-1, n)
-        if rows.dtype != np.float32:
+        if rows.dtype != np.float32 and not (rows.dtype == np.float16 and keep16):
             with np.errstate(over="ignore"):
                 rows = rows.astype(np.float32)
         m = rows.shape[0]

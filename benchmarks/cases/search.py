@@ -9,10 +9,20 @@ knn/<nq>x<nb>x<d>/k=<k>    the k nearest database rows (sqeuclidean) of every qu
                            bytes (both inputs read once); the floor is the larger of flops / measured
                            fp32 GEMM rate and bytes / copy bandwidth, i.e. the GEMM at these shapes.
 
+The topk floor is the same for every path: the input must be read once. vaccel's filter path reads
+it once plus a sample (1/64 of it up to k ~ 500, 1/32 up to k ~ 1000), which it copies and reads
+again (the row kernel over the sample), and writes and sorts a few thousand candidates per row:
+at 1000 x 1,000,000 about 4.0 GB + 0.21 GB at k = 10 or 100 and 4.0 GB + 0.43 GB at k = 1000
+(csrc/ops/topk.c), i.e. 95% and 90% of the floor at best.
+
 What runs (inputs resident on the device, moved there outside the timing, unless said):
   vaccel       topk: vaccel.topk(xa, k) on a vaccel.Array (values stay an Array, the int64
                indices come back as NumPy: the call includes that download) then synchronize;
+               long rows take the filter path (sample, bound, one streaming pass, sort of the
+               candidates, flagged rows recomputed);
                knn: vaccel.knn(qa, dba, k) on resident queries and database
+  vaccel-rowkernel  topk only: the same call with VACCEL_TOPK_FILTER=0, the one-workgroup-per-row
+               kernel every row took before the filter path (kept for comparison)
   vaccel-f16   knn only: queries and database stored as float16 (vaccel.asarray(x.astype(float16)));
                checked against the exact neighbours of the float16-rounded data, and its recall
                against the exact float32 result is recorded (recall, recall_at_10)
@@ -292,7 +302,30 @@ def topk_vaccel(P, m, n, k):
     probe = vaccel_peak_mem(V)
     return Impl("vaccel", prepare, fetch_topk_vaccel, V.synchronize, "device", P.vaccel_device_name(),
                 mem=probe, mem_source="vaccel memory stats" if probe else None,
-                note="resident input; values an Array, int64 indices to NumPy")
+                note="resident input; values an Array, int64 indices to NumPy; rows of 16384+ take the filter path")
+
+
+def topk_vaccel_rowkernel(P, m, n, k):
+    V = P.vaccel
+
+    def prepare(sets):
+        dev = [V.asarray(s[0]) for s in sets]
+
+        def run(i):
+            old = os.environ.get("VACCEL_TOPK_FILTER")
+            os.environ["VACCEL_TOPK_FILTER"] = "0"   # read by the C planner at each call
+            try:
+                return V.topk(dev[i], k)
+            finally:
+                if old is None:
+                    del os.environ["VACCEL_TOPK_FILTER"]
+                else:
+                    os.environ["VACCEL_TOPK_FILTER"] = old
+        return run
+    probe = vaccel_peak_mem(V)
+    return Impl("vaccel-rowkernel", prepare, fetch_topk_vaccel, V.synchronize, "device", P.vaccel_device_name(),
+                mem=probe, mem_source="vaccel memory stats" if probe else None,
+                note="VACCEL_TOPK_FILTER=0: one workgroup per row, every row read about twice")
 
 
 def topk_torch_cuda(P, m, n, k):
@@ -346,7 +379,8 @@ def topk_numpy(P, m, n, k):
                 note="argpartition + sort of the k")
 
 
-TOPK_FACTORIES = [("vaccel", topk_vaccel), ("torch-cuda", topk_torch_cuda), ("cupy", topk_cupy),
+TOPK_FACTORIES = [("vaccel", topk_vaccel), ("vaccel-rowkernel", topk_vaccel_rowkernel),
+                  ("torch-cuda", topk_torch_cuda), ("cupy", topk_cupy),
                   ("numpy", topk_numpy), ("torch-cpu", topk_torch_cpu)]
 
 

@@ -366,8 +366,8 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
         f2.shape[1] = 1;
         f2.strides[0] = f2.strides[1] = 1;
         sb[4] = va_rows_binding(ctx, &f2, q0, qn, 1, VA_WRITE, &rf);
-        uint32_t spc[7] = {(uint32_t)qn, (uint32_t)k, rd, (uint32_t)out_d->strides[0], ri,
-                           (uint32_t)out_i->strides[0], rf};
+        uint32_t spc[8] = {(uint32_t)qn, (uint32_t)k, rd, (uint32_t)out_d->strides[0], ri,
+                           (uint32_t)out_i->strides[0], rf, 0};
         uint32_t gx = qn < 65535 ? (uint32_t)qn : 65535;
         st = va_stream_dispatch(s, ksel, sb, 5, spc, sizeof spc, gx, va_ceil_div((uint64_t)qn, gx), 1);
     }
