@@ -2,9 +2,12 @@
  * epilogue keeps the running argmin per row, then the winner's exact distance), which PQ encoding
  * and IVF list assignment reuse; a whole Lloyd step recorded as one piece of work (assignment,
  * counting sort by label, exact fixed-point sums, new centres, statistics) so a fit waits once per
- * iteration and reads back 16 bytes; greedy k-means++ seeding with every step on the device and
- * nothing read back between steps; and the row gather of initial centres. X larger than one
- * binding window is taken in windows of rows; everything else is O(k·d) or O(rows) scratch. */
+ * iteration and reads back 16 bytes (20 with bounds); the same assignment with Hamerly's bounds
+ * (kmeans_bounds.comp: one test pass over the rows writes a list of those that need every
+ * centre, and the assignment reads only those), giving the same results to the bit; greedy
+ * k-means++ seeding with every step on the device and nothing read back between steps; and the
+ * row gather of initial centres. X larger than one binding window is taken in windows of rows;
+ * everything else is O(k·d) or O(rows) scratch. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
