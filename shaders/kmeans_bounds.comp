@@ -7,7 +7,7 @@
 // the row's distance D to its own centre anyway (the step needs it for the inertia, and a
 // skipped row must have the very float a full assignment gives: kmeans_exact.glsl), and Hamerly's
 // second test comes from s(a) = ½ min over j ≠ a of ‖c_a − c_j‖, a lower bound that kmeans_assign
-// writes for the centres themselves. A row keeps its centre without a GEMM when
+// writes for the centres themselves (a k x k assignment, run when k is small beside n). A row keeps its centre without a GEMM when
 //   D + 2E < max(l, 2 s(a) − √D)²,  E = slack (‖x‖² + max ‖c‖²),
 // i.e. when even the float32 GEMM-form scores of a full assignment, each within E of its exact
 // value, would rank its centre strictly first (so ties and near-ties are always recomputed).
@@ -63,6 +63,7 @@ layout(push_constant) uniform PC {
     uint nclear;           // stage 1: window counters to clear
     uint listed0;          // stage 1: CS[0] starts at this (the rows of a full assignment)
     float slack;           // relative rounding allowance of a GEMM-form score
+    uint use_s;            // stage 2: the centre pass ran (else Hamerly's second bound is left out)
 } pc;
 
 const uint WG = gl_WorkGroupSize.x;
@@ -169,7 +170,8 @@ void main() {
             float dh = D * (1.0 + rho()) + tiny();             // ≥ the exact ‖x − c_a‖²
             float uh = sqrt(dh) * (1.0 + 2.0e-6);
             // Hamerly's second bound: 2 s(a) − u, when the centre pass found c_a nearest to itself.
-            float ss = CS[pc.hdr + 2u * pc.k + a] == a ? min(csf(pc.hdr + 3u * pc.k + a), 1.0e30) : 0.0;
+            float ss = pc.use_s != 0u && CS[pc.hdr + 2u * pc.k + a] == a ? min(csf(pc.hdr + 3u * pc.k + a), 1.0e30)
+                                                                         : 0.0;
             float l2 = (ss - uh) - (ss + uh) * 2.0e-6;
             float lb = max(ln, l2);
             float e = pc.slack * (xx * (1.0 + rho()) + tiny() + csf(1)) + tiny();

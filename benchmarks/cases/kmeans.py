@@ -9,8 +9,8 @@ kmeans/<n>x<d>/k=<k>         one Lloyd iteration of float32 X (n, d) from fixed 
                              2*n*k*d flops (the distance GEMM) and 4*n*d bytes (X read once); the
                              floor is the larger of flops / fp32 GEMM rate and bytes / copy
                              bandwidth, i.e. the GEMM.
-                             This is a fit's first iteration, where Hamerly's bounds (below) cannot
-                             skip any row: vaccel assigns every row here.
+                             This is the step without Hamerly's bounds (see kmeans-fit), as a
+                             fit's first iteration runs it: no row can be skipped there.
 kmeans-fit/<n>x<d>/k=<k>     a whole fit of ITERS iterations (tol=0) from the same k initial rows of
                              X for every implementation, then the labels of the final centres; the
                              time per iteration of a real fit is the call's time / ITERS (recorded

@@ -340,9 +340,9 @@ static va_status bounded_assign(va_stream *s, const va_tensor *x, const va_tenso
     union { float f; uint32_t u; } slack = {score_slack(d)};
     struct {
         uint32_t n, d, k, ldx, x_off, mu_off, ldc, c_off, ldcp, cp_off, lo_off, l_off, ds_off, lb_off, list_off,
-            cnt_idx, hdr, nclear, listed0, slack;
+            cnt_idx, hdr, nclear, listed0, slack, use_s;
     } pc = {0, (uint32_t)d, (uint32_t)k, (uint32_t)ld_of(x), 0, 0, (uint32_t)cen.ldc, cen.c_rem, 0, 0, 0, 0, 0, 0, 0,
-            0, (uint32_t)hdr, (uint32_t)nwin, has_prev ? 0 : (uint32_t)n, slack.u};
+            0, (uint32_t)hdr, (uint32_t)nwin, has_prev ? 0 : (uint32_t)n, slack.u, 0};
     uint32_t mu_rem = 0;
     va_binding mub = shift ? vec_window(ctx, shift, 0, d, VA_READ, &mu_rem) : cen.cb;
     pc.mu_off = mu_rem;
@@ -365,8 +365,10 @@ static va_status bounded_assign(va_stream *s, const va_tensor *x, const va_tenso
     bounds_io bd = {cs, 8, NULL, lower, slack.f};
     if (!has_prev) return assign_rows(s, x, &cen, shift, labels_out, dists_out, rows, &bd);
 
-    /* s(c): the centres assigned to themselves, for each its lower bound to every other centre. */
-    {
+    /* s(c): the centres assigned to themselves, for each its lower bound to every other centre; a
+     * k x k GEMM, so only where it costs little beside the rows' (k <= n / 8). */
+    pc.use_s = k > 1 && (uint64_t)k * 8 <= (uint64_t)n;
+    if (pc.use_s) {
         va_tensor cx = *centres;
         cx.strides[0] = cen.ldc;
         va_tensor lab_cc = {cs, (hdr + 2 * (uint64_t)k) * 4, VA_U32, 1, {k}, {1}};
