@@ -389,6 +389,7 @@ def _measure(case, impl, sets, repeats, budget_s, ctx):
         "fraction_of_floor": (floor_s / med) if floor_s else None,
         "peak_mem_bytes": peak,
         "peak_mem_source": impl.mem_source if peak is not None else None,
+        **({"per_iteration_s": med / case.params["iterations"]} if case.params.get("iterations") else {}),
         **extra,
     }
 

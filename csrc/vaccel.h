@@ -364,6 +364,28 @@ va_status va_kmeans_lloyd_step(va_stream *s, const va_tensor *x, const va_tensor
                                const va_tensor *centres_out, const va_tensor *labels_out, const va_tensor *dists_out,
                                const va_tensor *aux_out, const va_tensor *stats_out);
 
+/* va_kmeans_lloyd_step with Hamerly's bounds: the same results (labels, distances, centres,
+ * statistics, to the bit), computing the distances to every centre only for the rows whose bounds
+ * cannot prove that their centre stays the nearest under float32 rounding. lower (n) float32: one
+ * lower bound per row of its distance to every other centre, written by every call and read by the
+ * next. centres_prev: the centres of the previous call's assignment (labels_prev its labels), or
+ * both NULL on the first call (a full assignment that starts the bounds). stats_out (5 words): the
+ * four statistics, then the rows assigned in full. */
+va_status va_kmeans_lloyd_step_bounded(va_stream *s, const va_tensor *x, const va_tensor *weights,
+                                       const va_tensor *shift, const va_tensor *scales, const va_tensor *centres,
+                                       const va_tensor *centres_prev, const va_tensor *labels_prev,
+                                       const va_tensor *lower, const va_tensor *centres_out,
+                                       const va_tensor *labels_out, const va_tensor *dists_out,
+                                       const va_tensor *aux_out, const va_tensor *stats_out);
+
+/* va_kmeans_assign (with `shift`, distances required) through the same bounds: labels_prev,
+ * centres_prev and lower as va_kmeans_lloyd_step_bounded. listed_out (1 word) or NULL: the rows
+ * assigned in full. */
+va_status va_kmeans_assign_bounded(va_stream *s, const va_tensor *x, const va_tensor *shift,
+                                   const va_tensor *centres, const va_tensor *centres_prev,
+                                   const va_tensor *labels_prev, const va_tensor *lower, const va_tensor *labels_out,
+                                   const va_tensor *dists_out, const va_tensor *listed_out);
+
 /* Greedy k-means++ seeding (k = centres_out rows), every step on the device: centre 0 is row
  * `first`; each later step draws `trials` candidates with probability ∝ w·D² (D: distance to the
  * nearest centre so far; thresholds uniforms[(step - 1) * trials + t] * potential, located with

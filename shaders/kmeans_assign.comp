@@ -9,12 +9,21 @@
 // and the `finish` variant merges them and recomputes the distances. The `prep` variant writes
 // Cᵀ padded to a multiple of 4 columns, with the squared norms as row d (+inf in the padding).
 // X is float32 or float16 (f16 variants), any row stride; centres float32.
+// The `bounds` variants serve a Lloyd step with Hamerly's bounds (kmeans_bounds.comp): rows are
+// read through a list of the rows that need work (its length on the device: workgroups past it
+// return at once), or all rows; each row also keeps its second-smallest score, from which a
+// rigorous lower bound of its distance to every other centre is written (see lower_bound).
 //! variant f16: -DX_F16
 //! variant finish: -DFINISH
 //! variant finish_f16: -DFINISH -DX_F16
 //! variant prep: -DPREP
+//! variant bounds: -DBOUNDS
+//! variant bounds_f16: -DBOUNDS -DX_F16
+//! variant finish_bounds: -DFINISH -DBOUNDS
+//! variant finish_bounds_f16: -DFINISH -DBOUNDS -DX_F16
 #version 450
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_GOOGLE_include_directive : require
 #if defined(X_F16)
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -39,6 +48,8 @@ layout(constant_id = 10) const bool HAS_SHIFT = false;
 layout(constant_id = 11) const bool HAS_DISTS = true;
 // prep: the caller gave the squared norms (else they are computed here).
 layout(constant_id = 12) const bool HAS_CN = false;
+// bounds: rows come from LIST (its length in CS[pc.cnt_idx]); else every row of the dispatch.
+layout(constant_id = 13) const bool HAS_LIST = false;
 
 #define INF uintBitsToFloat(0x7F800000u)
 const uint NONE = 0xFFFFFFFFu;
@@ -51,16 +62,31 @@ layout(binding = 1) writeonly buffer CT_ { float CTS[]; };
 layout(binding = 1) readonly buffer CT_ { float CTS[]; };
 layout(binding = 1) readonly buffer CT4_ { vec4 CTS4[]; };
 #endif
+#if defined(BOUNDS)
+// Bounds state (kmeans_bounds.comp): [1] an upper bound of every centre's squared norm (float
+// bits), [cnt_idx] the length of this window's list.
+layout(binding = 2) readonly buffer CS_ { uint CS[]; };
+#else
 layout(binding = 2) readonly buffer CN_ { float CN[]; };     // prep: the given squared norms
+#endif
 layout(binding = 3) readonly buffer MU_ { float MU[]; };     // subtracted from every row of X
 layout(binding = 4) writeonly buffer L_ { uint L[]; };
 layout(binding = 5) writeonly buffer DS_ { float DS[]; };
-#if defined(FINISH)
-layout(binding = 6) readonly buffer PT_ { uvec2 PT[]; };     // (score bits, index) per (row, split)
+#if defined(BOUNDS)
+#define PT_T uvec4                                           // (score bits, index, second score bits, -)
 #else
-layout(binding = 6) writeonly buffer PT_ { uvec2 PT[]; };
+#define PT_T uvec2                                           // (score bits, index) per (row, split)
+#endif
+#if defined(FINISH)
+layout(binding = 6) readonly buffer PT_ { PT_T PT[]; };
+#else
+layout(binding = 6) writeonly buffer PT_ { PT_T PT[]; };
 #endif
 layout(binding = 7) readonly buffer C_ { float C[]; };       // centres, row-major
+#if defined(BOUNDS)
+layout(binding = 8) readonly buffer LIST_ { uint LIST[]; };  // rows (of this window) to assign
+layout(binding = 9) writeonly buffer LB_ { float LB[]; };    // lower bound to any other centre
+#endif
 
 layout(push_constant) uniform PC {
     uint n, d, k;          // rows of this dispatch, features, centres
@@ -71,6 +97,9 @@ layout(push_constant) uniform PC {
     uint ldc, c_off;       // centres: row stride and window remainder
     uint nsplit;           // splits (partials per row)
     uint cn_off;           // prep: window remainder of the given norms
+    uint list_off, lb_off; // bounds: window remainders of LIST and LB
+    uint cnt_idx;          // bounds: CS word holding the list's length
+    float slack;           // bounds: relative rounding allowance of a GEMM-form score
 } pc;
 
 #if defined(PREP)
@@ -88,49 +117,82 @@ void main() {
 #else
 
 // The winner of each row of the block, then its exact distance (shared by the fused kernel and
-// the finish pass): G = WG / BM threads per row, each summing every G-th feature.
+// the finish pass): G = WG / BM threads per row, each summing every G-th feature
+// (kmeans_exact.glsl, the same order kmeans_bounds.comp uses).
 shared uint win[BM];
 shared float red[gl_WorkGroupSize.x];
+#if defined(BOUNDS)
+#define KMEANS_XSQ
+shared float red2[gl_WorkGroupSize.x];
+shared uint rmap[BM];      // row of X (in this window) of each row of the block; NONE: none
+shared float sec[BM];      // second-smallest score of each row of the block
+#endif
+#include "kmeans_exact.glsl"
+
+#if defined(BOUNDS)
+// A lower bound of ‖x − c_j‖ for every centre j but the winner, from the second-smallest GEMM-form
+// score s2 = min over j ≠ winner of fl(‖c_j‖² − 2 x·c_j) and xx = fl(‖x‖²): each score is within
+// E = slack (‖x‖² + max ‖c‖²) of its exact value (slack: four times the bound of the dot product's,
+// the norms' and the last rounding's errors), and the sums below lose less than 2^-20 each; a
+// denormal floor covers devices that flush them. +inf when there is no other centre.
+float lower_bound(float s2, float xx) {
+    const float rho = float(2u * pc.d + 16u) * (1.0 / 16777216.0);
+    const float tiny = float(pc.d + 16u) * 1.0e-37;
+    float cnmax = uintBitsToFloat(CS[1]);
+    float e = pc.slack * (xx * (1.0 + rho) + tiny + cnmax) + tiny;
+    float l2 = (s2 + xx * (1.0 - rho)) - e;
+    return l2 > 0.0 ? sqrt(l2 * (1.0 - 2.0e-6)) * (1.0 - 2.0e-6) : 0.0;
+}
+#endif
 
 void exact_rows(uint row0) {
     const uint WG = gl_WorkGroupSize.x;
     const uint G = WG / BM;
     const uint t = gl_LocalInvocationID.x;
     const uint r = t / G, g = t % G;
+#if defined(BOUNDS)
+    const uint gr = r < BM ? rmap[r] : NONE;
+    float xs = 0.0;
+#else
     const uint gr = row0 + r;
+#endif
     float s = 0.0;
     if (r < BM && gr < pc.n) {
         uint j = win[r];
-        uint xb = pc.x_off + gr * pc.ldx, cb = pc.c_off + j * pc.ldc;
-        float s1 = 0.0, s2 = 0.0, s3 = 0.0;
-        uint f = g;
-        for (; f + 3u * G < pc.d; f += 4u * G) {   // four independent loads in flight
-            vec4 xv = vec4(float(X[xb + f]), float(X[xb + f + G]), float(X[xb + f + 2u * G]), float(X[xb + f + 3u * G]));
-            if (HAS_SHIFT)
-                xv -= vec4(MU[pc.mu_off + f], MU[pc.mu_off + f + G], MU[pc.mu_off + f + 2u * G], MU[pc.mu_off + f + 3u * G]);
-            vec4 dv = xv - vec4(C[cb + f], C[cb + f + G], C[cb + f + 2u * G], C[cb + f + 3u * G]);
-            s = fma(dv.x, dv.x, s);
-            s1 = fma(dv.y, dv.y, s1);
-            s2 = fma(dv.z, dv.z, s2);
-            s3 = fma(dv.w, dv.w, s3);
-        }
-        for (; f < pc.d; f += G) {
-            float xv = float(X[xb + f]);
-            if (HAS_SHIFT) xv -= MU[pc.mu_off + f];
-            float dv = xv - C[cb + f];
-            s = fma(dv, dv, s);
-        }
-        s = (s + s1) + (s2 + s3);
+#if defined(BOUNDS)
+        s = exact_partial(pc.x_off + gr * pc.ldx, pc.mu_off, pc.c_off + j * pc.ldc, pc.d, g, G, xs);
+#else
+        s = exact_partial(pc.x_off + gr * pc.ldx, pc.mu_off, pc.c_off + j * pc.ldc, pc.d, g, G);
+#endif
     }
     red[t] = s;
+#if defined(BOUNDS)
+    red2[t] = xs;
+#endif
     barrier();
     if (r < BM && g == 0u && gr < pc.n) {
         float tot = 0.0;
         for (uint q = 0; q < G; q++) tot += red[t + q];
         L[pc.l_off + gr] = win[r];
         if (HAS_DISTS) DS[pc.ds_off + gr] = tot;
+#if defined(BOUNDS)
+        float xx = 0.0;
+        for (uint q = 0; q < G; q++) xx += red2[t + q];
+        LB[pc.lb_off + gr] = lower_bound(sec[r], xx);
+#endif
     }
 }
+
+#if defined(BOUNDS)
+// rmap for the block starting at list position row0; the list's length (or the rows).
+uint rows_total() { return HAS_LIST ? CS[pc.cnt_idx] : pc.n; }
+void load_rmap(uint row0, uint total) {
+    for (uint q = gl_LocalInvocationID.x; q < BM; q += gl_WorkGroupSize.x) {
+        uint p = row0 + q;
+        rmap[q] = p < total ? (HAS_LIST ? LIST[pc.list_off + p] : p) : NONE;
+    }
+}
+#endif
 
 // (v, i) replaces (bv, bi): a smaller score, or an equal one at a lower centre index. NaN never.
 bool better(float v, uint i, float bv, uint bi) {
@@ -141,18 +203,34 @@ bool better(float v, uint i, float bv, uint bi) {
 void main() {
     const uint t = gl_LocalInvocationID.x;
     const uint row0 = gl_WorkGroupID.y * BM;
+#if defined(BOUNDS)
+    const uint total = rows_total();
+    if (row0 >= total) return;
+    load_rmap(row0, total);
+#else
+    const uint total = pc.n;
+#endif
     if (t < BM) {
-        uint gr = row0 + t;
-        float bv = INF;
+        uint gr = row0 + t;   // a row of the dispatch (bounds: a place in the list)
+        float bv = INF, b2 = INF;
         uint bi = NONE;
-        if (gr < pc.n) {
+        if (gr < total) {
             for (uint s = 0; s < pc.nsplit; s++) {
-                uvec2 p = PT[gr * pc.nsplit + s];
+                PT_T p = PT[gr * pc.nsplit + s];
                 float v = uintBitsToFloat(p.x);
+#if defined(BOUNDS)
+                float v2 = uintBitsToFloat(p.z);
+                if (better(v, p.y, bv, bi)) { b2 = min(bv, min(b2, v2)); bv = v; bi = p.y; }
+                else b2 = min(b2, min(v, v2));
+#else
                 if (better(v, p.y, bv, bi)) { bv = v; bi = p.y; }
+#endif
             }
         }
         win[t] = bi == NONE ? 0u : bi;
+#if defined(BOUNDS)
+        sec[t] = b2;
+#endif
     }
     barrier();
     exact_rows(row0);
@@ -169,6 +247,9 @@ shared vec4 Bs[2 * BK * (BN / 4)];
 // Candidates handed between the CT threads of a row during the final merge.
 shared float Rv[BM * (CT / 2 > 0 ? CT / 2 : 1)];
 shared uint Ri[BM * (CT / 2 > 0 ? CT / 2 : 1)];
+#if defined(BOUNDS)
+shared float Rv2[BM * (CT / 2 > 0 ? CT / 2 : 1)];
+#endif
 
 const uint NA4 = (BM * BK / 4 + WG - 1) / WG;
 const uint NB4 = (BK * BN / 4 + WG - 1) / WG;
@@ -186,6 +267,17 @@ void main() {
     const uint row0 = gl_WorkGroupID.y * BM;
     const uint tile0 = split * pc.tps;
     const uint ntl = min(pc.ntiles, tile0 + pc.tps) - min(pc.ntiles, tile0);
+#if defined(BOUNDS)
+    // Blocks of list places: past the list's length the whole workgroup leaves at once.
+    const uint rows = rows_total();
+    if (row0 >= rows) return;
+    load_rmap(row0, rows);
+    barrier();
+#define ROW_OF(li) rmap[li]
+#else
+    const uint rows = pc.n;
+#define ROW_OF(li) (row0 + (li))
+#endif
 
     vec4 ra[NA4], rb[NB4];
     vec4 acc[TM][NB];
@@ -194,6 +286,10 @@ void main() {
     float bv[TM];
     uint bi[TM];
     [[unroll]] for (uint q = 0; q < TM; q++) { bv[q] = INF; bi[q] = NONE; }
+#if defined(BOUNDS)
+    float b2[TM];   // second-smallest score of the thread's rows (ties with the smallest count)
+    [[unroll]] for (uint q = 0; q < TM; q++) b2[q] = INF;
+#endif
 
     const uint nsl = (pc.d + BK - 1) / BK;
     const uint total = ntl * nsl;
@@ -204,7 +300,7 @@ void main() {
         uint e = (s * WG + t) * 4;                                                                 \
         vec4 v = vec4(0.0);                                                                        \
         if (e < BM * BK) {                                                                         \
-            uint i = row0 + e / BK, p = (k0) + e % BK;                                             \
+            uint i = ROW_OF(e / BK), p = (k0) + e % BK;                                            \
             if (VEC_A) {                                                                           \
                 if (i < pc.n && p < pc.d) {                                                        \
                     v = vec4(X4[(pc.x_off + i * pc.ldx + p) / 4]);                                 \
@@ -278,10 +374,17 @@ void main() {
                 vec4 cn = gc < pc.ldct ? CTS4[(pc.d * pc.ldct + gc) / 4] : vec4(INF);
                 [[unroll]] for (uint q = 0; q < TM; q++) {
                     vec4 sc = fma(vec4(-2.0), acc[q][j], cn);
+#if defined(BOUNDS)
+                    if (sc.x < bv[q]) { b2[q] = bv[q]; bv[q] = sc.x; bi[q] = gc; } else b2[q] = min(b2[q], sc.x);
+                    if (sc.y < bv[q]) { b2[q] = bv[q]; bv[q] = sc.y; bi[q] = gc + 1u; } else b2[q] = min(b2[q], sc.y);
+                    if (sc.z < bv[q]) { b2[q] = bv[q]; bv[q] = sc.z; bi[q] = gc + 2u; } else b2[q] = min(b2[q], sc.z);
+                    if (sc.w < bv[q]) { b2[q] = bv[q]; bv[q] = sc.w; bi[q] = gc + 3u; } else b2[q] = min(b2[q], sc.w);
+#else
                     if (sc.x < bv[q]) { bv[q] = sc.x; bi[q] = gc; }
                     if (sc.y < bv[q]) { bv[q] = sc.y; bi[q] = gc + 1u; }
                     if (sc.z < bv[q]) { bv[q] = sc.z; bi[q] = gc + 2u; }
                     if (sc.w < bv[q]) { bv[q] = sc.w; bi[q] = gc + 3u; }
+#endif
                     acc[q][j] = vec4(0.0);
                 }
             }
@@ -301,6 +404,9 @@ void main() {
                     uint lr = (i * RT + ty) * 4 + r;
                     Rv[lr * (CT / 2) + (tx - h)] = bv[i * 4 + r];
                     Ri[lr * (CT / 2) + (tx - h)] = bi[i * 4 + r];
+#if defined(BOUNDS)
+                    Rv2[lr * (CT / 2) + (tx - h)] = b2[i * 4 + r];
+#endif
                 }
         }
         barrier();
@@ -310,7 +416,19 @@ void main() {
                     uint lr = (i * RT + ty) * 4 + r;
                     float v = Rv[lr * (CT / 2) + tx];
                     uint ix = Ri[lr * (CT / 2) + tx];
+#if defined(BOUNDS)
+                    // The second of the union: the loser's smallest, or either's second.
+                    float v2 = Rv2[lr * (CT / 2) + tx];
+                    if (better(v, ix, bv[i * 4 + r], bi[i * 4 + r])) {
+                        b2[i * 4 + r] = min(bv[i * 4 + r], min(b2[i * 4 + r], v2));
+                        bv[i * 4 + r] = v;
+                        bi[i * 4 + r] = ix;
+                    } else {
+                        b2[i * 4 + r] = min(b2[i * 4 + r], min(v, v2));
+                    }
+#else
                     if (better(v, ix, bv[i * 4 + r], bi[i * 4 + r])) { bv[i * 4 + r] = v; bi[i * 4 + r] = ix; }
+#endif
                 }
         }
         barrier();
@@ -322,8 +440,16 @@ void main() {
                 uint b = bi[i * 4 + r];
                 if (FINAL) {
                     win[lr] = b == NONE ? 0u : b;
-                } else if (row0 + lr < pc.n) {
+#if defined(BOUNDS)
+                    sec[lr] = b2[i * 4 + r];
+#endif
+                } else if (row0 + lr < rows) {
+#if defined(BOUNDS)
+                    PT[(row0 + lr) * pc.nsplit + split] = uvec4(floatBitsToUint(bv[i * 4 + r]), b,
+                                                                floatBitsToUint(b2[i * 4 + r]), 0u);
+#else
                     PT[(row0 + lr) * pc.nsplit + split] = uvec2(floatBitsToUint(bv[i * 4 + r]), b);
+#endif
                 }
             }
     }

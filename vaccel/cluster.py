@@ -5,8 +5,12 @@ results kept on the device: `_assign_device`; in C: va_kmeans_assign).
 On the Vulkan backend X goes to the device once per fit (a vaccel.Array is used in place) and stays
 there: greedy k-means++ runs every step on the device; each Lloyd iteration is one recorded piece of
 work (fused assignment, counting sort by label, exact fixed-point sums, new centres, statistics),
-waited for once, and reads back 16 bytes (rows whose label changed, empty clusters, inertia, centre
-shift). Empty clusters, when there are any, are re-seeded on the host from the farthest points. The
+waited for once, and reads back 20 bytes (rows whose label changed, empty clusters, inertia, centre
+shift, rows assigned in full). The assignment keeps Hamerly's bounds (one lower bound per row, in
+device memory): after the first iteration only the rows whose bounds cannot prove that their centre
+is still the nearest under float32 rounding are assigned in full, and every iteration gives the
+labels, distances and centres of a full assignment to the bit (VACCEL_KMEANS_BOUNDS=0: always in
+full). Empty clusters, when there are any, are re-seeded on the host from the farthest points. The
 data are centred on their column means for the whole fit (as scikit-learn does), so the GEMM-form
 scores stay accurate far from the origin. Everything is computed in float32 (float16 X stays
 float16 on the device); the CPU backend runs the same algorithm in float64 (vaccel.cpu).
@@ -14,6 +18,7 @@ float16 on the device); the CPU backend runs the same algorithm in float64 (vacc
 
 import math
 import numbers
+import os
 import sys
 import warnings
 
@@ -28,6 +33,11 @@ __all__ = ["KMeans", "ConvergenceWarning", "assign"]
 # Rows of X per binding window (0: as many as the device's binding range holds). Tests lower it to
 # exercise the split of X into windows.
 _MAX_ROWS = 0
+
+
+def _bounds_enabled():
+    """Hamerly's bounds in the device fit, unless VACCEL_KMEANS_BOUNDS=0."""
+    return os.environ.get("VACCEL_KMEANS_BOUNDS", "1").strip() not in ("0", "false", "no", "off")
 
 
 class ConvergenceWarning(UserWarning):
@@ -242,38 +252,52 @@ class _Device:
         return np.stack([self.x[int(i)].numpy() for i in idx]).astype(np.float64)
 
     # -- Lloyd --
-    def step(self, centres, centres_out, labels_prev, labels_out, dists, aux, stats):
-        """One Lloyd iteration from `centres` (one submit, one wait); stats (4 uint32 words, host)
-        receives rows changed, empty clusters, inertia and total squared shift (float bits)."""
+    def step(self, centres, centres_out, labels_prev, labels_out, dists, aux, stats, lower=None, centres_prev=None):
+        """One Lloyd iteration from `centres` (one submit, one wait); stats (uint32 words, host)
+        receives rows changed, empty clusters, inertia and total squared shift (float bits), and
+        with bounds (lower: the rows' lower bounds, a float32 device array (n,); centres_prev: the
+        centres of the step that produced labels_prev) a fifth word, the rows assigned in full."""
         has_w = self.w_dev is not None
+        bounded = lower is not None
         ins = (self.x, self.mu_dev, self.scales, centres) + (() if labels_prev is None else (labels_prev,)) + \
-            (() if not has_w else (self.w_dev,))
-        runtime.run_op("kmeans_step", ins, (centres_out, labels_out, dists, aux, stats),
-                       (int(labels_prev is not None), int(has_w), 1, _MAX_ROWS), names={("in", 0): "X"})
+            (() if not has_w else (self.w_dev,)) + ((centres_prev,) if bounded and labels_prev is not None else ())
+        outs = (centres_out, labels_out, dists, aux, stats) + ((lower,) if bounded else ())
+        runtime.run_op("kmeans_step", ins, outs, (int(labels_prev is not None), int(has_w), 1, _MAX_ROWS, int(bounded)),
+                       names={("in", 0): "X"})
         if runtime.in_batch():
             runtime.synchronize()   # the statistics decide what happens next
 
     def lloyd(self, centres, max_iter, tol, progress):
         n, k = self.n, centres.shape[0]
+        bounded = _bounds_enabled()
         cur, nxt = centres, runtime.empty((k, self.d), np.float32)
+        # With bounds, the centres of the previous step too (the bounds move with their drift).
+        spare = runtime.empty((k, self.d), np.float32) if bounded else None
+        lower = runtime.empty(n, np.float32) if bounded else None
         labels = [runtime.empty(n, np.uint32), runtime.empty(n, np.uint32)]
         dists = runtime.empty(n, np.float32)
         aux = runtime.empty(2 * k + 4, np.float32)
-        stats = np.zeros(4, np.uint32)
+        stats = np.zeros(5 if bounded else 4, np.uint32)
         prev = None
+        prev_c = None
         strict = False
         last_relocation = -10
+        self.rows_assigned = []   # rows assigned in full, per iteration (then the final assignment)
         it = 0
         for it in range(max_iter):
             out = labels[it % 2]
-            self.step(cur, nxt, prev, out, dists, aux, stats)
+            self.step(cur, nxt, prev, out, dists, aux, stats, lower, prev_c if prev is not None else None)
+            self.rows_assigned.append(int(stats[4]) if bounded else n)
             changed, n_empty = int(stats[0]), int(stats[1])
-            inertia, shift = (float(v) for v in stats[2:].view(np.float32))
+            inertia, shift = (float(v) for v in stats[2:4].view(np.float32))
             if n_empty:
                 shift = self._relocate(cur, nxt, aux, dists, out, k)
                 last_relocation = it
             progress.iteration(it, inertia, shift)
-            cur, nxt = nxt, cur
+            if bounded:
+                prev_c, cur, nxt = cur, nxt, (spare if prev_c is None else prev_c)
+            else:
+                cur, nxt = nxt, cur
             if prev is not None and changed == 0:
                 strict = True
                 progress.line(f"Converged at iteration {it}: strict convergence.")
@@ -286,8 +310,17 @@ class _Device:
             final = out   # the labels and distances of the last step are those of these centres
         else:
             final = labels[(it + 1) % 2]
-            runtime.run_op("kmeans_assign", (self.x, cur, self.mu_dev), (final, dists), (0, 1, 1, _MAX_ROWS),
-                           names={("in", 0): "X"})
+            if bounded:
+                listed = np.zeros(1, np.uint32)
+                runtime.run_op("kmeans_assign_bounded", (self.x, self.mu_dev, cur, prev_c, out),
+                               (final, dists, lower, listed), (1, _MAX_ROWS), names={("in", 0): "X"})
+                if runtime.in_batch():
+                    runtime.synchronize()
+                self.rows_assigned.append(int(listed[0]))
+            else:
+                runtime.run_op("kmeans_assign", (self.x, cur, self.mu_dev), (final, dists), (0, 1, 1, _MAX_ROWS),
+                               names={("in", 0): "X"})
+                self.rows_assigned.append(n)
         lab = final.numpy().astype(np.int32)
         d = dists.numpy().astype(np.float64)
         inertia = float(d.sum() if self.w is None else d @ self.w)
@@ -540,8 +573,8 @@ class KMeans:
             finally:
                 progress.close()
             if best is None or (inertia < best[1] and not _is_same_clustering(labels, best[0], k)):
-                best = (labels, inertia, centres, n_iter)
-        labels, inertia, centres, n_iter = best
+                best = (labels, inertia, centres, n_iter, list(getattr(data, "rows_assigned", ())))
+        labels, inertia, centres, n_iter, self._rows_assigned = best
         distinct = np.unique(labels).size
         if distinct < k:
             warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). "

@@ -1,5 +1,5 @@
-"""kmeans: one Lloyd iteration and the nearest-centre assignment alone, against PyTorch and
-scikit-learn.
+"""kmeans: one Lloyd iteration, a whole fit, and the nearest-centre assignment alone, against
+PyTorch and scikit-learn.
 
 kmeans/<n>x<d>/k=<k>         one Lloyd iteration of float32 X (n, d) from fixed centres (k rows of
                              X): assign every row to its nearest centre, new centres as the means of
@@ -9,6 +9,15 @@ kmeans/<n>x<d>/k=<k>         one Lloyd iteration of float32 X (n, d) from fixed 
                              2*n*k*d flops (the distance GEMM) and 4*n*d bytes (X read once); the
                              floor is the larger of flops / fp32 GEMM rate and bytes / copy
                              bandwidth, i.e. the GEMM.
+                             This is the step without Hamerly's bounds (see kmeans-fit), as a
+                             fit's first iteration runs it: no row can be skipped there.
+kmeans-fit/<n>x<d>/k=<k>     a whole fit of ITERS iterations (tol=0) from the same k initial rows of
+                             X for every implementation, then the labels of the final centres; the
+                             time per iteration of a real fit is the call's time / ITERS (recorded
+                             as per_iteration_s). Work counted: 2*n*k*d flops per assignment (ITERS +
+                             1 of them) and 4*n*d bytes per iteration; the floor is the GEMM's, i.e.
+                             that of a fit that computes every distance: with bounds vaccel can be
+                             faster than that floor.
 kmeans-assign/<n>x<d>/k=<k>  the assignment alone: labels and squared distances of every row of X
                              to its nearest centre. Same flops; bytes 4*n*d + 8*n (X read, labels
                              and distances written); the floor is the GEMM.
@@ -16,23 +25,37 @@ kmeans-assign/<n>x<d>/k=<k>  the assignment alone: labels and squared distances 
 What runs (X and the centres resident on the device, moved there outside the timing):
   vaccel       kmeans: the step vaccel.KMeans.fit runs per iteration (vaccel.cluster._Device.step:
                fused assignment, counting sort by label, exact fixed-point sums, new centres,
-               statistics, all in one submit; 16 bytes read back); kmeans-assign: the fused
-               assignment kernel (op kmeans_assign) into device arrays
+               statistics, all in one submit; 16 bytes read back); kmeans-fit: vaccel.KMeans(k,
+               init=the rows, max_iter=ITERS, tol=0).fit(X as a vaccel.Array), with Hamerly's
+               bounds (the default: after the first iteration only the rows whose bounds fail
+               are assigned in full; recorded per iteration as rows_recomputed, and their mean
+               fraction over iterations 1.. and the final assignment as recomputed_fraction);
+               vaccel-nobounds, the same fit with VACCEL_KMEANS_BOUNDS=0 (every row, every
+               iteration); kmeans-assign: the fused assignment kernel (op kmeans_assign) into
+               device arrays
   torch-cuda   the PyTorch step a user writes, TF32 off: d = addmm(|c|^2, x, c.T, alpha=-2)
                (n x k, never needed in full by vaccel), d.min(1) -> labels and inertia (+ sum |x|^2,
                precomputed), index_add_ of the rows and bincount -> new centres (an empty centre
                keeps its place), the centre shift; shift and inertia brought to the host with one
-               .cpu(). kmeans-assign: addmm + min(1).
-  sklearn      kmeans only, on the host, under the CPU GEMM-work limit: scikit-learn's own Lloyd
-               iteration (sklearn.cluster._k_means_lloyd.lloyd_iter_chunked_dense, all threads),
-               skipped when that private function is not there
+               .cpu(). kmeans-fit: ITERS of these steps from the init rows, then addmm + min(1)
+               for the labels of the final centres. kmeans-assign: addmm + min(1).
+  sklearn      kmeans, on the host, under the CPU GEMM-work limit (per iteration): scikit-learn's
+               own Lloyd iteration (sklearn.cluster._k_means_lloyd.lloyd_iter_chunked_dense, all
+               threads), skipped when that private function is not there; kmeans-fit:
+               sklearn.cluster.KMeans(k, init=the rows, n_init=1, max_iter=ITERS, tol=0,
+               algorithm='lloyd').fit(X)
 
 Correctness: against a float64 NumPy Lloyd step from the same centres: the inertia within 1e-4
 relative (recorded as inertia_rel_err for every implementation), the new centres within 1e-2 of
 the largest centre coordinate (a float32 near-tie that flips a row between two centres moves both
 a little; a wrong centre is far off). kmeans-assign: on a few rows (all when small), the exact
 float64 distance of the returned centre equals the smallest within 1e-5 relative (ties may
-differ), and the returned distance matches it within 1e-4.
+differ), and the returned distance matches it within 1e-4. kmeans-fit: the inertia within 1e-3
+relative of a float64 NumPy Lloyd fit from the same rows (float32 near-ties may take a slightly
+different path), the returned inertia equal to Σ‖x − c(label)‖² of the returned labels and
+centres (1e-4), and on a few rows (all when small) the label the nearest centre (1e-5); also
+recorded: n_iter (iterations run; an implementation stopping early on unchanged labels is timed
+for fewer).
 """
 
 import weakref
@@ -45,6 +68,9 @@ from .search import standard_normal
 
 QUICK = [(20_000, 32, 64)]
 FULL = [(1_000_000, 128, 1024), (200_000, 64, 256)]
+QUICK_FIT = [(20_000, 32, 64)]
+FULL_FIT = [(1_000_000, 128, 1024), (200_000, 64, 256)]
+ITERS = 20
 QUICK_ASSIGN = [(20_000, 32, 64)]
 FULL_ASSIGN = [(1_000_000, 128, 1024), (1_000_000, 16, 256)]
 HEADLINE = (1_000_000, 128, 1024)
@@ -104,6 +130,71 @@ def make_step_check():
         else:
             err = check_close(np.asarray(centres, np.float64), ref_c, rtol=1e-2)
         return {"error": err, "inertia_rel_err": rel}
+    return check
+
+
+def reference_fit(x, c, iters):
+    """(centres, labels, inertia) of a float64 Lloyd fit of x from centres c: iters steps (an empty
+    centre keeps its place), then the labels of the final centres."""
+    c64 = c.astype(np.float64)
+    for _ in range(iters):
+        c64, _ = reference_step(x, c64)
+    labels, inertia = reference_labels(x, c64)
+    return c64, labels, inertia
+
+
+def reference_labels(x, c64):
+    cn = np.einsum("ij,ij->i", c64, c64)
+    labels = np.empty(x.shape[0], np.int64)
+    inertia = 0.0
+    for i in range(0, x.shape[0], REF_BLOCK):
+        blk = x[i:i + REF_BLOCK].astype(np.float64)
+        lab = np.argmin(cn[None, :] - 2.0 * (blk @ c64.T), axis=1)
+        diff = blk - c64[lab]
+        inertia += float(np.einsum("ij,ij->", diff, diff))
+        labels[i:i + REF_BLOCK] = lab
+    return labels, inertia
+
+
+def make_fit_check(n, k, iters):
+    cache = []
+
+    def check(get_rows, inputs):
+        x, c = inputs
+        if not (cache and cache[0][0]() is x and cache[0][1]() is c):
+            cache[:] = [(weakref.ref(x), weakref.ref(c), reference_fit(x, c, iters))]
+        ref_inertia = cache[0][2][2]
+        res = get_rows(None)
+        centres, labels, inertia = (np.asarray(res["centres"], np.float64), np.asarray(res["labels"], np.int64),
+                                    float(res["inertia"]))
+        extra = {"n_iter": res.get("n_iter")}
+        if res.get("rows") is not None:
+            rows = [int(r) for r in res["rows"]]
+            extra["rows_recomputed"] = rows
+            later = rows[1:]
+            extra["recomputed_fraction"] = float(np.mean(later)) / n if later else 1.0
+        rel = abs(inertia - ref_inertia) / abs(ref_inertia)
+        extra["inertia_rel_err"] = rel
+        if not rel <= 1e-3:
+            return {"error": f"inertia {inertia:.9g}, expected {ref_inertia:.9g} (relative error {rel:.2e})", **extra}
+        own = 0.0
+        for i in range(0, n, REF_BLOCK):
+            blk = x[i:i + REF_BLOCK].astype(np.float64)
+            diff = blk - centres[labels[i:i + REF_BLOCK]]
+            own += float(np.einsum("ij,ij->", diff, diff))
+        if not abs(own - inertia) <= 1e-4 * abs(own):
+            return {"error": f"inertia {inertia:.9g} is not that of the labels and centres returned ({own:.9g})",
+                    **extra}
+        rows = check_rows(n, n * k, max_full=1 << 22)
+        rows = np.arange(n) if rows is None else rows
+        X = x[rows].astype(np.float64)
+        D = np.stack([((X[i] - centres) ** 2).sum(-1) for i in range(X.shape[0])]) if X.shape[0] <= 64 else \
+            (X * X).sum(1)[:, None] - 2.0 * X @ centres.T + (centres * centres).sum(1)[None, :]
+        got = D[np.arange(len(rows)), labels[rows]]
+        bad = got > D.min(axis=1) * (1 + 1e-5) + 1e-6
+        if bad.any():
+            return {"error": f"{int(bad.sum())} of {len(rows)} rows not at their nearest centre", **extra}
+        return {"error": None, **extra}
     return check
 
 
@@ -170,14 +261,7 @@ def _torch_step(P, n, d, k):
 
         def run(i):
             x, c, xx = ts[i]
-            cn = (c * c).sum(1)
-            dist = torch.addmm(cn, x, c.t(), beta=1.0, alpha=-2.0)
-            mins, labels = dist.min(1)
-            sums = torch.zeros_like(c).index_add_(0, labels, x)
-            counts = torch.bincount(labels, minlength=k).to(x.dtype)
-            new = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1.0)[:, None], c)
-            shift = ((new - c) ** 2).sum()
-            scalars = torch.stack([shift, mins.sum()]).cpu()     # what a fit checks every iteration
+            new, scalars = _torch_lloyd(torch, x, c, k)
             return new, float(scalars[1]) + xx
         return run
 
@@ -187,6 +271,93 @@ def _torch_step(P, n, d, k):
     return Impl("torch-cuda", prepare, fetch, P.sync_torch, "device", P.cuda_device_name(),
                 mem=torch_peak_mem(torch), mem_source="torch.cuda.max_memory_allocated",
                 note="addmm + min + index_add_ + bincount, TF32 off")
+
+
+def _vaccel_fit(P, n, d, k, iters, bounds):
+    V = P.vaccel
+    import os
+
+    def prepare(sets):
+        states = [(V.asarray(x), init) for x, init in sets]
+
+        def run(i):
+            x, init = states[i]
+            old = os.environ.get("VACCEL_KMEANS_BOUNDS")
+            os.environ["VACCEL_KMEANS_BOUNDS"] = "1" if bounds else "0"
+            try:
+                return V.KMeans(k, init=init, n_init=1, max_iter=iters, tol=0.0).fit(x)
+            finally:
+                if old is None:
+                    del os.environ["VACCEL_KMEANS_BOUNDS"]
+                else:
+                    os.environ["VACCEL_KMEANS_BOUNDS"] = old
+        return run
+
+    def fetch(km, rows):
+        return {"centres": km.cluster_centers_, "labels": km.labels_, "inertia": km.inertia_, "n_iter": km.n_iter_,
+                "rows": getattr(km, "_rows_assigned", None) if bounds else None}
+    name = "vaccel" if bounds else "vaccel-nobounds"
+    note = "KMeans.fit, Hamerly's bounds" if bounds else "KMeans.fit, VACCEL_KMEANS_BOUNDS=0: every row every iteration"
+    return Impl(name, prepare, fetch, V.synchronize, "device", P.vaccel_device_name(), mem=vaccel_peak_mem(V),
+                mem_source="vaccel.memory_stats", note=note)
+
+
+def _torch_lloyd(torch, x, c, k):
+    """One PyTorch Lloyd step: (new centres, per-row minimum scores, the scalars read back)."""
+    cn = (c * c).sum(1)
+    dist = torch.addmm(cn, x, c.t(), beta=1.0, alpha=-2.0)
+    mins, labels = dist.min(1)
+    sums = torch.zeros_like(c).index_add_(0, labels, x)
+    counts = torch.bincount(labels, minlength=k).to(x.dtype)
+    new = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1.0)[:, None], c)
+    shift = ((new - c) ** 2).sum()
+    scalars = torch.stack([shift, mins.sum()]).cpu()     # what a fit checks every iteration
+    return new, scalars
+
+
+def _torch_fit(P, n, d, k, iters):
+    torch = P.torch
+
+    def prepare(sets):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        ts = [(torch.from_numpy(x).cuda(), torch.from_numpy(init).cuda()) for x, init in sets]
+
+        def run(i):
+            x, c = ts[i]
+            for _ in range(iters):
+                c, _ = _torch_lloyd(torch, x, c, k)
+            dist = torch.addmm((c * c).sum(1), x, c.t(), beta=1.0, alpha=-2.0)
+            mins, labels = dist.min(1)
+            inertia = float(mins.sum() + (x * x).sum())
+            return c, labels, inertia
+        return run
+
+    def fetch(res, rows):
+        c, labels, inertia = res
+        return {"centres": c.cpu().numpy(), "labels": labels.cpu().numpy(), "inertia": inertia, "n_iter": iters}
+    return Impl("torch-cuda", prepare, fetch, P.sync_torch, "device", P.cuda_device_name(),
+                mem=torch_peak_mem(torch), mem_source="torch.cuda.max_memory_allocated",
+                note=f"{iters} x (addmm + min + index_add_ + bincount) + addmm + min, TF32 off")
+
+
+def _sklearn_fit(P, n, d, k, iters):
+    try:
+        from sklearn.cluster import KMeans
+    except Exception as e:
+        return None, f"scikit-learn is not importable: {type(e).__name__}: {e}"
+
+    def prepare(sets):
+        st = [(np.ascontiguousarray(x), init.copy()) for x, init in sets]
+
+        def run(i):
+            x, init = st[i]
+            return KMeans(k, init=init, n_init=1, max_iter=iters, tol=0.0, algorithm="lloyd").fit(x)
+        return run
+
+    def fetch(km, rows):
+        return {"centres": km.cluster_centers_, "labels": km.labels_, "inertia": km.inertia_, "n_iter": km.n_iter_}
+    return Impl("sklearn", prepare, fetch, P.sync_none, "host", P.host_name(),
+                note="sklearn.cluster.KMeans(algorithm='lloyd'), all threads"), None
 
 
 def _sklearn_step(P, n, d, k):
@@ -287,6 +458,30 @@ def _step_case(P, n, d, k):
                 priority=0 if (n, d, k) == HEADLINE else 1)
 
 
+def _fit_case(P, n, d, k, iters=ITERS):
+    impls, skipped = [], {}
+    if P.vaccel is not None:
+        impls.append(_vaccel_fit(P, n, d, k, iters, True))
+        impls.append(_vaccel_fit(P, n, d, k, iters, False))
+    if P.torch_cuda:
+        impls.append(_torch_fit(P, n, d, k, iters))
+    if n * k * d <= CPU_PEER_MAX_GEMM_WORK:
+        impl, why = _sklearn_fit(P, n, d, k, iters)
+        if impl is not None:
+            impls.append(impl)
+        else:
+            skipped["sklearn"] = why
+    else:
+        skipped["sklearn"] = f"n*k*d={n * k * d:.2g} above the CPU peer limit {CPU_PEER_MAX_GEMM_WORK:.2g}"
+    return Case(name=f"kmeans-fit/{n}x{d}/k={k}", family="kmeans", op="kmeans/fit",
+                params={"n": n, "d": d, "k": k, "dtype": "float32", "iterations": iters},
+                make_inputs=make_inputs_fn(n, d, k), impls=impls, check=make_fit_check(n, k, iters),
+                flops=2.0 * n * k * d * (iters + 1), bytes=4.0 * n * d * iters, unit="GFLOP/s",
+                size=float(n) * k * d, skipped=skipped, rotate=False,
+                max_repeats=3 if n * k * d >= 1 << 34 else None, warmup=1,
+                priority=0 if (n, d, k) == HEADLINE else 1)
+
+
 def _assign_case(P, n, d, k):
     impls, skipped = [], {}
     if P.vaccel is not None:
@@ -305,5 +500,7 @@ def kmeans_cases(ctx):
     P = ctx.peers
     for n, d, k in (QUICK if ctx.quick else FULL):
         yield _step_case(P, n, d, k)
+    for n, d, k in (QUICK_FIT if ctx.quick else FULL_FIT):
+        yield _fit_case(P, n, d, k)
     for n, d, k in (QUICK_ASSIGN if ctx.quick else FULL_ASSIGN):
         yield _assign_case(P, n, d, k)

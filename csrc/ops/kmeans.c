@@ -2,9 +2,12 @@
  * epilogue keeps the running argmin per row, then the winner's exact distance), which PQ encoding
  * and IVF list assignment reuse; a whole Lloyd step recorded as one piece of work (assignment,
  * counting sort by label, exact fixed-point sums, new centres, statistics) so a fit waits once per
- * iteration and reads back 16 bytes; greedy k-means++ seeding with every step on the device and
- * nothing read back between steps; and the row gather of initial centres. X larger than one
- * binding window is taken in windows of rows; everything else is O(k·d) or O(rows) scratch. */
+ * iteration and reads back 16 bytes (20 with bounds); the same assignment with Hamerly's bounds
+ * (kmeans_bounds.comp: one test pass over the rows writes a list of those that need every
+ * centre, and the assignment reads only those), giving the same results to the bit; greedy
+ * k-means++ seeding with every step on the device and nothing read back between steps; and the
+ * row gather of initial centres. X larger than one binding window is taken in windows of rows;
+ * everything else is O(k·d) or O(rows) scratch. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,9 +101,13 @@ static int overlap(const va_tensor *a, const va_tensor *b) {
 
 typedef struct tile_cfg { uint32_t bm, bn, bk, tm, tn; } tile_cfg;
 
+/* Shared memory of a tile, counting what the bounds variants add (the row map, second scores and
+ * their merge buffer, the norms' reduction), so that a tile chosen for one serves both. */
 static uint64_t tile_shared(tile_cfg c) {
     uint32_t ct = c.bn / c.tn, wg = (c.bm / c.tm) * ct;
-    return 2ull * c.bk * (c.bm + c.bn) * 4 + (uint64_t)c.bm * (ct / 2 ? ct / 2 : 1) * 8 + c.bm * 4ull + wg * 4ull;
+    uint64_t half_ct = ct / 2 ? ct / 2 : 1;
+    return 2ull * c.bk * (c.bm + c.bn) * 4 + (uint64_t)c.bm * half_ct * 8 + c.bm * 4ull + wg * 4ull +
+           (uint64_t)c.bm * half_ct * 4 + c.bm * 8ull + wg * 4ull;
 }
 
 static int tile_ok(const va_context *ctx, tile_cfg c) {
@@ -126,6 +133,143 @@ static tile_cfg choose_tiles(const va_context *ctx, int64_t n, int64_t k, int ha
     return c;
 }
 
+static uint32_t tile_threads(tile_cfg c) { return (c.bm / c.tm) * (c.bn / c.tn); }
+
+/* Threads per row of the exact distance of the winner (kmeans_assign.comp's exact_rows; the
+ * finish pass runs with as many threads as the fused kernel): the bounds pass must use the same. */
+static uint32_t exact_threads(tile_cfg c) { return tile_threads(c) / c.bm; }
+
+/* The centres as the assignment reads them: Cᵀ padded to kp columns with the squared norms as its
+ * last row (one prep dispatch), and a binding of the centres themselves. */
+typedef struct centres_t {
+    int64_t k, kp, ldc;
+    va_buffer *ct;
+    va_binding cb;
+    uint32_t c_rem;
+} centres_t;
+
+static va_status prep_centres(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
+                              centres_t *o) {
+    va_context *ctx = va_stream_context(s);
+    int64_t d = x->shape[1], k = centres->shape[0];
+    o->k = k;
+    o->kp = (k + 3) / 4 * 4;
+    uint64_t ct_bytes = (uint64_t)(d + 1) * (uint64_t)o->kp * 4;
+    if (ct_bytes > range_bytes(ctx))
+        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "%lld centres of %lld features exceed the binding range",
+                       (long long)k, (long long)d);
+    o->ldc = k > 1 ? centres->strides[0] : d;
+    va_tensor cv = *centres;
+    cv.strides[0] = o->ldc;
+    o->cb = va_rows_binding(ctx, &cv, 0, k, d > 0 ? d : 1, VA_READ, &o->c_rem);
+    VA_TRY(va_stream_scratch(s, ct_bytes, &o->ct));
+    uint32_t spec[13] = {WG, 1, 1, 128, 128, 8, 8, 8, 0, 1, 0, 1, cnorms != NULL};
+    const va_kernel *prep;
+    VA_TRY(va_kernel_get(ctx, "kmeans_assign_prep", spec, 13, 0, &prep));
+    uint32_t cn_rem = 0;
+    va_binding cnb = cnorms ? vec_window(ctx, cnorms, 0, k, VA_READ, &cn_rem) : o->cb;
+    uint32_t rx0;
+    va_binding xb0 = va_rows_binding(ctx, x, 0, 1, d > 0 ? d : 1, VA_READ, &rx0);
+    va_binding b[8] = {xb0, whole(o->ct, VA_WRITE), cnb, o->cb, o->cb, o->cb, o->cb, o->cb};
+    uint32_t pc[15] = {0, (uint32_t)d, (uint32_t)k, 0, 0, (uint32_t)o->kp, 0, 0, 0, 0, 0, (uint32_t)o->ldc,
+                       o->c_rem, 0, cn_rem};
+    return va_stream_dispatch(s, prep, b, 8, pc, sizeof pc, va_ceil_div((uint64_t)o->kp, WG), 1, 1);
+}
+
+/* What the bounds variants of the assignment take (see kmeans_bounds.comp): the state words CS,
+ * the list of rows per window (NULL: every row) with its counters at CS[cnt0 + window], and where
+ * the per-row lower bounds go. */
+typedef struct bounds_io {
+    va_buffer *cs;
+    uint32_t cnt0;
+    va_buffer *list;
+    const va_tensor *lower;
+    float slack;
+} bounds_io;
+
+/* Relative allowance of a GEMM-form score ‖c‖² − 2 x·c for its float32 rounding, over
+ * (‖x‖² + ‖c‖²): four times the bound (2d + 6) 2^-24 of the dot product's, the norm's and the last
+ * rounding's errors together (as knn.c allows its bounds). */
+static float score_slack(int64_t d) { return (float)((8.0 * (double)d + 64.0) / 16777216.0); }
+
+/* The fused assignment of x's rows (windows of `rows`) to the prepared centres: labels, dists and,
+ * with bd, the bounds variant (rows through bd->list, lower bounds out). */
+static va_status assign_rows(va_stream *s, const va_tensor *x, const centres_t *cen, const va_tensor *shift,
+                             const va_tensor *labels, const va_tensor *dists, int64_t rows, const bounds_io *bd) {
+    va_context *ctx = va_stream_context(s);
+    int64_t n = x->shape[0], d = x->shape[1], k = cen->k;
+    uint32_t mu_rem = 0;
+    va_binding mub = shift ? vec_window(ctx, shift, 0, d, VA_READ, &mu_rem) : cen->cb;
+    tile_cfg tc = choose_tiles(ctx, n, k, x->dtype == VA_F16);
+    uint32_t wg = tile_threads(tc);
+    uint32_t ntiles = va_ceil_div((uint64_t)cen->kp, tc.bn);
+    uint32_t blocks = va_ceil_div((uint64_t)rows, tc.bm);
+    uint32_t nsplit = 1;
+    if (blocks < SPLIT_TARGET && ntiles > 1) {
+        nsplit = va_ceil_div(SPLIT_TARGET, blocks);
+        if (nsplit > ntiles) nsplit = ntiles;
+    }
+    const char *env = getenv("VACCEL_KMEANS_SPLIT");
+    if (env && atoi(env) > 0) nsplit = (uint32_t)atoi(env) < ntiles ? (uint32_t)atoi(env) : ntiles;
+    uint32_t tps = va_ceil_div(ntiles, nsplit);
+    nsplit = va_ceil_div(ntiles, tps);
+    va_buffer *pt = NULL;
+    if (nsplit > 1) VA_TRY(va_stream_scratch(s, (uint64_t)rows * nsplit * (bd ? 16 : 8), &pt));
+
+    int h = x->dtype == VA_F16;
+    const char *name = bd ? (h ? "kmeans_assign_bounds_f16" : "kmeans_assign_bounds")
+                          : (h ? "kmeans_assign_f16" : "kmeans_assign");
+    const char *fname = bd ? (h ? "kmeans_assign_finish_bounds_f16" : "kmeans_assign_finish_bounds")
+                           : (h ? "kmeans_assign_finish_f16" : "kmeans_assign_finish");
+    int has_list = bd && bd->list;
+    uint32_t sp[14] = {wg, 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, 0, nsplit == 1, shift != NULL, dists != NULL, 0,
+                       (uint32_t)has_list};
+    uint32_t nsp = bd ? 14 : 13;
+    const va_kernel *kern[2] = {NULL, NULL}, *fin = NULL;
+    int64_t ldx = ld_of(x);
+    union { float f; uint32_t u; } slack = {bd ? bd->slack : 0.0f};
+    for (int64_t r0 = 0, w = 0; r0 < n; r0 += rows, w++) {
+        int64_t rc = n - r0 < rows ? n - r0 : rows;
+        uint32_t rx, rl, rd = 0, rli = 0, rlb = 0;
+        va_binding b[10];
+        b[0] = va_rows_binding(ctx, x, r0, rc, d > 0 ? d : 1, VA_READ, &rx);
+        b[1] = whole(cen->ct, VA_READ);
+        b[2] = bd ? whole(bd->cs, VA_READ) : cen->cb;
+        b[3] = mub;
+        b[4] = vec_window(ctx, labels, r0, rc, VA_WRITE, &rl);
+        b[5] = dists ? vec_window(ctx, dists, r0, rc, VA_WRITE, &rd) : cen->cb;
+        b[6] = pt ? whole(pt, VA_WRITE) : cen->cb;
+        b[7] = cen->cb;
+        if (bd) {
+            va_tensor lt = {bd->list, 0, VA_U32, 1, {n}, {1}};
+            b[8] = has_list ? vec_window(ctx, &lt, r0, rc, VA_READ, &rli) : cen->cb;
+            b[9] = vec_window(ctx, bd->lower, r0, rc, VA_WRITE, &rlb);
+        }
+        int vec = d % 4 == 0 && ldx % 4 == 0 && rx % 4 == 0;
+        if (!kern[vec]) {
+            sp[8] = (uint32_t)vec;
+            VA_TRY(va_kernel_get(ctx, name, sp, nsp, 0, &kern[vec]));
+        }
+        uint32_t pc[19] = {(uint32_t)rc, (uint32_t)d, (uint32_t)k, (uint32_t)ldx, rx, (uint32_t)cen->kp, tps, ntiles,
+                           mu_rem, rl, rd, (uint32_t)cen->ldc, cen->c_rem, nsplit, 0,
+                           rli, rlb, bd ? bd->cnt0 + (uint32_t)w : 0, slack.u};
+        uint32_t gy = va_ceil_div((uint64_t)rc, tc.bm);
+        uint32_t nb = bd ? 10 : 8;
+        VA_TRY(va_stream_dispatch(s, kern[vec], b, nb, pc, bd ? sizeof pc : 15 * 4, nsplit, gy, 1));
+        if (nsplit > 1) {
+            if (!fin) {
+                uint32_t fs[14] = {wg, 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, 0, 1, shift != NULL, dists != NULL, 0,
+                                   (uint32_t)has_list};
+                VA_TRY(va_kernel_get(ctx, fname, fs, nsp, 0, &fin));
+            }
+            b[6] = whole(pt, VA_READ);
+            b[1] = cen->cb;
+            VA_TRY(va_stream_dispatch(s, fin, b, nb, pc, bd ? sizeof pc : 15 * 4, 1, gy, 1));
+        }
+    }
+    return VA_SUCCESS;
+}
+
 static va_status assign_run(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
                             const va_tensor *shift, const va_tensor *labels, const va_tensor *dists, int64_t max_rows) {
     va_context *ctx = va_stream_context(s);
@@ -143,90 +287,11 @@ static va_status assign_run(va_stream *s, const va_tensor *x, const va_tensor *c
     if (n == 0) return VA_SUCCESS;
     if (x->dtype == VA_F16 && !ctx->info.storage_16bit)
         return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "this device cannot read float16 storage");
-
-    int64_t kp = (k + 3) / 4 * 4;
-    uint64_t ct_bytes = (uint64_t)(d + 1) * (uint64_t)kp * 4;
-    if (ct_bytes > range_bytes(ctx))
-        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "%lld centres of %lld features exceed the binding range",
-                       (long long)k, (long long)d);
-    int64_t ldc = k > 1 ? centres->strides[0] : d;
-    va_tensor cv = *centres;
-    cv.strides[0] = ldc;
-    uint32_t c_rem;
-    va_binding cb = va_rows_binding(ctx, &cv, 0, k, d > 0 ? d : 1, VA_READ, &c_rem);
-
-    /* Cᵀ, padded to kp columns, with the squared norms as its last row. */
-    va_buffer *ct;
-    VA_TRY(va_stream_scratch(s, ct_bytes, &ct));
-    uint32_t spec[13] = {WG, 1, 1, 128, 128, 8, 8, 8, 0, 1, shift != NULL, dists != NULL, cnorms != NULL};
-    const va_kernel *prep;
-    VA_TRY(va_kernel_get(ctx, "kmeans_assign_prep", spec, 13, 0, &prep));
-    uint32_t cn_rem = 0, mu_rem = 0;
-    va_binding cnb = cnorms ? vec_window(ctx, cnorms, 0, k, VA_READ, &cn_rem) : cb;
-    va_binding mub = shift ? vec_window(ctx, shift, 0, d, VA_READ, &mu_rem) : cb;
-    {
-        uint32_t rx0;
-        va_binding xb0 = va_rows_binding(ctx, x, 0, 1, d > 0 ? d : 1, VA_READ, &rx0);
-        va_binding b[8] = {xb0, whole(ct, VA_WRITE), cnb, cb, cb, cb, cb, cb};
-        uint32_t pc[15] = {0, (uint32_t)d, (uint32_t)k, 0, 0, (uint32_t)kp, 0, 0, 0, 0, 0, (uint32_t)ldc, c_rem, 0, cn_rem};
-        VA_TRY(va_stream_dispatch(s, prep, b, 8, pc, sizeof pc, va_ceil_div((uint64_t)kp, WG), 1, 1));
-    }
-
+    centres_t cen;
+    VA_TRY(prep_centres(s, x, centres, cnorms, &cen));
     int64_t rows;
     VA_TRY(rows_per_window(ctx, x, 4, max_rows, &rows));
-    tile_cfg tc = choose_tiles(ctx, n, k, x->dtype == VA_F16);
-    uint32_t wg = (tc.bm / tc.tm) * (tc.bn / tc.tn);
-    uint32_t ntiles = va_ceil_div((uint64_t)kp, tc.bn);
-    uint32_t blocks = va_ceil_div((uint64_t)rows, tc.bm);
-    uint32_t nsplit = 1;
-    if (blocks < SPLIT_TARGET && ntiles > 1) {
-        nsplit = va_ceil_div(SPLIT_TARGET, blocks);
-        if (nsplit > ntiles) nsplit = ntiles;
-    }
-    const char *env = getenv("VACCEL_KMEANS_SPLIT");
-    if (env && atoi(env) > 0) nsplit = (uint32_t)atoi(env) < ntiles ? (uint32_t)atoi(env) : ntiles;
-    uint32_t tps = va_ceil_div(ntiles, nsplit);
-    nsplit = va_ceil_div(ntiles, tps);
-    va_buffer *pt = NULL;
-    if (nsplit > 1) VA_TRY(va_stream_scratch(s, (uint64_t)rows * nsplit * 8, &pt));
-
-    const char *name = x->dtype == VA_F16 ? "kmeans_assign_f16" : "kmeans_assign";
-    const char *fname = x->dtype == VA_F16 ? "kmeans_assign_finish_f16" : "kmeans_assign_finish";
-    uint32_t sp[13] = {wg, 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, 0, nsplit == 1, shift != NULL, dists != NULL, 0};
-    const va_kernel *kern[2] = {NULL, NULL}, *fin = NULL;
-    int64_t ldx = ld_of(x);
-    for (int64_t r0 = 0; r0 < n; r0 += rows) {
-        int64_t rc = n - r0 < rows ? n - r0 : rows;
-        uint32_t rx, rl, rd = 0;
-        va_binding b[8];
-        b[0] = va_rows_binding(ctx, x, r0, rc, d > 0 ? d : 1, VA_READ, &rx);
-        b[1] = whole(ct, VA_READ);
-        b[2] = cb;
-        b[3] = mub;
-        b[4] = vec_window(ctx, labels, r0, rc, VA_WRITE, &rl);
-        b[5] = dists ? vec_window(ctx, dists, r0, rc, VA_WRITE, &rd) : cb;
-        b[6] = pt ? whole(pt, VA_WRITE) : cb;
-        b[7] = cb;
-        int vec = d % 4 == 0 && ldx % 4 == 0 && rx % 4 == 0;
-        if (!kern[vec]) {
-            sp[8] = (uint32_t)vec;
-            VA_TRY(va_kernel_get(ctx, name, sp, 13, 0, &kern[vec]));
-        }
-        uint32_t pc[15] = {(uint32_t)rc, (uint32_t)d, (uint32_t)k, (uint32_t)ldx, rx, (uint32_t)kp, tps, ntiles,
-                           mu_rem, rl, rd, (uint32_t)ldc, c_rem, nsplit, 0};
-        uint32_t gy = va_ceil_div((uint64_t)rc, tc.bm);
-        VA_TRY(va_stream_dispatch(s, kern[vec], b, 8, pc, sizeof pc, nsplit, gy, 1));
-        if (nsplit > 1) {
-            if (!fin) {
-                uint32_t fs[13] = {WG, 1, 1, tc.bm, tc.bn, tc.bk, tc.tm, tc.tn, 0, 1, shift != NULL, dists != NULL, 0};
-                VA_TRY(va_kernel_get(ctx, fname, fs, 13, 0, &fin));
-            }
-            b[6] = whole(pt, VA_READ);
-            b[1] = cb;
-            VA_TRY(va_stream_dispatch(s, fin, b, 8, pc, sizeof pc, 1, gy, 1));
-        }
-    }
-    return VA_SUCCESS;
+    return assign_rows(s, x, &cen, shift, labels, dists, rows, NULL);
 }
 
 va_status va_kmeans_assign(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
@@ -235,10 +300,133 @@ va_status va_kmeans_assign(va_stream *s, const va_tensor *x, const va_tensor *ce
     return assign_run(s, x, centres, cnorms, shift, labels, dists, 0);
 }
 
+/* ---- assignment with Hamerly's bounds ---------------------------------------------------------- */
+
+/* labels_out/dists_out/lower = the assignment of x to `centres`, equal to assign_run's, computing
+ * only the rows whose bounds (kmeans_bounds.comp) cannot prove their centre stays the nearest.
+ * centres_prev/labels_prev: the centres and labels of the previous assignment whose lower bounds
+ * `lower` holds; both NULL: a full assignment that starts the bounds. *cs_out: the state words
+ * (CS[0]: rows assigned in full). Rows per window of x: rows. */
+static va_status bounded_assign(va_stream *s, const va_tensor *x, const va_tensor *shift, const va_tensor *centres,
+                                const va_tensor *centres_prev, const va_tensor *labels_prev, const va_tensor *lower,
+                                const va_tensor *labels_out, const va_tensor *dists_out, int64_t rows,
+                                va_buffer **cs_out) {
+    va_context *ctx = va_stream_context(s);
+    int64_t n = x->shape[0], d = x->shape[1], k = centres->shape[0];
+    int has_prev = labels_prev != NULL;
+    if (x->dtype == VA_F16 && !ctx->info.storage_16bit)
+        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "this device cannot read float16 storage");
+    centres_t cen;
+    VA_TRY(prep_centres(s, x, centres, NULL, &cen));
+    int64_t nwin = (n + rows - 1) / rows;
+    uint64_t hdr = ((uint64_t)nwin + 8 + 3) / 4 * 4;
+    uint64_t cs_words = hdr + 5 * (uint64_t)k;
+    if (cs_words * 4 > range_bytes(ctx))
+        return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "k-means bounds of %lld centres exceed the binding range",
+                       (long long)k);
+    va_buffer *cs, *list = NULL;
+    VA_TRY(va_stream_scratch(s, cs_words * 4, &cs));
+    if (has_prev) VA_TRY(va_stream_scratch(s, (uint64_t)n * 4, &list));
+    *cs_out = cs;
+
+    tile_cfg tc = choose_tiles(ctx, n, k, x->dtype == VA_F16);
+    uint32_t G = exact_threads(tc), R = WG / G;
+    const va_kernel *kb[3];
+    for (uint32_t st = 0; st < 3; st++) {
+        uint32_t sp[7] = {st == 2 ? R * G : WG, 1, 1, st, G, shift != NULL, has_prev};
+        VA_TRY(va_kernel_get(ctx, st == 2 && x->dtype == VA_F16 ? "kmeans_bounds_f16" : "kmeans_bounds", sp, 7, 0,
+                             &kb[st]));
+    }
+    union { float f; uint32_t u; } slack = {score_slack(d)};
+    struct {
+        uint32_t n, d, k, ldx, x_off, mu_off, ldc, c_off, ldcp, cp_off, lo_off, l_off, ds_off, lb_off, list_off,
+            cnt_idx, hdr, nclear, listed0, slack, use_s;
+    } pc = {0, (uint32_t)d, (uint32_t)k, (uint32_t)ld_of(x), 0, 0, (uint32_t)cen.ldc, cen.c_rem, 0, 0, 0, 0, 0, 0, 0,
+            0, (uint32_t)hdr, (uint32_t)nwin, has_prev ? 0 : (uint32_t)n, slack.u, 0};
+    uint32_t mu_rem = 0;
+    va_binding mub = shift ? vec_window(ctx, shift, 0, d, VA_READ, &mu_rem) : cen.cb;
+    pc.mu_off = mu_rem;
+    va_binding cpb = cen.cb;
+    if (centres_prev) {
+        int64_t ldcp = k > 1 ? centres_prev->strides[0] : d;
+        va_tensor cpv = *centres_prev;
+        cpv.strides[0] = ldcp;
+        cpb = va_rows_binding(ctx, &cpv, 0, k, d > 0 ? d : 1, VA_READ, &pc.cp_off);
+        pc.ldcp = (uint32_t)ldcp;
+    }
+    uint32_t rx0;
+    va_binding xb0 = va_rows_binding(ctx, x, 0, 1, d > 0 ? d : 1, VA_READ, &rx0);
+    {
+        va_binding b[10] = {xb0, mub, cen.cb, cpb, cen.cb, cen.cb, cen.cb, cen.cb, cen.cb, whole(cs, VA_WRITE)};
+        VA_TRY(va_stream_dispatch(s, kb[0], b, 10, &pc, sizeof pc, va_ceil_div((uint64_t)k, WG), 1, 1));
+        b[9] = whole(cs, VA_READ_WRITE);
+        VA_TRY(va_stream_dispatch(s, kb[1], b, 10, &pc, sizeof pc, 1, 1, 1));
+    }
+    bounds_io bd = {cs, 8, NULL, lower, slack.f};
+    if (!has_prev) return assign_rows(s, x, &cen, shift, labels_out, dists_out, rows, &bd);
+
+    /* s(c): the centres assigned to themselves, for each its lower bound to every other centre; a
+     * k x k GEMM, so only where it costs little beside the rows' (k <= n / 8). */
+    pc.use_s = k > 1 && (uint64_t)k * 8 <= (uint64_t)n;
+    if (pc.use_s) {
+        va_tensor cx = *centres;
+        cx.strides[0] = cen.ldc;
+        va_tensor lab_cc = {cs, (hdr + 2 * (uint64_t)k) * 4, VA_U32, 1, {k}, {1}};
+        va_tensor low_cc = {cs, (hdr + 3 * (uint64_t)k) * 4, VA_F32, 1, {k}, {1}};
+        va_tensor dst_cc = {cs, (hdr + 4 * (uint64_t)k) * 4, VA_F32, 1, {k}, {1}};
+        bounds_io bc = {cs, 8, NULL, &low_cc, slack.f};
+        VA_TRY(assign_rows(s, &cx, &cen, NULL, &lab_cc, &dst_cc, k, &bc));
+    }
+    /* The test of every row, window by window; then the assignment of the rows listed. */
+    for (int64_t r0 = 0, w = 0; r0 < n; r0 += rows, w++) {
+        int64_t rc = n - r0 < rows ? n - r0 : rows;
+        uint32_t rx, rlo, rl, rd, rlb, rli;
+        va_tensor lt = {list, 0, VA_U32, 1, {n}, {1}};
+        va_binding b[10] = {va_rows_binding(ctx, x, r0, rc, d > 0 ? d : 1, VA_READ, &rx), mub, cen.cb, cpb,
+                            vec_window(ctx, labels_prev, r0, rc, VA_READ, &rlo),
+                            vec_window(ctx, labels_out, r0, rc, VA_WRITE, &rl),
+                            vec_window(ctx, dists_out, r0, rc, VA_WRITE, &rd),
+                            vec_window(ctx, lower, r0, rc, VA_READ_WRITE, &rlb),
+                            vec_window(ctx, &lt, r0, rc, VA_WRITE, &rli), whole(cs, VA_READ_WRITE)};
+        pc.n = (uint32_t)rc;
+        pc.x_off = rx;
+        pc.lo_off = rlo;
+        pc.l_off = rl;
+        pc.ds_off = rd;
+        pc.lb_off = rlb;
+        pc.list_off = rli;
+        pc.cnt_idx = 8 + (uint32_t)w;
+        VA_TRY(va_stream_dispatch(s, kb[2], b, 10, &pc, sizeof pc, va_ceil_div((uint64_t)rc, R), 1, 1));
+    }
+    bd.list = list;
+    return assign_rows(s, x, &cen, shift, labels_out, dists_out, rows, &bd);
+}
+
 /* ---- Lloyd step -------------------------------------------------------------------------------- */
+
+/* Arguments of the bounded assignment: lower (n) float32; centres_prev with labels_prev, or
+ * neither (the first assignment). */
+static va_status check_bounds(const va_tensor *x, const va_tensor *centres, const va_tensor *centres_prev,
+                              const va_tensor *labels_prev, const va_tensor *lower, const va_tensor *labels_out,
+                              const va_tensor *dists_out) {
+    int64_t n = x->shape[0], d = x->shape[1], k = centres->shape[0];
+    VA_TRY(check_vec(lower, "lower", VA_F32, VA_F32, n));
+    if ((centres_prev == NULL) != (labels_prev == NULL))
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "centres_prev and labels_prev go together");
+    if (centres_prev) {
+        VA_TRY(check_centres(centres_prev, "centres_prev", d));
+        if (centres_prev->shape[0] != k)
+            return va_fail(VA_ERROR_INVALID_ARGUMENT, "centres_prev must have %lld rows", (long long)k);
+    }
+    if (overlap(lower, labels_out) || overlap(lower, dists_out) || overlap(lower, labels_prev) ||
+        overlap(lower, x) || overlap(lower, centres))
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "lower overlaps another argument");
+    return VA_SUCCESS;
+}
 
 static va_status lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *weights, const va_tensor *shift,
                             const va_tensor *scales, const va_tensor *centres, const va_tensor *labels_prev,
+                            const va_tensor *centres_prev, const va_tensor *lower,
                             const va_tensor *centres_out, const va_tensor *labels_out, const va_tensor *dists_out,
                             const va_tensor *aux_out, const va_tensor *stats_out, int64_t max_rows) {
     va_context *ctx = va_stream_context(s);
@@ -258,15 +446,21 @@ static va_status lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *w
     VA_TRY(check_vec(labels_out, "labels", VA_U32, VA_I32, n));
     VA_TRY(check_vec(dists_out, "dists", VA_F32, VA_F32, n));
     VA_TRY(check_vec(aux_out, "aux", VA_F32, VA_U32, 2 * k + 4));
-    if (stats_out) VA_TRY(check_vec(stats_out, "stats", VA_F32, VA_U32, 4));
+    if (stats_out) VA_TRY(check_vec(stats_out, "stats", VA_F32, VA_U32, lower ? 5 : 4));
     if (overlap(labels_prev, labels_out)) return va_fail(VA_ERROR_INVALID_ARGUMENT, "labels_prev and labels overlap");
+    if (lower) VA_TRY(check_bounds(x, centres, centres_prev, labels_prev, lower, labels_out, dists_out));
+    else if (centres_prev) return va_fail(VA_ERROR_INVALID_ARGUMENT, "centres_prev is only used with lower bounds");
     if (n == 0) return va_fail(VA_ERROR_INVALID_ARGUMENT, "x has no rows");
-
-    VA_TRY(assign_run(s, x, centres, NULL, shift, labels_out, dists_out, max_rows));
 
     /* Per-row arrays of a window: labels, previous labels, distances, weights, row numbers. */
     int64_t rows;
     VA_TRY(rows_per_window(ctx, x, 4, max_rows, &rows));
+    va_buffer *cs = NULL;
+    if (lower)
+        VA_TRY(bounded_assign(s, x, shift, centres, centres_prev, labels_prev, lower, labels_out, dists_out, rows,
+                              &cs));
+    else
+        VA_TRY(assign_run(s, x, centres, NULL, shift, labels_out, dists_out, max_rows));
     int64_t nwin = (n + rows - 1) / rows;
     int64_t ncol = d + 1;
     int64_t maxchunks = rows / CHUNK_S + k + 1;
@@ -364,9 +558,11 @@ static va_status lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *w
             VA_TRY(va_stream_dispatch(s, kcen[2], bc, 8, &cpc, sizeof cpc, 1, 1, 1));
         }
     }
-    if (stats_out)
+    if (stats_out) {
         VA_TRY(va_stream_copy(s, aux_out->buf, aux_out->offset + (uint64_t)(2 * k) * 4, stats_out->buf,
                               stats_out->offset, 16));
+        if (cs) VA_TRY(va_stream_copy(s, cs, 0, stats_out->buf, stats_out->offset + 16, 4));
+    }
     return VA_SUCCESS;
 }
 
@@ -375,8 +571,56 @@ va_status va_kmeans_lloyd_step(va_stream *s, const va_tensor *x, const va_tensor
                                const va_tensor *centres_out, const va_tensor *labels_out, const va_tensor *dists_out,
                                const va_tensor *aux_out, const va_tensor *stats_out) {
     va_clear_error();
-    return lloyd_step(s, x, weights, shift, scales, centres, labels_prev, centres_out, labels_out, dists_out, aux_out,
-                      stats_out, 0);
+    return lloyd_step(s, x, weights, shift, scales, centres, labels_prev, NULL, NULL, centres_out, labels_out,
+                      dists_out, aux_out, stats_out, 0);
+}
+
+va_status va_kmeans_lloyd_step_bounded(va_stream *s, const va_tensor *x, const va_tensor *weights,
+                                       const va_tensor *shift, const va_tensor *scales, const va_tensor *centres,
+                                       const va_tensor *centres_prev, const va_tensor *labels_prev,
+                                       const va_tensor *lower, const va_tensor *centres_out,
+                                       const va_tensor *labels_out, const va_tensor *dists_out,
+                                       const va_tensor *aux_out, const va_tensor *stats_out) {
+    va_clear_error();
+    if (!lower) return va_fail(VA_ERROR_INVALID_ARGUMENT, "lower: missing tensor");
+    return lloyd_step(s, x, weights, shift, scales, centres, labels_prev, centres_prev, lower, centres_out,
+                      labels_out, dists_out, aux_out, stats_out, 0);
+}
+
+static va_status assign_bounded_run(va_stream *s, const va_tensor *x, const va_tensor *shift,
+                                    const va_tensor *centres, const va_tensor *centres_prev,
+                                    const va_tensor *labels_prev, const va_tensor *lower, const va_tensor *labels_out,
+                                    const va_tensor *dists_out, const va_tensor *listed_out, int64_t max_rows) {
+    va_context *ctx = va_stream_context(s);
+    VA_TRY(check_x(x));
+    va_tensor xv = *x;
+    xv.strides[0] = ld_of(x);
+    x = &xv;
+    int64_t n = x->shape[0], d = x->shape[1];
+    VA_TRY(check_centres(centres, "centres", d));
+    if (shift) VA_TRY(check_vec(shift, "shift", VA_F32, VA_F32, d));
+    if (labels_prev) VA_TRY(check_vec(labels_prev, "labels_prev", VA_U32, VA_I32, n));
+    VA_TRY(check_vec(labels_out, "labels", VA_U32, VA_I32, n));
+    VA_TRY(check_vec(dists_out, "dists", VA_F32, VA_F32, n));
+    if (listed_out) VA_TRY(check_vec(listed_out, "listed", VA_U32, VA_I32, 1));
+    if (overlap(labels_prev, labels_out)) return va_fail(VA_ERROR_INVALID_ARGUMENT, "labels_prev and labels overlap");
+    VA_TRY(check_bounds(x, centres, centres_prev, labels_prev, lower, labels_out, dists_out));
+    if (n == 0) return VA_SUCCESS;
+    int64_t rows;
+    VA_TRY(rows_per_window(ctx, x, 4, max_rows, &rows));
+    va_buffer *cs;
+    VA_TRY(bounded_assign(s, x, shift, centres, centres_prev, labels_prev, lower, labels_out, dists_out, rows, &cs));
+    if (listed_out) VA_TRY(va_stream_copy(s, cs, 0, listed_out->buf, listed_out->offset, 4));
+    return VA_SUCCESS;
+}
+
+va_status va_kmeans_assign_bounded(va_stream *s, const va_tensor *x, const va_tensor *shift,
+                                   const va_tensor *centres, const va_tensor *centres_prev,
+                                   const va_tensor *labels_prev, const va_tensor *lower, const va_tensor *labels_out,
+                                   const va_tensor *dists_out, const va_tensor *listed_out) {
+    va_clear_error();
+    return assign_bounded_run(s, x, shift, centres, centres_prev, labels_prev, lower, labels_out, dists_out,
+                              listed_out, 0);
 }
 
 /* ---- k-means++ and the row gather ---------------------------------------------------------------- */
@@ -561,21 +805,43 @@ static va_status op_kmeans_assign(va_stream *s, const va_tensor *in, int n_in, c
 }
 VA_REGISTER_OP(kmeans_assign, op_kmeans_assign);
 
-/* Inputs: x, shift, scales, centres[, labels_prev][, weights]. Outputs: centres_out, labels, dists,
- * aux[, stats]. iparams: has_prev, has_weights, has_stats, max_rows. */
+/* Inputs: x, shift, scales, centres[, labels_prev][, weights][, centres_prev]. Outputs: centres_out,
+ * labels, dists, aux[, stats][, lower]. iparams: has_prev, has_weights, has_stats, max_rows[, bounds]:
+ * with bounds, `lower` (n) holds the rows' lower bounds (read when has_prev, then rewritten),
+ * centres_prev comes with labels_prev, and stats has a fifth word: the rows assigned in full. */
 static va_status op_kmeans_step(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
                                 const int64_t *ip, int n_i, const double *fp, int n_f) {
     (void)fp; (void)n_f;
     if (n_i < 4) return va_fail(VA_ERROR_INVALID_ARGUMENT, "kmeans_step takes 4 integer parameters");
-    int hp = ip[0] != 0, hw = ip[1] != 0, hs = ip[2] != 0;
-    if (n_in != 4 + hp + hw || n_out != 4 + hs)
+    int hp = ip[0] != 0, hw = ip[1] != 0, hs = ip[2] != 0, hb = n_i > 4 && ip[4] != 0;
+    if (n_in != 4 + hp + hw + (hb && hp) || n_out != 4 + hs + hb)
         return va_fail(VA_ERROR_INVALID_ARGUMENT,
-                       "kmeans_step: (x, shift, scales, centres[, labels_prev][, weights]) -> (centres, labels, dists, aux[, stats])");
+                       "kmeans_step: (x, shift, scales, centres[, labels_prev][, weights][, centres_prev]) -> "
+                       "(centres, labels, dists, aux[, stats][, lower])");
     va_clear_error();
-    return lloyd_step(s, &in[0], hw ? &in[4 + hp] : NULL, &in[1], &in[2], &in[3], hp ? &in[4] : NULL, &out[0],
-                      &out[1], &out[2], &out[3], hs ? &out[4] : NULL, ip[3]);
+    return lloyd_step(s, &in[0], hw ? &in[4 + hp] : NULL, &in[1], &in[2], &in[3], hp ? &in[4] : NULL,
+                      hb && hp ? &in[4 + hp + hw] : NULL, hb ? &out[4 + hs] : NULL, &out[0], &out[1], &out[2],
+                      &out[3], hs ? &out[4] : NULL, ip[3]);
 }
 VA_REGISTER_OP(kmeans_step, op_kmeans_step);
+
+/* Inputs: x, shift, centres[, centres_prev, labels_prev]. Outputs: labels, dists, lower[, listed].
+ * iparams: has_prev, max_rows. The assignment to `centres` with Hamerly's bounds (lower: read
+ * when has_prev, then rewritten); listed: 1 word, the rows assigned in full. */
+static va_status op_kmeans_assign_bounded(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out,
+                                          int n_out, const int64_t *ip, int n_i, const double *fp, int n_f) {
+    (void)fp; (void)n_f;
+    if (n_i < 2) return va_fail(VA_ERROR_INVALID_ARGUMENT, "kmeans_assign_bounded takes 2 integer parameters");
+    int hp = ip[0] != 0;
+    if (n_in != 3 + 2 * hp || (n_out != 3 && n_out != 4))
+        return va_fail(VA_ERROR_INVALID_ARGUMENT,
+                       "kmeans_assign_bounded: (x, shift, centres[, centres_prev, labels_prev]) -> "
+                       "(labels, dists, lower[, listed])");
+    va_clear_error();
+    return assign_bounded_run(s, &in[0], &in[1], &in[2], hp ? &in[3] : NULL, hp ? &in[4] : NULL, &out[2], &out[0],
+                              &out[1], n_out == 4 ? &out[3] : NULL, ip[1]);
+}
+VA_REGISTER_OP(kmeans_assign_bounded, op_kmeans_assign_bounded);
 
 /* Inputs: x, shift, uniforms[, weights]. Outputs: centres, indices. iparams: first, trials,
  * has_weights, max_rows. */
