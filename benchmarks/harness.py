@@ -28,6 +28,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .ceilings import bandwidth
+
 L2_BYTES = 50 * 10**6          # H100 L2; rotation makes the input working set exceed twice this
 MAX_INPUT_SETS = 64
 CPU_PEER_MAX_GEMM_WORK = 2**34   # m*n*d above which CPU peers (GEMM-form) are not run
@@ -246,7 +248,7 @@ def n_input_sets(case, input_bytes, quick):
 def floors(case, impl, ceilings):
     """(floor_s, {'gemm': s, 'bytes': s}) using the ceilings of the processor impl runs on."""
     side = "device" if impl.where == "device" else "host"
-    bw = ceilings.get(f"{side}_copy_GBps")
+    bw = bandwidth(ceilings, side)
     rate = ceilings.get(f"{side}_gemm{case.gemm_rate}_GFLOPs")
     parts = {}
     if not case.has_floor:

@@ -17,6 +17,8 @@ import math
 import os
 from collections import defaultdict
 
+from .ceilings import bandwidth
+
 
 def _grid(n):
     cols = min(n, 2)
@@ -101,7 +103,7 @@ def write_plots(doc, outdir, log=print):
     c = doc.get("ceilings") or {}
     sides = []
     for side in ("device", "host"):
-        bw, rate = c.get(f"{side}_copy_GBps"), c.get(f"{side}_gemm_GFLOPs")
+        bw, rate = bandwidth(c, side), c.get(f"{side}_gemm_GFLOPs")
         pts = [r for r in records if r.get("where") == side and r.get("flops") and r.get("bytes")
                and r.get("unit") == "GFLOP/s"]
         if pts and bw and rate:
