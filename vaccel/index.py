@@ -2,8 +2,9 @@
 
 The vectors live on the device in one vaccel.Array with spare capacity (doubling), so an add
 uploads only the new rows; a host mirror in the storage dtype serves reconstruct, save, removal
-and the CPU backend (that storage and the ids: vaccel.indexbase.RowStore, shared by the indexes). Search is vaccel.knn over the stored rows; range_search is vaccel.cdist over
-blocks of queries, selected on the host.
+and the CPU backend (that storage and the ids: vaccel.indexbase.RowStore, shared by the
+indexes). Search is vaccel.knn over the stored rows; range_search is vaccel.cdist over blocks of
+queries, selected on the host.
 
 save/load use the shared index file format of vaccel.indexfile (versioned header, checksum,
 atomic write).

@@ -249,9 +249,9 @@ class BinaryIndex(CodeIndex):
         index.add(codes, ids=None)                # uint8 (n, d / 8), e.g. BinaryQuantizer's
         D, I = index.search(qcodes, 10, filter=None)
 
-    D: int32 Hamming distances (faiss's type; metric 'bitwise_hamming'), I: int64 ids; best first, ties to the vector stored
-    first (the lower id with default ids, as faiss). Where fewer than k vectors exist or pass the
-    filter, I = -1 and D = 2147483647 (faiss's padding).
+    D: int32 Hamming distances (faiss's type; .metric is 'bitwise_hamming'), I: int64 ids; best
+    first, ties to the vector stored first (the lower id with default ids, as faiss). Where fewer
+    than k vectors exist or pass the filter, I = -1 and D = 2147483647 (faiss's padding).
 
     On the device a fused kernel (csrc/ops/hamming.c) streams the codes once per block of queries
     held in shared memory and keeps only the rows within a per-query bound from a sample; the
