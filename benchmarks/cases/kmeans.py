@@ -64,7 +64,7 @@ import numpy as np
 
 from ..harness import CPU_PEER_MAX_GEMM_WORK, Case, Impl, check_close, check_rows, register, torch_peak_mem, \
     vaccel_peak_mem
-from .search import standard_normal
+from ._common import standard_normal
 
 QUICK = [(20_000, 32, 64)]
 FULL = [(1_000_000, 128, 1024), (200_000, 64, 256)]
