@@ -12,6 +12,7 @@ LARGE_REPEATS = 3
 HOST_OUTPUT_LIMIT = 2 << 30     # a vaccel.Array result up to this size is brought back whole
 TORCH_CHUNK = 1024              # queries per chunk of the PyTorch knn baseline ...
 TORCH_TILE_BYTES = 4 << 30      # ... halved while its nq_chunk x nb float32 tile is larger than this
+REFERENCE_BLOCK_BYTES = 256 << 20   # knn_reference: the float64 distance block of one chunk, at most
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,22 +89,54 @@ def _as64(a, storage):
 
 def knn_reference(q, db, rows, k, storage="float32", chunk=1 << 16):
     """Exact float64 (D, I) of queries `rows` (sqeuclidean), ties by the lower index; with
-    storage='float16' the exact neighbours of the float16-rounded data."""
+    storage='float16' the exact neighbours of the float16-rounded data.
+
+    The database is read in chunks of rows, each converted to float64 into one reused buffer.
+    Once every query holds k candidates, a chunk only contributes the rows closer than the
+    query's current k-th best (later rows lose ties), so after the first chunks little more
+    than the distance GEMM is left."""
     A = _as64(q[rows], storage)
+    nr, d = A.shape
     aa = np.einsum("ij,ij->i", A, A)
-    best_d = np.full((len(rows), 0), np.inf)
-    best_i = np.zeros((len(rows), 0), np.int64)
-    for j0 in range(0, db.shape[0], chunk):
-        B = _as64(db[j0:j0 + chunk], storage)
-        s = aa[:, None] + np.einsum("ij,ij->i", B, B)[None, :] - 2.0 * (A @ B.T)
+    A2 = -2.0 * A                              # (-2 a).b is -2 (a.b) exactly
+    best_d = np.full((nr, 0), np.inf)
+    best_i = np.zeros((nr, 0), np.int64)
+    if nr == 0:
+        return np.zeros((0, k)), np.zeros((0, k), np.int64)
+    step = max(1, min(chunk, db.shape[0], max(1024, REFERENCE_BLOCK_BYTES // (8 * nr))))
+    buf = np.empty((step, d))
+    dist, norms = np.empty((nr, step)), np.empty((nr, step))
+    for j0 in range(0, db.shape[0], step):
+        c = min(step, db.shape[0] - j0)
+        B = buf[:c]
+        B[...] = db[j0:j0 + c].astype(np.float16) if storage == "float16" else db[j0:j0 + c]
+        s, t = dist[:, :c], norms[:, :c]
+        np.matmul(A2, B.T, out=s)
+        np.add(aa[:, None], np.einsum("ij,ij->i", B, B)[None, :], out=t)
+        s += t                                  # |a|^2 + |b|^2 - 2 a.b
         np.maximum(s, 0.0, out=s)
-        if s.shape[1] > k:
+        if best_d.shape[1] == k:
+            hit = np.flatnonzero(s.min(axis=1) < best_d[:, -1])
+            if hit.size == 0:
+                continue
+            r, j = np.nonzero(s[hit] < best_d[hit, -1:])
+            r = hit[r]
+            if r.size <= 4 * nr * k:
+                # Merge the few candidates with the k best: one sort by (row, distance, index).
+                cd = np.concatenate([best_d.ravel(), s[r, j]])
+                ci = np.concatenate([best_i.ravel(), j + j0])
+                cr = np.concatenate([np.repeat(np.arange(nr), k), r])
+                o = np.lexsort((ci, cd, cr))
+                first = np.concatenate([[0], np.cumsum(k + np.bincount(r, minlength=nr))[:-1]])
+                o = o[(first[:, None] + np.arange(k)[None, :]).ravel()]
+                best_d, best_i = cd[o].reshape(nr, k), ci[o].reshape(nr, k)
+                continue
+        if c > k:
             part = np.argpartition(s, k - 1, axis=1)[:, :k]
-            s = np.take_along_axis(s, part, 1)
-            ids = part + j0
+            cs, ids = np.take_along_axis(s, part, 1), part + j0
         else:
-            ids = np.broadcast_to(np.arange(j0, j0 + s.shape[1]), s.shape)
-        cd = np.concatenate([best_d, s], 1)
+            cs, ids = s.copy(), np.broadcast_to(np.arange(j0, j0 + c), s.shape)
+        cd = np.concatenate([best_d, cs], 1)
         ci = np.concatenate([best_i, ids], 1)
         o = np.lexsort((ci, cd), axis=-1)[:, :k]
         best_d, best_i = np.take_along_axis(cd, o, 1), np.take_along_axis(ci, o, 1)
