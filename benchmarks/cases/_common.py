@@ -1,6 +1,6 @@
-"""Helpers the case families share (one copy each): inputs, fetching result rows to the host,
-the exact k-NN reference and recall, the PyTorch k-NN baseline, and the size policy of large cases.
-Not a family: it registers no case."""
+"""Helpers the case families share (one copy each): inputs, variants under an environment
+variable, fetching result rows to the host, the exact k-NN reference and recall, the PyTorch k-NN
+baseline, and the size policy of large cases. Not a family: it registers no case."""
 
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +36,22 @@ def standard_normal(rng, shape, blocks=64):
     with ThreadPoolExecutor(max_workers=min(blocks, os.cpu_count() or 1)) as ex:
         list(ex.map(fill, range(blocks)))
     return out.reshape(shape)
+
+
+def under_env(name, value, run):
+    """run(i) (an Impl's timed call) with os.environ[name] = value, restored afterwards: for
+    variants selected by an environment variable that vaccel reads at each call."""
+    def wrapped(i):
+        keep = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            return run(i)
+        finally:
+            if keep is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = keep
+    return wrapped
 
 
 # --------------------------------------------------------------------------------------------

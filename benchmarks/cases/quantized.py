@@ -41,7 +41,6 @@ decoded vector of the id returned (1e-3 relative), and a returned id may differ 
 search over the decoded vectors only by a tie.
 """
 
-import os
 import weakref
 
 import numpy as np
@@ -49,7 +48,7 @@ import numpy as np
 from ..harness import CPU_PEER_MAX_GEMM_WORK, Case, Impl, Skip, check_rows, collect_impls, host_peak_mem, register, \
     torch_peak_mem, vaccel_peak_mem
 from ._common import (LARGE_REPEATS, fetch_pair, fetch_pair_torch, knn_reference, recall, standard_normal,
-                      torch_chunk, torch_knn)
+                      torch_chunk, torch_knn, under_env)
 
 QUICK_BINARY = [(20_000, 256, 100, 10)]
 FULL_BINARY = [(10_000_000, 256, 1000, 10)]
@@ -142,21 +141,6 @@ def _fetch_rows(strict, torch=False):
     return lambda res, rows: fetch(res, rows) + (strict,)
 
 
-def _under_env(name, value, run):
-    """run(i) with os.environ[name] = value, the variable restored afterwards."""
-    def wrapped(i):
-        keep = os.environ.get(name)
-        os.environ[name] = value
-        try:
-            return run(i)
-        finally:
-            if keep is None:
-                del os.environ[name]
-            else:
-                os.environ[name] = keep
-    return wrapped
-
-
 def _index_searches(make_index, k, env=None):
     """An Impl's prepare for an index: one index per input set (db, q), made and filled by
     make_index(db) outside the timing; run(i) is index.search(q, k), under env=(name, value) if
@@ -166,7 +150,7 @@ def _index_searches(make_index, k, env=None):
 
         def run(i):
             return idx[i][0].search(idx[i][1], k)
-        return run if env is None else _under_env(*env, run)
+        return run if env is None else under_env(*env, run)
     return prepare
 
 

@@ -56,7 +56,7 @@ import numpy as np
 from ..harness import (CPU_PEER_MAX_GEMM_WORK, L2_BYTES, Case, Impl, Skip, check_close, check_rows,
                        collect_impls, cupy_peak_mem, host_peak_mem, register, torch_peak_mem, vaccel_peak_mem)
 from ._common import (LARGE_REPEATS, LARGE_WORK, _as64, fetch_cupy, fetch_numpy, fetch_pair, fetch_pair_torch,
-                      knn_reference, recall, standard_normal, torch_chunk, torch_knn)
+                      knn_reference, recall, standard_normal, torch_chunk, torch_knn, under_env)
 
 QUICK_TOPK = [(64, 20_000)]
 QUICK_TOPK_KS = (10, 100)
@@ -251,17 +251,8 @@ def topk_vaccel_rowkernel(P, m, n, k):
     def prepare(sets):
         dev = [V.asarray(s[0]) for s in sets]
 
-        def run(i):
-            old = os.environ.get("VACCEL_TOPK_FILTER")
-            os.environ["VACCEL_TOPK_FILTER"] = "0"   # read by the C planner at each call
-            try:
-                return V.topk(dev[i], k)
-            finally:
-                if old is None:
-                    del os.environ["VACCEL_TOPK_FILTER"]
-                else:
-                    os.environ["VACCEL_TOPK_FILTER"] = old
-        return run
+        # VACCEL_TOPK_FILTER is read by the C planner at each call.
+        return under_env("VACCEL_TOPK_FILTER", "0", lambda i: V.topk(dev[i], k))
     probe = vaccel_peak_mem(V)
     return Impl("vaccel-rowkernel", prepare, fetch_topk_vaccel, V.synchronize, "device", P.vaccel_device_name(),
                 mem=probe, mem_source="vaccel memory stats" if probe else None,
