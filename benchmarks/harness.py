@@ -107,6 +107,26 @@ def register(fn):
     return fn
 
 
+def collect_impls(P, factories, *args):
+    """(impls, skipped) of a case: each factory(P, *args) of (name, factory) pairs gives an Impl,
+    None (not offered here: nothing recorded) or raises Skip (recorded as skipped with the
+    reason). The vaccel factories (names 'vaccel...') are not called when vaccel is missing."""
+    impls, skipped = [], {}
+    if P.vaccel is None:
+        skipped["vaccel"] = "vaccel not importable (see the header)"
+    for name, factory in factories:
+        if P.vaccel is None and name.startswith("vaccel"):
+            continue
+        try:
+            impl = factory(P, *args)
+        except Skip as e:
+            skipped[name] = str(e)
+            continue
+        if impl is not None:
+            impls.append(impl)
+    return impls, skipped
+
+
 def load_cases(ctx):
     from . import cases  # noqa: F401  (imports every family module, which registers itself)
     out = []

@@ -8,9 +8,12 @@ roofline.png     one panel per side (device, host): achieved GFLOP/s against ari
                  and GEMM ceilings of that side
 runtime.png      the runtime cases as bars: tiny-call latency (µs per call) and transfer rates
                  (GB/s), one bar per implementation
-recall_qps.png   approximate search (records carrying recall_at_10 and params.nq: the pq family):
+recall_qps.png   approximate search (records carrying a recall figure and params.nq: the pq family):
                  one panel per op (ivfpq/<nb>/nlist=..., ivfflat/..., pq-index/...), queries per
-                 second against recall@10, one line per implementation through its nprobe values
+                 second against recall, one line per implementation through its nprobe values;
+                 recall is 1-recall@10 (recall_1_at_10: the exact nearest neighbour among the 10
+                 returned) where the records carry it, else 10-recall@10 (recall_at_10), and the
+                 axis label says which
 """
 
 import math
@@ -41,15 +44,36 @@ def _save(fig, outdir, name, written):
     written.append(path)
 
 
+# The recall figures a record may carry, in the order the recall-vs-QPS plot prefers them.
+RECALL_FIGURES = (("recall_1_at_10", "1-recall@10 (exact nearest neighbour among the 10 returned)"),
+                  ("recall_at_10", "10-recall@10 (exact 10 nearest among the 10 returned)"))
+
+
+def recall_figure(record):
+    """The key of the recall figure a record is plotted by (RECALL_FIGURES' first it carries), or
+    None."""
+    return next((key for key, _ in RECALL_FIGURES if record.get(key) is not None), None)
+
+
+def recall_axis_label(records, op):
+    """The recall axis label of op's panel: the figure its records are plotted by."""
+    keys = {recall_figure(r) for r in records if r.get("op") == op} - {None}
+    labels = dict(RECALL_FIGURES)
+    if len(keys) == 1:
+        return labels[keys.pop()]
+    return "recall: 1-recall@10 where recorded, else 10-recall@10"
+
+
 def recall_qps_points(records):
-    """{op: {impl: [(recall@10, queries per second, nprobe or None)]}} of the ok records that carry
-    recall_at_10 and params.nq, sorted by nprobe (the order a curve is drawn in)."""
+    """{op: {impl: [(recall, queries per second, nprobe or None)]}} of the ok records that carry a
+    recall figure (recall_figure) and params.nq, sorted by nprobe (the order a curve is drawn in)."""
     out = defaultdict(lambda: defaultdict(list))
     for r in records:
         p = r.get("params") or {}
-        if r.get("status") != "ok" or r.get("recall_at_10") is None or not p.get("nq") or not r.get("median_s"):
+        key = recall_figure(r)
+        if r.get("status") != "ok" or key is None or not p.get("nq") or not r.get("median_s"):
             continue
-        out[r["op"]][r["impl"]].append((float(r["recall_at_10"]), p["nq"] / r["median_s"], p.get("nprobe")))
+        out[r["op"]][r["impl"]].append((float(r[key]), p["nq"] / r["median_s"], p.get("nprobe")))
     for impls in out.values():
         for pts in impls.values():
             pts.sort(key=lambda t: (t[2] is None, t[2] or 0, t[0]))
@@ -175,7 +199,7 @@ def write_plots(doc, outdir, log=print):
                     if nprobe is not None and vac:
                         ax.annotate(str(nprobe), (rec, qps), textcoords="offset points", xytext=(3, 3), fontsize=6)
             ax.set_yscale("log")
-            ax.set_xlabel("recall@10")
+            ax.set_xlabel(recall_axis_label(records, op), fontsize=8)
             ax.set_ylabel("queries / s (higher is better)")
             ax.set_title(op + (" (labels: nprobe)" if any(p[2] is not None for v in curves[op].values() for p in v)
                                else ""), fontsize=9)

@@ -23,9 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import cpu, indexfile, runtime, search
-from .pq import (_METRIC_CODE, METRICS, ProductQuantizer, _assign, _check_k, _Ids, _bitset, _init, _int, _kmeans,
-                 _metric, _padding, _seed, _training_sample, _vectors, code_size, code_words, unpack_codes)
 from .errors import NotTrainedError
+from .indexbase import IdSlots, RowLayout, _int, check_k, empty_results
+from .pq import (_METRIC_CODE, METRICS, ProductQuantizer, _assign, _CodeRows, _file_kmeans_options, _kmeans,
+                 _kmeans_options, _metric, _training_sample, _vectors, code_size, unpack_codes)
 
 __all__ = ["IVFFlatIndex", "IVFPQIndex"]
 
@@ -34,8 +35,9 @@ _WINDOW_ROWS = 0                     # planner override for tests of the splitti
 _SPARE_MIN = 8                       # spare slots a growing list gets at least
 
 
-class _IVF(_Ids):
-    """What both IVF indexes share: coarse quantizer, list layout, ids, search, persistence."""
+class _IVF(IdSlots, RowLayout):
+    """What both IVF indexes share: coarse quantizer, list layout, search, persistence; the ids of
+    the slots through vaccel.indexbase.IdSlots."""
 
     _kind_name = "IVF"
 
@@ -47,24 +49,15 @@ class _IVF(_Ids):
             raise ValueError(f"nlist must be at least 1, got {nlist}")
         self._d, self._nlist = d, nlist
         self._metric = _metric(metric)
-        self._max_iter = _int(max_iter, "max_iter")
-        if self._max_iter < 1:
-            raise ValueError(f"max_iter must be at least 1, got {self._max_iter}")
-        self._seed = _seed(random_state)
-        self._init = _init(init)
+        self._max_iter, self._init, self._seed = _kmeans_options(max_iter, init, random_state)
         self._nprobe = 1
         self._centroids = None
         self._dev_coarse = None
         self.reset()
 
-    d = property(lambda self: self._d)
     nlist = property(lambda self: self._nlist)
-    metric = property(lambda self: self._metric)
     ntotal = property(lambda self: int(self._size.sum()))
     is_trained = property(lambda self: self._centroids is not None)
-
-    def __len__(self):
-        return self.ntotal
 
     @property
     def centroids(self):
@@ -120,12 +113,6 @@ class _IVF(_Ids):
     def _slots(self):
         return self._slot_ids
 
-    def _row_shape(self):
-        raise NotImplementedError
-
-    def _row_dtype(self):
-        raise NotImplementedError
-
     def _list_of(self, slots):
         """The list holding each slot."""
         return np.searchsorted(self._start, slots, side="right") - 1 if slots.size else slots
@@ -155,19 +142,6 @@ class _IVF(_Ids):
         _, I = search.knn(x, self._centroids, 1, "inner")
         return I[:, 0].astype(np.int64)
 
-    def _use_device(self):
-        return runtime.get_backend() == "vulkan"
-
-    def _payload(self, rows):
-        """Host rows as the device stores them."""
-        return rows
-
-    def _device_width(self):
-        return self._d
-
-    def _device_dtype(self):
-        return np.float32
-
     def _upload_ranges(self, ranges):
         """Device rows current again after host changes to these slot ranges [a, b) (and the list
         table); a full upload when the device copy is missing or there are many ranges."""
@@ -180,15 +154,16 @@ class _IVF(_Ids):
             ranges = [(min(a for a, _ in ranges), max(b for _, b in ranges))]
         with runtime.batch():
             for a, b in ranges:
-                self._dev_rows[a:b]._assign(self._payload(self._rows[a:b]))
+                self._dev_rows[a:b]._assign(self._device_payload(self._rows[a:b]))
 
     def _device(self):
         """(rows Array over every slot, lists Array (nlist, 2) uint32), uploaded when stale."""
         if self._dev_rows is None:
             total = self._rows.shape[0]
-            dev = runtime.empty((max(total, 1), self._device_width()), self._device_dtype())
+            width, dtype = self._device_layout()
+            dev = runtime.empty((max(total, 1), width), dtype)
             if total:
-                dev[:total]._assign(self._payload(self._rows))
+                dev[:total]._assign(self._device_payload(self._rows))
             self._dev_rows = dev
         if self._dev_lists is None:
             self._dev_lists = runtime.asarray(np.stack([self._start, self._size], axis=1).astype(np.uint32))
@@ -296,24 +271,22 @@ class _IVF(_Ids):
         probed lists: I = -1, D = +inf (-inf for 'inner')."""
         self._trained("search")
         q = _vectors(q, self._d, "q")
-        k = _check_k(k)
+        k = check_k(k)
         nprobe = min(self._nprobe if nprobe is None else self._check_nprobe(nprobe), self._nlist)
-        allowed = self._allowed_slots(filter)
+        allowed = self._allowed(filter)
         nq, largest = q.shape[0], self._metric == "inner"
-        if self.ntotal == 0 or nq == 0 or (allowed is not None and allowed.size == 0):
-            return _padding(nq, k, largest)
+        if self._nothing_to_search(nq, allowed):
+            return empty_results(nq, k, largest)
         if not self._use_device():
             lists = [np.arange(a, a + n, dtype=np.int64) for a, n in zip(self._start, self._size)]
             D, I = cpu.ivf_search(q, self._centroids, lists, self._cpu_vectors(), k, nprobe, self._metric,
                                   filter=allowed)
-            found = I >= 0
-            I[found] = self._slot_ids[I[found]]
-            return D, I
+            return D, self._to_ids(I)
         rows, lists = self._device()
         extra, m, nbits, has_term = self._device_inputs()
         inputs = (q, self._dev_coarse[1], lists, rows) + extra
         if allowed is not None:
-            inputs += (_bitset(allowed, self._rows.shape[0]),)
+            inputs += (search._filter_bits(allowed, self._rows.shape[0]),)
         D = np.empty((nq, k), np.float32)
         raw = np.empty((nq, k), np.uint32)
         runtime.run_op("ivf_search", inputs, (D, raw),
@@ -322,7 +295,7 @@ class _IVF(_Ids):
                        names={("in", 0): "q", ("out", 0): "D", ("out", 1): "I"})
         if runtime.in_batch():
             runtime.synchronize()
-        return self._results(D, raw, largest)
+        return self._kernel_results(D, raw, largest)
 
     def _cpu_vectors(self):
         raise NotImplementedError
@@ -345,33 +318,21 @@ class _IVF(_Ids):
         """Write the index to path atomically (vaccel.indexfile's format)."""
         indexfile.write(path, self._file_kind, self._params(), self._arrays())
 
-    @classmethod
-    def load(cls, path):
-        """Read an index written by save; IndexFileError for a file that is not one, is damaged or
-        truncated, or comes from a newer format version."""
-        return cls._from_file(indexfile.read(path, cls._file_kind))
-
     @staticmethod
     def _common_params(file):
         d = file.param("d", int, lambda v: v >= 1)
         nlist = file.param("nlist", int, lambda v: v >= 1)
         metric = file.param("metric", str, lambda v: v in METRICS)
-        seed = file.params.get("random_state")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            file.fail(f"inconsistent description (random_state = {seed!r})")
-        init = file.param("init", str, lambda v: v in ("k-means++", "random"))
-        return d, nlist, metric, seed, init
+        return (d, nlist, metric) + _file_kmeans_options(file)
 
     def _restore(self, file, row_shape, row_dtype):
         trained = file.param("trained", bool)
-        next_id = file.param("next_id", int, lambda v: v >= 0)
         self._nprobe = file.param("nprobe", int, lambda v: v >= 1)
         sizes = file.array("list_sizes", np.int64, (self._nlist,))
-        ids = file.array("ids", np.int64, (None,))
+        ids, next_id = self._file_ids(file, None)
         rows = file.array("rows", row_dtype, (ids.shape[0],) + row_shape)
         if (sizes < 0).any() or int(sizes.sum()) != ids.shape[0]:
             file.fail("inconsistent description (list sizes do not add up to the stored vectors)")
-        indexfile.check_ids(file, ids, next_id)
         if trained:
             self._centroids = np.ascontiguousarray(file.array("centroids", np.float32, (self._nlist, self._d)))
         elif ids.shape[0]:
@@ -426,15 +387,14 @@ class IVFFlatIndex(_IVF):
 
     @classmethod
     def _from_file(cls, file):
-        d, nlist, metric, seed, init = cls._common_params(file)
-        max_iter = file.param("max_iter", int, lambda v: v >= 1)
+        d, nlist, metric, max_iter, init, seed = cls._common_params(file)
         index = cls(d, nlist, metric, max_iter=max_iter, init=init, random_state=seed)
         index._restore(file, (d,), np.float32)
         return index
 
 
 @indexfile.register("ivfpq")
-class IVFPQIndex(_IVF):
+class IVFPQIndex(_CodeRows, _IVF):
     """Inverted-file index of product-quantization codes of the residuals x - centroid, faiss's
     IndexIVFPQ (by_residual):
 
@@ -461,21 +421,6 @@ class IVFPQIndex(_IVF):
         return (f"vaccel.IVFPQIndex(d={self._d}, nlist={self._nlist}, m={self.m}, nbits={self.nbits}, "
                 f"metric={self._metric!r}, nprobe={self._nprobe}, trained={self.is_trained}, "
                 f"ntotal={self.ntotal})")
-
-    def _row_shape(self):
-        return (self._pq.code_size,)
-
-    def _row_dtype(self):
-        return np.uint8
-
-    def _payload(self, rows):
-        return code_words(rows)
-
-    def _device_width(self):
-        return (self._pq.code_size + 3) // 4
-
-    def _device_dtype(self):
-        return np.uint32
 
     def _train_codec(self, x):
         labels = self._coarse_labels(x)
@@ -533,10 +478,9 @@ class IVFPQIndex(_IVF):
 
     @classmethod
     def _from_file(cls, file):
-        d, nlist, metric, seed, init = cls._common_params(file)
+        d, nlist, metric, max_iter, init, seed = cls._common_params(file)
         m = file.param("m", int, lambda v: v >= 1 and d % v == 0)
         nbits = file.param("nbits", int, lambda v: 1 <= v <= 8)
-        max_iter = file.param("max_iter", int, lambda v: v >= 1)
         pq_max_iter = file.param("pq_max_iter", int, lambda v: v >= 1)
         index = cls(d, nlist, m, nbits, metric, max_iter=max_iter, pq_max_iter=pq_max_iter, init=init,
                     random_state=seed)

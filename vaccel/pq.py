@@ -10,8 +10,7 @@ sub-vectors to the centroids is computed on the GPU (pq_lut.comp); a workgroup h
 a few queries in shared memory while it scans a slice of the codes, keeps each query's k best rows
 as it goes, and a topk merges the slices. The nq x nb distance matrix never exists.
 
-Also the id bookkeeping PQIndex shares with the IVF indexes (vaccel.ivf): ids per storage slot,
-faiss-like add/remove/filter semantics as FlatIndex's.
+PQIndex keeps its codes and ids as FlatIndex keeps its rows (vaccel.indexbase.RowStore).
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ import warnings
 
 import numpy as np
 
-from . import cpu, distances, indexfile, runtime
+from . import cpu, distances, indexfile, runtime, search as _search
 from .errors import NotTrainedError
-from .index import _int, check_new_ids
+from .indexbase import RowLayout, RowStore, _int, check_k, empty_results
 from .indexfile import IndexFileError
 
 __all__ = ["ProductQuantizer", "PQIndex", "NotTrainedError", "IndexFileError"]
@@ -31,8 +30,6 @@ METRICS = ("sqeuclidean", "inner")
 _METRIC_CODE = {"sqeuclidean": 0, "inner": 3}
 MIN_POINTS_PER_CENTROID = 39    # faiss warns below this many training points per centroid
 MAX_POINTS_PER_CENTROID = 256   # and trains on a random sample of at most this many
-_MIN_CAPACITY = 64
-NONE = 0xFFFFFFFF
 
 # Planner overrides for tests of the splitting (0: the planner's choice).
 _WINDOW_ROWS = 0
@@ -84,10 +81,25 @@ def _training_sample(x, k, seed, what):
     return x
 
 
-def _init(init):
+def _kmeans_options(max_iter, init, random_state):
+    """(max_iter, init, seed) of a quantizer's k-means, checked."""
+    max_iter = _int(max_iter, "max_iter")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, got {max_iter}")
+    seed = _seed(random_state)
     if init not in ("k-means++", "random"):
         raise ValueError(f"init must be 'k-means++' or 'random', got {init!r}")
-    return init
+    return max_iter, init, seed
+
+
+def _file_kmeans_options(file):
+    """(max_iter, init, seed) of an index file, checked."""
+    max_iter = file.param("max_iter", int, lambda v: v >= 1)
+    init = file.param("init", str, lambda v: v in ("k-means++", "random"))
+    seed = file.params.get("random_state")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        file.fail(f"inconsistent description (random_state = {seed!r})")
+    return max_iter, init, seed
 
 
 def _kmeans(x, k, max_iter, seed, init="k-means++"):
@@ -173,11 +185,7 @@ class ProductQuantizer:
             raise ValueError(f"d ({d}) must be divisible by m ({m})")
         if not 1 <= nbits <= 8:
             raise ValueError(f"nbits must be between 1 and 8, got {nbits}")
-        self._max_iter = _int(max_iter, "max_iter")
-        if self._max_iter < 1:
-            raise ValueError(f"max_iter must be at least 1, got {self._max_iter}")
-        self._seed = _seed(random_state)
-        self._init = _init(init)
+        self._max_iter, self._init, self._seed = _kmeans_options(max_iter, init, random_state)
         self._d, self._m, self._nbits = d, m, nbits
         self._centroids = None
 
@@ -278,142 +286,27 @@ class ProductQuantizer:
         return out.reshape(q.shape[0], self._m, self.ksub)
 
 
-# ---- id bookkeeping shared with the IVF indexes ------------------------------------------------------
-
-class _Ids:
-    """Ids of the stored vectors, one per storage slot (-1 where a slot is empty): default ids,
-    checks, id -> slot lookup, filters as slot bitsets. A subclass keeps self._slot_ids (an int64
-    array over its slots) current and calls _ids_changed() after every change."""
-
-    def _reset_ids(self):
-        self._next_id = 0
-        self._lookup = None
-
-    def _ids_changed(self):
-        self._lookup = None
-
-    def _slots(self):
-        """int64 ids over the slots in use (-1 for empty slots)."""
-        raise NotImplementedError
-
-    def _stored_slots(self):
-        """Slots holding a vector, in storage order (the order of .ids and of boolean filters)."""
-        return np.flatnonzero(self._slots() >= 0)
-
-    @property
-    def ids(self):
-        """The stored ids in storage order (the order a boolean filter mask refers to)."""
-        s = self._slots()
-        return s[s >= 0].copy()
-
-    def _new_ids(self, ids, m):
-        if ids is None:
-            return np.arange(self._next_id, self._next_id + m, dtype=np.int64)
-        return check_new_ids(ids, m, self._positions)
-
-    def _took_ids(self, ids):
-        if ids.size:
-            self._next_id = max(self._next_id, int(ids.max()) + 1)
-        self._ids_changed()
-
-    def _positions(self, ids):
-        """Slots of int64 ids, -1 for ids not stored."""
-        if self._lookup is None:
-            slots = self._stored_slots()
-            sid = self._slots()[slots]
-            order = np.argsort(sid, kind="stable")
-            self._lookup = (sid[order], slots[order].astype(np.int64))
-        sorted_ids, where = self._lookup
-        if sorted_ids.size == 0:
-            return np.full(np.shape(ids), -1, np.int64)
-        j = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
-        return np.where(sorted_ids[j] == ids, where[j], -1)
-
-    def _slots_of(self, ids):
-        """Slots of these ids (a sequence of integers); ValueError for an id not stored."""
-        if runtime._is_array(ids):
-            ids = ids.numpy()
-        a = np.asarray(ids)
-        if a.dtype == np.bool_ or a.dtype.kind not in "iu" or a.ndim != 1:
-            raise TypeError(f"ids must be a 1-D array of integers, got dtype {a.dtype} shape {a.shape}")
-        pos = self._positions(a.astype(np.int64)) if a.size else np.empty(0, np.int64)
-        if (pos < 0).any():
-            raise ValueError(f"id {int(a[np.argmax(pos < 0)])} is not in the index")
-        return pos
-
-    def _remove_slots(self, ids):
-        """Sorted unique slots of the stored ids among ids (TypeError for non-integers)."""
-        if runtime._is_array(ids):
-            ids = ids.numpy()
-        a = np.asarray(ids)
-        if a.ndim == 0:
-            a = a.reshape(1)
-        if a.size == 0:
-            return np.empty(0, np.int64)
-        if a.dtype == np.bool_ or a.dtype.kind not in "iu" or a.ndim != 1:
-            raise TypeError(f"ids must be a 1-D array of integers, got dtype {a.dtype} shape {a.shape}")
-        if a.dtype.kind == "u":
-            a = a[a <= np.iinfo(np.int64).max]
-        pos = self._positions(a.astype(np.int64))
-        return np.unique(pos[pos >= 0])
-
-    def _allowed_slots(self, filter):
-        """None (no filter), or the sorted slots a filter allows: an array of allowed ids (unknown
-        ids ignored; [] allows nothing) or a boolean mask over the stored vectors in storage order."""
-        if filter is None:
-            return None
-        if runtime._is_array(filter):
-            filter = filter.numpy()
-        f = np.asarray(filter)
-        if f.size == 0 and f.ndim == 1 and f.dtype != np.bool_:
-            f = f.astype(np.int64)
-        if f.dtype == np.bool_:
-            stored = self._stored_slots()
-            if f.shape != stored.shape:
-                raise ValueError(f"filter: a boolean mask must have one entry per stored vector, shape "
-                                 f"{stored.shape}, got {f.shape}")
-            return stored[f]
-        if f.dtype.kind not in "iu" or f.ndim != 1:
-            raise TypeError(f"filter must be a 1-D int64 array of allowed ids or a boolean mask, got dtype "
-                            f"{f.dtype} shape {f.shape}")
-        if f.dtype.kind == "u":
-            f = f[f <= np.iinfo(np.int64).max]
-        pos = self._positions(f.astype(np.int64))
-        return np.unique(pos[pos >= 0])
-
-    def _results(self, D, raw, largest):
-        """Kernel results (float32 D, uint32 slots) -> (D with +-inf padding, int64 ids)."""
-        found = raw != NONE
-        I = np.full(raw.shape, -1, np.int64)
-        I[found] = self._slots()[raw[found].astype(np.int64)]
-        D[~found] = -np.inf if largest else np.inf
-        return D, I
-
-
-def _bitset(slots, n):
-    """A uint32 bitset over n slots with these bits set (at least one word)."""
-    allowed = np.zeros(max(n, 1), np.bool_)
-    allowed[slots] = True
-    packed = np.packbits(allowed, bitorder="little")
-    packed = np.concatenate([packed, np.zeros((-packed.size) % 4, np.uint8)])
-    return packed.view(np.uint32)
-
-
-def _padding(nq, k, largest):
-    return (np.full((nq, k), -np.inf if largest else np.inf, np.float32), np.full((nq, k), -1, np.int64))
-
-
-def _check_k(k):
-    k = _int(k, "k")
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    return k
-
-
 # ---- the index ------------------------------------------------------------------------------------
 
+class _CodeRows(RowLayout):
+    """Stored rows that are the codes of self._pq (PQIndex, IVFPQIndex): code_size bytes on the
+    host, padded to whole 32-bit words on the device."""
+
+    def _row_shape(self):
+        return (self._pq.code_size,)
+
+    def _row_dtype(self):
+        return np.uint8
+
+    def _device_layout(self):
+        return (self._pq.code_size + 3) // 4, np.uint32
+
+    def _device_payload(self, rows):
+        return code_words(rows)
+
+
 @indexfile.register("pq")
-class PQIndex(_Ids):
+class PQIndex(_CodeRows, RowStore):
     """Product-quantization index with asymmetric-distance (ADC) search on the GPU, faiss's IndexPQ
     with FlatIndex's interface:
 
@@ -437,43 +330,28 @@ class PQIndex(_Ids):
     def __init__(self, d, m, nbits=8, metric="sqeuclidean", *, table_dtype="float32", max_iter=25,
                  init="k-means++", random_state=1234):
         self._pq = ProductQuantizer(d, m, nbits, max_iter=max_iter, init=init, random_state=random_state)
+        self._d = self._pq.d
         self._metric = _metric(metric)
         if table_dtype not in ("float32", "float16"):
             raise ValueError(f"table_dtype must be 'float32' or 'float16', got {table_dtype!r}")
         self._table_dtype = table_dtype
         self.reset()
 
-    d = property(lambda self: self._pq.d)
     m = property(lambda self: self._pq.m)
     nbits = property(lambda self: self._pq.nbits)
-    metric = property(lambda self: self._metric)
     table_dtype = property(lambda self: self._table_dtype)
     pq = property(lambda self: self._pq, doc="the ProductQuantizer (its codebooks)")
     is_trained = property(lambda self: self._pq.is_trained)
-    ntotal = property(lambda self: self._n)
-
-    def __len__(self):
-        return self._n
 
     def __repr__(self):
         return (f"vaccel.PQIndex(d={self.d}, m={self.m}, nbits={self.nbits}, metric={self._metric!r}, "
                 f"table_dtype={self._table_dtype!r}, trained={self.is_trained}, ntotal={self._n})")
 
     def reset(self):
-        """Remove every vector (ids start again from 0); the codebooks stay trained."""
-        self._n = 0
-        self._codes = np.empty((0, self._pq.code_size), np.uint8)
-        self._ids = np.empty(0, np.int64)
-        self._dev = None          # device codes, uint32 (capacity, words); rows [0, _dev_rows) valid
-        self._dev_rows = 0
+        """Remove every vector (ids start again from 0); device memory is released. The codebooks
+        stay trained."""
+        super().reset()
         self._dev_cent = None     # (host centroids it was made from, device copy)
-        self._reset_ids()
-
-    def _slots(self):
-        return self._ids[:self._n]
-
-    def _stored_slots(self):
-        return np.arange(self._n, dtype=np.int64)
 
     def train(self, x):
         """Train the codebooks on x (n, d) (ProductQuantizer.train). An index holding vectors is
@@ -483,80 +361,15 @@ class PQIndex(_Ids):
         self._pq.train(x)
         return self
 
-    def _use_device(self):
-        return runtime.get_backend() == "vulkan"
-
     def add(self, x, ids=None):
         """Encode and append the rows of x (n, d). ids: int64 (n,) non-negative and unused; by
         default sequential, continuing after the largest id given so far."""
         if not self.is_trained:
             raise NotTrainedError("this PQIndex is not trained: call train(x) before add")
         x = _vectors(x, self.d, "x")
-        m = x.shape[0]
-        new_ids = self._new_ids(ids, m)
-        if m == 0:
-            return
-        codes = self._pq.encode(x)
-        n = self._n
-        store, id_store = self._codes, self._ids
-        if n + m > store.shape[0]:
-            cap = max(_MIN_CAPACITY, 2 * store.shape[0], n + m)
-            store = np.empty((cap, codes.shape[1]), np.uint8)
-            store[:n] = self._codes[:n]
-            id_store = np.empty(cap, np.int64)
-            id_store[:n] = self._ids[:n]
-        store[n:n + m] = codes
-        self._sync_device(store, n, n + m)
-        id_store[n:n + m] = new_ids
-        self._codes, self._ids, self._n = store, id_store, n + m
-        self._took_ids(new_ids)
-
-    def _sync_device(self, store, start, stop):
-        """Device rows [0, stop) = the codes store[:stop], given rows [0, start) are there."""
-        if not self._use_device():
-            self._dev, self._dev_rows = None, 0
-            return
-        dev = self._dev
-        if dev is not None and self._dev_rows >= start and stop <= dev.shape[0]:
-            if stop > start:
-                dev[start:stop]._assign(code_words(store[start:stop]))
-        else:
-            cap = max(_MIN_CAPACITY, store.shape[0], stop)
-            if dev is not None:
-                cap = max(cap, 2 * dev.shape[0])
-            self._dev = None
-            dev = runtime.empty((cap, (store.shape[1] + 3) // 4), np.uint32)
-            if stop:
-                dev[:stop]._assign(code_words(store[:stop]))
-            self._dev = dev
-        self._dev_rows = stop
-
-    def _device_codes(self):
-        n = self._n
-        if self._dev is None or self._dev_rows != n:
-            self._dev, self._dev_rows = None, 0
-            self._sync_device(self._codes, 0, n)
-        return self._dev[:n]
-
-    def remove_ids(self, ids):
-        """Remove the vectors with these ids (ids not stored are ignored); returns how many were
-        removed. Storage is compacted, keeping the order of the rest."""
-        pos = self._remove_slots(ids)
-        if pos.size == 0:
-            return 0
-        n = self._n
-        keep = np.ones(n, bool)
-        keep[pos] = False
-        codes, ids_left = self._codes[:n][keep], self._ids[:n][keep]
-        m = codes.shape[0]
-        if self._dev is not None and self._use_device() and m:
-            self._dev[:m]._assign(code_words(codes))
-            self._dev_rows = m
-        else:
-            self._dev, self._dev_rows = None, 0
-        self._codes, self._ids, self._n = codes, ids_left, m
-        self._ids_changed()
-        return int(pos.size)
+        new_ids = self._new_ids(ids, x.shape[0])
+        if x.shape[0]:
+            self._append(self._pq.encode(x), new_ids)
 
     def reconstruct(self, id):
         """The decoded (reconstructed) vector of id, float32 (d,)."""
@@ -565,7 +378,7 @@ class PQIndex(_Ids):
     def reconstruct_batch(self, ids):
         """The decoded vectors of these ids, float32 (len(ids), d); ValueError for an id not
         stored."""
-        return self._pq.decode(self._codes[self._slots_of(ids)])
+        return self._pq.decode(self._host[self._slots_of(ids)])
 
     def search(self, q, k, filter=None):
         """The k best stored vectors for each row of q (nq, d) by asymmetric distance: (D float32
@@ -574,25 +387,23 @@ class PQIndex(_Ids):
         if not self.is_trained:
             raise NotTrainedError("this PQIndex is not trained: call train(x) before search")
         q = _vectors(q, self.d, "q")
-        k = _check_k(k)
-        allowed = self._allowed_slots(filter)
+        k = check_k(k)
+        allowed = self._allowed(filter)
         nq, largest = q.shape[0], self._metric == "inner"
-        if self._n == 0 or nq == 0 or (allowed is not None and allowed.size == 0):
-            return _padding(nq, k, largest)
+        if self._nothing_to_search(nq, allowed):
+            return empty_results(nq, k, largest)
         pq = self._pq
         if not self._use_device():
-            labels = unpack_codes(self._codes[:self._n], pq.m, pq.nbits)
+            labels = unpack_codes(self._host[:self._n], pq.m, pq.nbits)
             D, I = cpu.pq_search(q, pq.centroids, labels, k, self._metric, filter=allowed)
-            found = I >= 0
-            I[found] = self._ids[I[found]]
-            return D, I
+            return D, self._to_ids(I)
         if self._dev_cent is None or self._dev_cent[0] is not pq.centroids:
             self._dev_cent = (pq.centroids, runtime.asarray(pq.centroids.reshape(-1, pq.dsub)))
         D = np.empty((nq, k), np.float32)
         raw = np.empty((nq, k), np.uint32)
-        inputs = (q, self._dev_cent[1], self._device_codes())
+        inputs = (q, self._dev_cent[1], self._database())
         if allowed is not None:
-            inputs += (_bitset(allowed, self._n),)
+            inputs += (_search._filter_bits(allowed, self._n),)
         runtime.run_op("pq_search", inputs, (D, raw),
                        (_METRIC_CODE[self._metric], k, pq.m, pq.nbits, int(allowed is not None),
                         _WINDOW_ROWS, _SLICE_ROWS, int(self._table_dtype == "float16")),
@@ -600,26 +411,17 @@ class PQIndex(_Ids):
                               ("in", 3): "filter", ("out", 0): "D", ("out", 1): "I"})
         if runtime.in_batch():
             runtime.synchronize()
-        return self._results(D, raw, largest)
+        return self._kernel_results(D, raw, largest)
 
     # ---- persistence ----------------------------------------------------------------------------
 
     def save(self, path):
         """Write the index to path atomically (vaccel.indexfile's format, kind 'pq')."""
-        pq, n = self._pq, self._n
-        arrays = {"codes": self._codes[:n], "ids": self._ids[:n]}
-        if pq.is_trained:
-            arrays["centroids"] = pq.centroids
-        indexfile.write(path, self._file_kind,
-                        {"d": pq.d, "m": pq.m, "nbits": pq.nbits, "metric": self._metric,
-                         "trained": pq.is_trained, "next_id": self._next_id, "max_iter": pq._max_iter,
-                         "init": pq._init, "random_state": pq._seed, "table_dtype": self._table_dtype}, arrays)
-
-    @classmethod
-    def load(cls, path):
-        """Read an index written by save; IndexFileError for a file that is not a vaccel PQIndex,
-        is damaged or truncated, or comes from a newer format version."""
-        return cls._from_file(indexfile.read(path, cls._file_kind))
+        pq = self._pq
+        self._write(path, {"d": pq.d, "m": pq.m, "nbits": pq.nbits, "metric": self._metric, "trained": pq.is_trained,
+                           "max_iter": pq._max_iter, "init": pq._init, "random_state": pq._seed,
+                           "table_dtype": self._table_dtype},
+                    "codes", self._host[:self._n], {"centroids": pq.centroids} if pq.is_trained else None)
 
     @classmethod
     def _from_file(cls, file):
@@ -628,24 +430,13 @@ class PQIndex(_Ids):
         nbits = file.param("nbits", int, lambda v: 1 <= v <= 8)
         metric = file.param("metric", str, lambda v: v in METRICS)
         trained = file.param("trained", bool)
-        next_id = file.param("next_id", int, lambda v: v >= 0)
-        max_iter = file.param("max_iter", int, lambda v: v >= 1)
-        init = file.param("init", str, lambda v: v in ("k-means++", "random"))
+        max_iter, init, seed = _file_kmeans_options(file)
         table_dtype = file.param("table_dtype", str, lambda v: v in ("float32", "float16"))
-        seed = file.params.get("random_state")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            file.fail(f"inconsistent description (random_state = {seed!r})")
-        codes = file.array("codes", np.uint8, (None, code_size(m, nbits)))
-        ids = file.array("ids", np.int64, (codes.shape[0],))
-        indexfile.check_ids(file, ids, next_id)
+        codes, ids, next_id = cls._file_rows(file, "codes", np.uint8, (code_size(m, nbits),))
         index = cls(d, m, nbits, metric, table_dtype=table_dtype, max_iter=max_iter, init=init, random_state=seed)
         if trained:
             index._pq.centroids = file.array("centroids", np.float32, (m, 1 << nbits, d // m))
         elif codes.shape[0]:
             file.fail("inconsistent description (codes in an untrained index)")
-        n = codes.shape[0]
-        index._codes, index._ids, index._n = codes, ids, n
-        index._next_id = next_id
-        if n and index._use_device():
-            index._sync_device(codes, 0, n)
+        index._restore(codes, ids, next_id)
         return index

@@ -21,14 +21,9 @@ import numpy as np
 
 from . import cpu, distances, runtime
 from .errors import NotTrainedError
+from .runtime import integer as _int
 
 __all__ = ["Quantizer", "ScalarQuantizer", "BinaryQuantizer", "NotTrainedError"]
-
-
-def _int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    return int(value)
 
 
 def _padded_width(nbytes):

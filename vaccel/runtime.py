@@ -253,6 +253,14 @@ def _is_array(x):
     return isinstance(x, Array)
 
 
+def integer(value, name):
+    """value (an int or NumPy integer) as a Python int; TypeError naming the argument for anything
+    else, bools included."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
 def numeric(x, name):
     """x as an operand of an op: an Array passes through, anything else becomes a NumPy array of
     numbers; TypeError naming the argument otherwise."""

@@ -13,9 +13,7 @@ NONE = 0xFFFFFFFF  # the kernels' "no entry" index
 
 def _k(k, name="k"):
     """k as an int >= 1 (the upper bound, if any, is checked by the caller)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {k!r}")
-    k = int(k)
+    k = runtime.integer(k, name)
     if k < 1:
         raise ValueError(f"{name} must be at least 1, got {k}")
     return k

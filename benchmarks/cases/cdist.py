@@ -23,8 +23,10 @@ import weakref
 import numpy as np
 
 from ..harness import (CPU_PEER_MAX_GEMM_WORK, CPU_PEER_MAX_LOOP_WORK, Case, Impl, Skip,
-                       check_close, check_rows, cupy_peak_mem, host_peak_mem, register,
+                       check_close, check_rows, collect_impls, cupy_peak_mem, host_peak_mem, register,
                        torch_peak_mem, vaccel_peak_mem)
+from ._common import (HOST_OUTPUT_LIMIT, LARGE_REPEATS, LARGE_WORK, fetch_cupy, fetch_numpy, fetch_torch,
+                      fetch_vaccel)
 
 METRICS = ("sqeuclidean", "euclidean", "cosine", "cityblock")
 GEMM_FORM = ("sqeuclidean", "euclidean", "cosine")
@@ -33,9 +35,6 @@ QUICK_SIZES = [(64, 1000, 32), (256, 4096, 64)]
 FULL_SIZES = [(256, 4096, 64), (1024, 65536, 128), (1000, 99_991, 100), (2048, 100_000, 768)]
 HEADLINE = (4096, 1_000_000, 128)
 HEADLINE_METRICS = ("sqeuclidean", "euclidean")
-HOST_OUTPUT_LIMIT = 2 << 30     # vaccel-host returns the output to NumPy: skip above this
-LARGE_WORK = 10**11             # m*n*d from which a case is timed at most LARGE_REPEATS times
-LARGE_REPEATS = 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,37 +77,6 @@ def make_check(metric, m, n):
             cache[:] = [(weakref.ref(a), weakref.ref(b), reference_rows(a, b, rows, metric))]
         return check_close(get_rows(rows), cache[0][2])
     return check
-
-
-# --------------------------------------------------------------------------------------------
-# fetching rows of results to the host
-
-
-def fetch_numpy(res, rows):
-    res = np.asarray(res)
-    return res if rows is None else res[rows]
-
-
-def fetch_torch(res, rows):
-    if rows is not None:
-        import torch
-        res = res[torch.as_tensor(rows, device=res.device)]
-    return res.cpu().numpy()
-
-
-def fetch_cupy(res, rows):
-    if rows is not None:
-        res = res[rows.tolist()]
-    return res.get()
-
-
-def fetch_vaccel(res, rows):
-    """Rows of a vaccel.Array result on the host: all of it when small, else one zero-copy row
-    view (Array[i]) downloaded per row, so a 16 GiB result is checked without a 16 GiB copy."""
-    if rows is None or res.nbytes <= HOST_OUTPUT_LIMIT:
-        full = res.numpy()
-        return full if rows is None else full[rows]
-    return np.stack([res[int(r)].numpy() for r in rows])
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,24 +332,13 @@ def impl_faiss_gpu(P, metric, m, n, d):
                 note="pairwise_distance_gpu on torch tensors")
 
 
-FACTORIES = [impl_vaccel, impl_vaccel_host, impl_torch_cuda, impl_torch_cuda_mm, impl_cupy,
-             impl_faiss_gpu, impl_scipy, impl_numpy, impl_faiss, impl_torch_cpu]
+FACTORIES = [(f.__name__[5:].replace("_", "-"), f) for f in
+             (impl_vaccel, impl_vaccel_host, impl_torch_cuda, impl_torch_cuda_mm, impl_cupy, impl_faiss_gpu,
+              impl_scipy, impl_numpy, impl_faiss, impl_torch_cpu)]
 
 
 def make_case(P, metric, m, n, d, headline=False):
-    impls, skipped = [], {}
-    if P.vaccel is None:
-        skipped["vaccel"] = "vaccel not importable (see the header)"
-    for f in FACTORIES:
-        if P.vaccel is None and f in (impl_vaccel, impl_vaccel_host):
-            continue
-        try:
-            impl = f(P, metric, m, n, d)
-        except Skip as e:
-            skipped[f.__name__[5:].replace("_", "-")] = str(e)
-            continue
-        if impl is not None:
-            impls.append(impl)
+    impls, skipped = collect_impls(P, FACTORIES, metric, m, n, d)
 
     def make_inputs(rng):
         return (rng.standard_normal((m, d), dtype=np.float32),

@@ -24,10 +24,9 @@ scale (check_close).
 
 import numpy as np
 
-from ..harness import L2_BYTES, Case, Impl, Skip, check_close, check_rows, cupy_peak_mem, host_peak_mem, register, \
-    torch_peak_mem, vaccel_peak_mem
-from .cdist import fetch_cupy, fetch_numpy, fetch_torch, fetch_vaccel
-from .search import standard_normal
+from ..harness import L2_BYTES, Case, Impl, Skip, check_close, check_rows, collect_impls, cupy_peak_mem, \
+    host_peak_mem, register, torch_peak_mem, vaccel_peak_mem
+from ._common import fetch_cupy, fetch_numpy, fetch_torch, fetch_vaccel, standard_normal
 
 QUICK_SHAPES = [(1024, 1024)]
 FULL_SHAPES = [(1 << 14, 1 << 14), (1 << 18, 1024)]     # 2^28 floats, 1 GiB per operand
@@ -171,19 +170,7 @@ OPS = ("add", "exp", "gelu", "silu", "softmax", "layer_norm", "fused")
 
 
 def make_case(P, op, m, n):
-    impls, skipped = [], {}
-    if P.vaccel is None:
-        skipped["vaccel"] = "vaccel not importable (see the header)"
-    for name, f in FACTORIES:
-        if P.vaccel is None and name == "vaccel":
-            continue
-        try:
-            impl = f(P, op, m, n)
-        except Skip as e:
-            skipped[name] = str(e)
-            continue
-        if impl is not None:
-            impls.append(impl)
+    impls, skipped = collect_impls(P, FACTORIES, op, m, n)
     nbytes = (12.0 if op == "add" else 8.0) * m * n
     name = f"fused/{m}x{n}" if op == "fused" else f"elementwise/{op}/{m}x{n}"
     return Case(

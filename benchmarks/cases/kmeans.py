@@ -64,7 +64,7 @@ import numpy as np
 
 from ..harness import CPU_PEER_MAX_GEMM_WORK, Case, Impl, check_close, check_rows, register, torch_peak_mem, \
     vaccel_peak_mem
-from .search import standard_normal
+from ._common import standard_normal, under_env
 
 QUICK = [(20_000, 32, 64)]
 FULL = [(1_000_000, 128, 1024), (200_000, 64, 256)]
@@ -275,23 +275,14 @@ def _torch_step(P, n, d, k):
 
 def _vaccel_fit(P, n, d, k, iters, bounds):
     V = P.vaccel
-    import os
 
     def prepare(sets):
         states = [(V.asarray(x), init) for x, init in sets]
 
         def run(i):
             x, init = states[i]
-            old = os.environ.get("VACCEL_KMEANS_BOUNDS")
-            os.environ["VACCEL_KMEANS_BOUNDS"] = "1" if bounds else "0"
-            try:
-                return V.KMeans(k, init=init, n_init=1, max_iter=iters, tol=0.0).fit(x)
-            finally:
-                if old is None:
-                    del os.environ["VACCEL_KMEANS_BOUNDS"]
-                else:
-                    os.environ["VACCEL_KMEANS_BOUNDS"] = old
-        return run
+            return V.KMeans(k, init=init, n_init=1, max_iter=iters, tol=0.0).fit(x)
+        return under_env("VACCEL_KMEANS_BOUNDS", "1" if bounds else "0", run)
 
     def fetch(km, rows):
         return {"centres": km.cluster_centers_, "labels": km.labels_, "inertia": km.inertia_, "n_iter": km.n_iter_,

@@ -22,8 +22,8 @@ largest magnitude.
 
 import numpy as np
 
-from ..harness import CPU_PEER_MAX_GEMM_WORK, Case, Impl, Skip, check_close, check_rows, register
-from .cdist import fetch_cupy, fetch_numpy, fetch_torch, fetch_vaccel
+from ..harness import CPU_PEER_MAX_GEMM_WORK, Case, Impl, check_close, check_rows, register
+from ._common import fetch_cupy, fetch_numpy, fetch_torch, fetch_vaccel
 
 QUICK = [("float32", 256, 256, 256), ("float16", 256, 256, 256)]
 FULL = [("float32", 4096, 4096, 4096), ("float32", 8192, 8192, 8192), ("float16", 4096, 4096, 4096),

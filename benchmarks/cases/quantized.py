@@ -41,15 +41,14 @@ decoded vector of the id returned (1e-3 relative), and a returned id may differ 
 search over the decoded vectors only by a tie.
 """
 
-import os
 import weakref
 
 import numpy as np
 
-from ..harness import CPU_PEER_MAX_GEMM_WORK, Case, Impl, Skip, check_rows, host_peak_mem, register, \
+from ..harness import CPU_PEER_MAX_GEMM_WORK, Case, Impl, Skip, check_rows, collect_impls, host_peak_mem, register, \
     torch_peak_mem, vaccel_peak_mem
-from .cdist import LARGE_REPEATS, fetch_numpy, fetch_torch
-from .search import _torch_knn, recall, standard_normal, torch_chunk
+from ._common import (LARGE_REPEATS, fetch_pair, fetch_pair_torch, knn_reference, recall, standard_normal,
+                      torch_chunk, torch_knn, under_env)
 
 QUICK_BINARY = [(20_000, 256, 100, 10)]
 FULL_BINARY = [(10_000_000, 256, 1000, 10)]
@@ -132,55 +131,65 @@ def make_binary_check(nq, nb, k):
 
 
 # --------------------------------------------------------------------------------------------
+# what the implementations share
+
+
+def _fetch_rows(strict, torch=False):
+    """An Impl's fetch giving the checks (D rows, I rows, strict): strict, its ids are judged
+    exactly (binary: ties to the lower id; sq8: the exact search over the decoded vectors)."""
+    fetch = fetch_pair_torch if torch else fetch_pair
+    return lambda res, rows: fetch(res, rows) + (strict,)
+
+
+def _index_searches(make_index, k, env=None):
+    """An Impl's prepare for an index: one index per input set (db, q), made and filled by
+    make_index(db) outside the timing; run(i) is index.search(q, k), under env=(name, value) if
+    given."""
+    def prepare(sets):
+        idx = [(make_index(db), q) for db, q in sets]
+
+        def run(i):
+            return idx[i][0].search(idx[i][1], k)
+        return run if env is None else under_env(*env, run)
+    return prepare
+
+
+def _vaccel_index_impl(P, name, make_index, k, note, env=None):
+    V = P.vaccel
+    probe = vaccel_peak_mem(V)
+    return Impl(name, _index_searches(make_index, k, env), _fetch_rows(True), V.synchronize, "device",
+                P.vaccel_device_name(), mem=probe, mem_source="vaccel memory stats" if probe else None, note=note)
+
+
+def _faiss_index_impl(P, make_index, k, strict, note):
+    return Impl("faiss", _index_searches(make_index, k), _fetch_rows(strict), P.sync_none, "host", P.host_name(),
+                mem=host_peak_mem, mem_source="tracemalloc", note=note)
+
+
+def _filled(index, db, train=False):
+    if train:
+        index.train(db)
+    index.add(db)
+    return index
+
+
+# --------------------------------------------------------------------------------------------
 # binary: implementations
 
 
 def binary_vaccel(P, nb, bits, nq, k):
-    V = P.vaccel
-
-    def prepare(sets):
-        idx = []
-        for db, q in sets:
-            index = V.BinaryIndex(bits)
-            index.add(db)
-            idx.append((index, q))
-        return lambda i: idx[i][0].search(idx[i][1], k)
-    probe = vaccel_peak_mem(V)
-    return Impl("vaccel", prepare, lambda res, rows: (fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), True),
-                V.synchronize, "device", P.vaccel_device_name(), mem=probe,
-                mem_source="vaccel memory stats" if probe else None,
-                note="BinaryIndex.search: resident codes, NumPy queries and results")
+    return _vaccel_index_impl(P, "vaccel", lambda db: _filled(P.vaccel.BinaryIndex(bits), db), k,
+                              "BinaryIndex.search: resident codes, NumPy queries and results")
 
 
 def binary_vaccel_csa(P, nb, bits, nq, k):
     """The fused pass with carry-save adders before the popcounts (VACCEL_HAMMING_CSA=1)."""
     if bits % 256:
         raise Skip("carry-save adders take codes of a multiple of 256 bits")
-    V = P.vaccel
-
-    def prepare(sets):
-        idx = []
-        for db, q in sets:
-            index = V.BinaryIndex(bits)
-            index.add(db)
-            idx.append((index, q))
-
-        def run(i):
-            keep = os.environ.get("VACCEL_HAMMING_CSA")
-            os.environ["VACCEL_HAMMING_CSA"] = "1"
-            try:
-                return idx[i][0].search(idx[i][1], k)
-            finally:
-                if keep is None:
-                    del os.environ["VACCEL_HAMMING_CSA"]
-                else:
-                    os.environ["VACCEL_HAMMING_CSA"] = keep
-        return run
-    probe = vaccel_peak_mem(V)
-    return Impl("vaccel-csa", prepare, lambda res, rows: (fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), True),
-                V.synchronize, "device", P.vaccel_device_name(), mem=probe,
-                mem_source="vaccel memory stats" if probe else None,
-                note="BinaryIndex.search with VACCEL_HAMMING_CSA=1: Harley-Seal adders, 4 popcounts per 8 words")
+    return _vaccel_index_impl(
+        P, "vaccel-csa", lambda db: _filled(P.vaccel.BinaryIndex(bits), db), k,
+        "BinaryIndex.search with VACCEL_HAMMING_CSA=1: Harley-Seal adders, 4 popcounts per 8 words",
+        env=("VACCEL_HAMMING_CSA", "1"))
 
 
 def binary_faiss(P, nb, bits, nq, k):
@@ -188,18 +197,8 @@ def binary_faiss(P, nb, bits, nq, k):
         return None
     if nq * nb * bits / 64 > CPU_BINARY_MAX_POPCOUNTS:
         raise Skip(f"nq*nb*bits/64={nq * nb * bits / 64:.2g} above the host limit {CPU_BINARY_MAX_POPCOUNTS:.2g}")
-    faiss = P.faiss
-
-    def prepare(sets):
-        idx = []
-        for db, q in sets:
-            index = faiss.IndexBinaryFlat(bits)
-            index.add(db)
-            idx.append((index, q))
-        return lambda i: idx[i][0].search(idx[i][1], k)
-    return Impl("faiss", prepare, lambda res, rows: (fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), True),
-                P.sync_none, "host", P.host_name(), mem=host_peak_mem, mem_source="tracemalloc",
-                note="IndexBinaryFlat.search (database added untimed)")
+    return _faiss_index_impl(P, lambda db: _filled(P.faiss.IndexBinaryFlat(bits), db), k, True,
+                             "IndexBinaryFlat.search (database added untimed)")
 
 
 def _torch_popcount64(torch, x):
@@ -242,7 +241,7 @@ def _binary_torch(P, name, device, nb, bits, nq, k):
         ts = [(torch.from_numpy(q.view(np.int64).copy()).to(device),
                torch.from_numpy(db.view(np.int64).copy()).to(device)) for db, q in sets]
         return lambda i: fn(*ts[i])
-    return Impl(name, prepare, lambda res, rows: (fetch_torch(res[0], rows), fetch_torch(res[1], rows), False),
+    return Impl(name, prepare, _fetch_rows(False, torch=True),
                 P.sync_torch if cuda else P.sync_none, "device" if cuda else "host",
                 P.cuda_device_name() if cuda else P.host_name(),
                 mem=torch_peak_mem(torch) if cuda else None,
@@ -288,25 +287,6 @@ def sq8_decoded(db):
     return out
 
 
-def sq_reference(q, db, rows, k, chunk=1 << 16):
-    """Exact float64 (D, I) of query rows over db (sqeuclidean), ties by the lower index."""
-    A = q[rows].astype(np.float64)
-    aa = np.einsum("ij,ij->i", A, A)
-    best_d = np.full((len(rows), 0), np.inf)
-    best_i = np.zeros((len(rows), 0), np.int64)
-    for j0 in range(0, db.shape[0], chunk):
-        B = db[j0:j0 + chunk].astype(np.float64)
-        s = np.maximum(aa[:, None] + np.einsum("ij,ij->i", B, B)[None, :] - 2.0 * (A @ B.T), 0.0)
-        ids = np.broadcast_to(np.arange(j0, j0 + s.shape[1]), s.shape)
-        if s.shape[1] > k:
-            part = np.argpartition(s, k - 1, axis=1)[:, :k]
-            s, ids = np.take_along_axis(s, part, 1), part + j0
-        cd, ci = np.concatenate([best_d, s], 1), np.concatenate([best_i, ids], 1)
-        o = np.lexsort((ci, cd), axis=-1)[:, :k]
-        best_d, best_i = np.take_along_axis(cd, o, 1), np.take_along_axis(ci, o, 1)
-    return best_d, best_i
-
-
 def make_sq_check(nq, nb, k):
     cache = {}
 
@@ -318,8 +298,8 @@ def make_sq_check(nq, nb, k):
             cache.clear()
             cache["db"] = weakref.ref(db)
             dec = sq8_decoded(db)
-            cache["raw"] = sq_reference(q, db, rows_list, k)
-            cache["dec"] = sq_reference(q, dec, rows_list, k)
+            cache["raw"] = knn_reference(q, db, rows_list, k)
+            cache["dec"] = knn_reference(q, dec, rows_list, k)
             cache["decoded"] = dec
         D, I, exact_on_decoded = get_rows(rows)
         D, I = np.asarray(D), np.asarray(I).astype(np.int64)
@@ -353,53 +333,16 @@ def make_sq_check(nq, nb, k):
 
 
 def sq_vaccel(P, nb, d, nq, k):
-    V = P.vaccel
-
-    def prepare(sets):
-        idx = []
-        for db, q in sets:
-            index = V.SQIndex(d, bits=8)
-            index.train(db)
-            index.add(db)
-            idx.append((index, q))
-        return lambda i: idx[i][0].search(idx[i][1], k)
-    probe = vaccel_peak_mem(V)
-    return Impl("vaccel", prepare, lambda res, rows: (fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), True),
-                V.synchronize, "device", P.vaccel_device_name(), mem=probe,
-                mem_source="vaccel memory stats" if probe else None,
-                note="SQIndex(bits=8).search: resident codes decoded inside the distance tiles")
+    return _vaccel_index_impl(P, "vaccel", lambda db: _filled(P.vaccel.SQIndex(d, bits=8), db, train=True), k,
+                              "SQIndex(bits=8).search: resident codes decoded inside the distance tiles")
 
 
 def sq_vaccel_unfused(P, nb, d, nq, k):
     """The same search through knn's tiled path (distance tiles written, chunked top-k and merges:
     what filtered searches take), VACCEL_KNN_FUSED=0, for comparison with the fused path."""
-    V = P.vaccel
-
-    def prepare(sets):
-        idx = []
-        for db, q in sets:
-            index = V.SQIndex(d, bits=8)
-            index.train(db)
-            index.add(db)
-            idx.append((index, q))
-
-        def run(i):
-            keep = os.environ.get("VACCEL_KNN_FUSED")
-            os.environ["VACCEL_KNN_FUSED"] = "0"
-            try:
-                return idx[i][0].search(idx[i][1], k)
-            finally:
-                if keep is None:
-                    del os.environ["VACCEL_KNN_FUSED"]
-                else:
-                    os.environ["VACCEL_KNN_FUSED"] = keep
-        return run
-    probe = vaccel_peak_mem(V)
-    return Impl("vaccel-unfused", prepare,
-                lambda res, rows: (fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), True),
-                V.synchronize, "device", P.vaccel_device_name(), mem=probe,
-                mem_source="vaccel memory stats" if probe else None,
-                note="SQIndex search with VACCEL_KNN_FUSED=0: cdist tiles written, chunked top-k")
+    return _vaccel_index_impl(P, "vaccel-unfused", lambda db: _filled(P.vaccel.SQIndex(d, bits=8), db, train=True),
+                              k, "SQIndex search with VACCEL_KNN_FUSED=0: cdist tiles written, chunked top-k",
+                              env=("VACCEL_KNN_FUSED", "0"))
 
 
 def sq_faiss(P, nb, d, nq, k):
@@ -408,30 +351,22 @@ def sq_faiss(P, nb, d, nq, k):
     if nq * nb * d > CPU_SQ_MAX_WORK:
         raise Skip(f"nq*nb*d={nq * nb * d:.2g} above the host limit {CPU_SQ_MAX_WORK:.2g}")
     faiss = P.faiss
-
-    def prepare(sets):
-        idx = []
-        for db, q in sets:
-            index = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2)
-            index.train(db)
-            index.add(db)
-            idx.append((index, q))
-        return lambda i: idx[i][0].search(idx[i][1], k)
-    return Impl("faiss", prepare, lambda res, rows: (fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), False),
-                P.sync_none, "host", P.host_name(), mem=host_peak_mem, mem_source="tracemalloc",
-                note="IndexScalarQuantizer(QT_8bit).search (trained and added untimed)")
+    return _faiss_index_impl(
+        P, lambda db: _filled(faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2), db,
+                              train=True),
+        k, False, "IndexScalarQuantizer(QT_8bit).search (trained and added untimed)")
 
 
 def _sq_torch(P, name, device, nb, d, nq, k):
     torch = P.torch
     chunk = torch_chunk(nb)
-    fn = _torch_knn(torch, k, chunk)
+    fn = torch_knn(torch, k, chunk)
     cuda = device == "cuda"
 
     def prepare(sets):
         ts = [(torch.from_numpy(q).to(device), torch.from_numpy(sq8_decoded(db)).to(device)) for db, q in sets]
         return lambda i: fn(*ts[i])
-    return Impl(name, prepare, lambda res, rows: (fetch_torch(res[0], rows), fetch_torch(res[1], rows), True),
+    return Impl(name, prepare, _fetch_rows(True, torch=True),
                 P.sync_torch if cuda else P.sync_none, "device" if cuda else "host",
                 P.cuda_device_name() if cuda else P.host_name(),
                 mem=torch_peak_mem(torch) if cuda else None,
@@ -462,25 +397,8 @@ SQ_FACTORIES = [("vaccel", sq_vaccel), ("vaccel-unfused", sq_vaccel_unfused), ("
 # cases
 
 
-def _impls(P, factories, *shape):
-    impls, skipped = [], {}
-    if P.vaccel is None:
-        skipped["vaccel"] = "vaccel not importable (see the header)"
-    for name, f in factories:
-        if P.vaccel is None and name.startswith("vaccel"):
-            continue
-        try:
-            impl = f(P, *shape)
-        except Skip as e:
-            skipped[name] = str(e)
-            continue
-        if impl is not None:
-            impls.append(impl)
-    return impls, skipped
-
-
 def make_binary_case(P, nb, bits, nq, k):
-    impls, skipped = _impls(P, BINARY_FACTORIES, nb, bits, nq, k)
+    impls, skipped = collect_impls(P, BINARY_FACTORIES, nb, bits, nq, k)
     popcounts = nq * nb * bits / 32
     large = nq * nb >= LARGE_BINARY_PAIRS
     return Case(
@@ -496,7 +414,7 @@ def make_binary_case(P, nb, bits, nq, k):
 
 
 def make_sq_case(P, nb, d, nq, k):
-    impls, skipped = _impls(P, SQ_FACTORIES, nb, d, nq, k)
+    impls, skipped = collect_impls(P, SQ_FACTORIES, nb, d, nq, k)
     large = nq * nb * d >= 10**11
 
     def make_inputs(rng):

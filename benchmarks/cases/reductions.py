@@ -19,7 +19,7 @@ Correctness: against NumPy in float64: values within 1e-4 relative, indices and 
 import numpy as np
 
 from ..harness import L2_BYTES, Case, Impl, register, vaccel_peak_mem
-from .search import standard_normal
+from ._common import standard_normal
 
 QUICK_N = 1 << 20
 FULL_N = 1 << 28

@@ -15,7 +15,8 @@ runtime/download/<N>MiB      device -> host NumPy: Array.numpy(), torch .cpu().n
 import numpy as np
 
 from ..harness import Case, Impl, register
-from .cdist import fetch_cupy, fetch_numpy, fetch_torch, fetch_vaccel, reference_rows
+from ._common import fetch_cupy, fetch_numpy, fetch_torch, fetch_vaccel
+from .cdist import reference_rows
 
 MiB = 1 << 20
 LATENCY_SHAPE = (8, 8, 8)

@@ -48,16 +48,15 @@ differ), D within 1e-3 of the exact distances; every record carries recall (reca
 recall_at_10 against the exact float32 result of those queries.
 """
 
-import os
 import weakref
 from collections import namedtuple
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ..harness import (CPU_PEER_MAX_GEMM_WORK, L2_BYTES, Case, Impl, Skip, check_close, check_rows,
-                       cupy_peak_mem, host_peak_mem, register, torch_peak_mem, vaccel_peak_mem)
-from .cdist import LARGE_REPEATS, LARGE_WORK, fetch_cupy, fetch_numpy, fetch_torch
+                       collect_impls, cupy_peak_mem, host_peak_mem, register, torch_peak_mem, vaccel_peak_mem)
+from ._common import (LARGE_REPEATS, LARGE_WORK, _as64, fetch_cupy, fetch_numpy, fetch_pair, fetch_pair_torch,
+                      knn_reference, recall, standard_normal, torch_chunk, torch_knn, under_env)
 
 QUICK_TOPK = [(64, 20_000)]
 QUICK_TOPK_KS = (10, 100)
@@ -70,8 +69,6 @@ FULL_KNN_KS = (10, 100)
 
 CPU_TOPK_MAX_ELEMS = 1 << 26    # m*n above which the host topk peers (numpy, torch-cpu) are not run
 LARGE_TOPK_ELEMS = 10**8        # m*n from which a topk case is timed at most LARGE_REPEATS times
-TORCH_CHUNK = 1024              # queries per chunk of the PyTorch knn baseline ...
-TORCH_TILE_BYTES = 4 << 30      # ... halved while its nq_chunk x nb float32 tile is larger than this
 KNN_CHECK_ROWS = 32             # queries checked (and recall measured on) at large sizes
 KNN_TIE_RTOL = 1e-4             # a returned index whose exact distance is this close is a tie
 F16_MIN_RECALL = 0.9            # vaccel-f16 recall@k below this vs the exact float32 result: wrong
@@ -81,29 +78,6 @@ PRIORITY = 0                    # the issue's headline: right after cdist's head
 # them (strict: ties must go to the lower index; storage: the precision the search ran on).
 TopkRows = namedtuple("TopkRows", "values indices strict")
 KnnRows = namedtuple("KnnRows", "D I storage")
-
-
-# --------------------------------------------------------------------------------------------
-# inputs
-
-
-def standard_normal(rng, shape, blocks=64):
-    """float32 N(0, 1) of this shape from rng, filled by threads over `blocks` fixed slices (each
-    with its own generator seeded from rng), so large inputs take a second, not ten, and the
-    values do not depend on the machine's core count."""
-    size = int(np.prod(shape))
-    if size < 1 << 24:
-        return rng.standard_normal(shape, dtype=np.float32)
-    out = np.empty(size, np.float32)
-    seeds = rng.integers(0, 2**63, size=blocks)
-    bounds = np.linspace(0, size, blocks + 1).astype(np.int64)
-
-    def fill(i):
-        np.random.default_rng(int(seeds[i])).standard_normal(
-            out=out[bounds[i]:bounds[i + 1]], dtype=np.float32)
-    with ThreadPoolExecutor(max_workers=min(blocks, os.cpu_count() or 1)) as ex:
-        list(ex.map(fill, range(blocks)))
-    return out.reshape(shape)
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,34 +136,6 @@ def make_topk_check(m, n, k):
 # knn: reference and check
 
 
-def _as64(a, storage):
-    return (a.astype(np.float16) if storage == "float16" else a).astype(np.float64)
-
-
-def knn_reference(q, db, rows, k, storage="float32", chunk=1 << 16):
-    """Exact float64 (D, I) of queries `rows` (sqeuclidean), ties by the lower index; with
-    storage='float16' the exact neighbours of the float16-rounded data."""
-    A = _as64(q[rows], storage)
-    aa = np.einsum("ij,ij->i", A, A)
-    best_d = np.full((len(rows), 0), np.inf)
-    best_i = np.zeros((len(rows), 0), np.int64)
-    for j0 in range(0, db.shape[0], chunk):
-        B = _as64(db[j0:j0 + chunk], storage)
-        s = aa[:, None] + np.einsum("ij,ij->i", B, B)[None, :] - 2.0 * (A @ B.T)
-        np.maximum(s, 0.0, out=s)
-        if s.shape[1] > k:
-            part = np.argpartition(s, k - 1, axis=1)[:, :k]
-            s = np.take_along_axis(s, part, 1)
-            ids = part + j0
-        else:
-            ids = np.broadcast_to(np.arange(j0, j0 + s.shape[1]), s.shape)
-        cd = np.concatenate([best_d, s], 1)
-        ci = np.concatenate([best_i, ids], 1)
-        o = np.lexsort((ci, cd), axis=-1)[:, :k]
-        best_d, best_i = np.take_along_axis(cd, o, 1), np.take_along_axis(ci, o, 1)
-    return best_d, best_i
-
-
 def exact_distances(q, db, rows, I, storage):
     """float64 sqeuclidean distance from query rows[j] to database rows I[j] (direct differences)."""
     out = np.empty(I.shape)
@@ -197,12 +143,6 @@ def exact_distances(q, db, rows, I, storage):
         diff = _as64(db[I[j]], storage) - _as64(q[r], storage)[None, :]
         out[j] = np.einsum("ij,ij->i", diff, diff)
     return out
-
-
-def recall(I, ref_I, k):
-    k = min(k, I.shape[1])
-    hits = sum(len(np.intersect1d(a[:k], b[:k])) for a, b in zip(I, ref_I))
-    return hits / float(k * len(I))
 
 
 def compare_knn(got, q, db, rows, ref_d, ref_i):
@@ -262,11 +202,11 @@ def fetch_topk_vaccel(res, rows):
 
 
 def fetch_topk_numpy(res, rows):
-    return TopkRows(fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), strict=False)
+    return TopkRows(*fetch_pair(res, rows), strict=False)
 
 
 def fetch_topk_torch(res, rows):
-    return TopkRows(fetch_torch(res[0], rows), fetch_torch(res[1], rows), strict=False)
+    return TopkRows(*fetch_pair_torch(res, rows), strict=False)
 
 
 def fetch_topk_cupy(res, rows):
@@ -274,11 +214,11 @@ def fetch_topk_cupy(res, rows):
 
 
 def fetch_knn(storage):
-    return lambda res, rows: KnnRows(fetch_numpy(res[0], rows), fetch_numpy(res[1], rows), storage)
+    return lambda res, rows: KnnRows(*fetch_pair(res, rows), storage)
 
 
 def fetch_knn_torch(res, rows):
-    return KnnRows(fetch_torch(res[0], rows), fetch_torch(res[1], rows), "float32")
+    return KnnRows(*fetch_pair_torch(res, rows), "float32")
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,17 +251,8 @@ def topk_vaccel_rowkernel(P, m, n, k):
     def prepare(sets):
         dev = [V.asarray(s[0]) for s in sets]
 
-        def run(i):
-            old = os.environ.get("VACCEL_TOPK_FILTER")
-            os.environ["VACCEL_TOPK_FILTER"] = "0"   # read by the C planner at each call
-            try:
-                return V.topk(dev[i], k)
-            finally:
-                if old is None:
-                    del os.environ["VACCEL_TOPK_FILTER"]
-                else:
-                    os.environ["VACCEL_TOPK_FILTER"] = old
-        return run
+        # VACCEL_TOPK_FILTER is read by the C planner at each call.
+        return under_env("VACCEL_TOPK_FILTER", "0", lambda i: V.topk(dev[i], k))
     probe = vaccel_peak_mem(V)
     return Impl("vaccel-rowkernel", prepare, fetch_topk_vaccel, V.synchronize, "device", P.vaccel_device_name(),
                 mem=probe, mem_source="vaccel memory stats" if probe else None,
@@ -388,27 +319,6 @@ TOPK_FACTORIES = [("vaccel", topk_vaccel), ("vaccel-rowkernel", topk_vaccel_rowk
 # knn implementations
 
 
-def torch_chunk(nb):
-    c = TORCH_CHUNK
-    while c > 1 and 4 * c * nb > TORCH_TILE_BYTES:
-        c //= 2
-    return c
-
-
-def _torch_knn(torch, k, chunk):
-    def knn(q, db):
-        db_sq = (db ** 2).sum(1)
-        Ds, Is = [], []
-        for i in range(0, q.shape[0], chunk):
-            qc = q[i:i + chunk]
-            d2 = (qc ** 2).sum(1)[:, None] - 2 * qc @ db.T + db_sq[None, :]
-            D, I = torch.topk(d2, k, dim=1, largest=False)
-            Ds.append(D)
-            Is.append(I)
-        return torch.cat(Ds), torch.cat(Is)
-    return knn
-
-
 def knn_vaccel(P, nq, nb, d, k):
     V = P.vaccel
 
@@ -440,7 +350,7 @@ def knn_vaccel_f16(P, nq, nb, d, k):
 def _torch_knn_impl(P, name, device, nb, k):
     torch = P.torch
     chunk = torch_chunk(nb)
-    fn = _torch_knn(torch, k, chunk)
+    fn = torch_knn(torch, k, chunk)
     cuda = device == "cuda"
 
     def prepare(sets):
@@ -516,25 +426,8 @@ KNN_FACTORIES = [("vaccel", knn_vaccel), ("vaccel-f16", knn_vaccel_f16), ("torch
 # cases
 
 
-def _impls(P, factories, *shape):
-    impls, skipped = [], {}
-    if P.vaccel is None:
-        skipped["vaccel"] = "vaccel not importable (see the header)"
-    for name, f in factories:
-        if P.vaccel is None and name.startswith("vaccel"):
-            continue
-        try:
-            impl = f(P, *shape)
-        except Skip as e:
-            skipped[name] = str(e)
-            continue
-        if impl is not None:
-            impls.append(impl)
-    return impls, skipped
-
-
 def make_topk_case(P, m, n, k):
-    impls, skipped = _impls(P, TOPK_FACTORIES, m, n, k)
+    impls, skipped = collect_impls(P, TOPK_FACTORIES, m, n, k)
     large = m * n >= LARGE_TOPK_ELEMS
     return Case(
         name=f"topk/{m}x{n}/k={k}", family="search", op=f"topk/k={k}",
@@ -548,7 +441,7 @@ def make_topk_case(P, m, n, k):
 
 
 def make_knn_case(P, nq, nb, d, k):
-    impls, skipped = _impls(P, KNN_FACTORIES, nq, nb, d, k)
+    impls, skipped = collect_impls(P, KNN_FACTORIES, nq, nb, d, k)
     large = nq * nb * d >= LARGE_WORK
 
     def make_inputs(rng):
