@@ -8,6 +8,9 @@ knn/<nq>x<nb>x<d>/k=<k>    the k nearest database rows (sqeuclidean) of every qu
                            Work counted: 2*nq*nb*d flops (the distance GEMM) and 4*(nq*d + nb*d)
                            bytes (both inputs read once); the floor is the larger of flops / measured
                            fp32 GEMM rate and bytes / copy bandwidth, i.e. the GEMM at these shapes.
+flat-index/<nq>x<nb>x<d>/k=10  the same search through vaccel.FlatIndex (database added once,
+                           untimed; host queries), against faiss IndexFlatL2 and the PyTorch
+                           search; same check, flops and bytes as knn.
 
 The topk floor is the same for every path: the input must be read once. vaccel's filter path reads
 it once plus a sample (1/64 of it up to k ~ 500, 1/32 up to k ~ 1000), which it copies and reads
@@ -66,6 +69,8 @@ QUICK_KNN = [(100, 20_000, 64)]
 QUICK_KNN_KS = (10,)
 FULL_KNN = [(10_000, 1_000_000, 128)]
 FULL_KNN_KS = (10, 100)
+QUICK_FLAT = [(64, 20_000, 32)]       # flat-index: nq, nb, d (k = 10)
+FULL_FLAT = [(1_000, 1_000_000, 128)]
 
 CPU_TOPK_MAX_ELEMS = 1 << 26    # m*n above which the host topk peers (numpy, torch-cpu) are not run
 LARGE_TOPK_ELEMS = 10**8        # m*n from which a topk case is timed at most LARGE_REPEATS times
@@ -440,6 +445,42 @@ def make_topk_case(P, m, n, k):
     )
 
 
+def flat_vaccel(P, nq, nb, d, k):
+    V = P.vaccel
+
+    def prepare(sets):
+        idx = []
+        for q, db in sets:
+            index = V.FlatIndex(d)
+            index.add(db)
+            idx.append((q, index))
+        return lambda i: idx[i][1].search(idx[i][0], k)
+    probe = vaccel_peak_mem(V)
+    return Impl("vaccel", prepare, fetch_knn("float32"), V.synchronize, "device", P.vaccel_device_name(),
+                mem=probe, mem_source="vaccel memory stats" if probe else None,
+                note="FlatIndex.search of host queries (database added untimed, resident on the device)")
+
+
+FLAT_FACTORIES = [("vaccel", flat_vaccel), ("torch-cuda", knn_torch_cuda), ("torch-cpu", knn_torch_cpu),
+                  ("faiss", knn_faiss)]
+
+
+def make_flat_case(P, nq, nb, d, k):
+    impls, skipped = collect_impls(P, FLAT_FACTORIES, nq, nb, d, k)
+
+    def make_inputs(rng):
+        return standard_normal(rng, (nq, d)), standard_normal(rng, (nb, d))
+
+    return Case(
+        name=f"flat-index/{nq}x{nb}x{d}/k={k}", family="search", op=f"flat-index/sqeuclidean/k={k}",
+        params={"metric": "sqeuclidean", "nq": nq, "nb": nb, "d": d, "k": k, "dtype": "float32"},
+        make_inputs=make_inputs, impls=impls, check=make_knn_check(nq, nb, k),
+        flops=2.0 * nq * nb * d, bytes=4.0 * (nq * d + nb * d), unit="GFLOP/s",
+        size=float(nq) * nb * d, skipped=skipped, rotate=4 * (nq + nb) * d < 2 * L2_BYTES,
+        priority=PRIORITY,
+    )
+
+
 def make_knn_case(P, nq, nb, d, k):
     impls, skipped = collect_impls(P, KNN_FACTORIES, nq, nb, d, k)
     large = nq * nb * d >= LARGE_WORK
@@ -468,3 +509,5 @@ def search_cases(ctx):
     for nq, nb, d in (QUICK_KNN if ctx.quick else FULL_KNN):
         for k in (QUICK_KNN_KS if ctx.quick else FULL_KNN_KS):
             yield make_knn_case(P, nq, nb, d, k)
+    for nq, nb, d in (QUICK_FLAT if ctx.quick else FULL_FLAT):
+        yield make_flat_case(P, nq, nb, d, 10)
