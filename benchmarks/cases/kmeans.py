@@ -68,9 +68,10 @@ from ._common import standard_normal, under_env
 
 QUICK = [(20_000, 32, 64)]
 FULL = [(1_000_000, 128, 1024), (200_000, 64, 256)]
-QUICK_FIT = [(20_000, 32, 64)]
+QUICK_FIT = [(10_000, 32, 64)]
 FULL_FIT = [(1_000_000, 128, 1024), (200_000, 64, 256)]
 ITERS = 20
+QUICK_ITERS = 6                 # --quick must finish within 2 minutes on lavapipe
 QUICK_ASSIGN = [(20_000, 32, 64)]
 FULL_ASSIGN = [(1_000_000, 128, 1024), (1_000_000, 16, 256)]
 HEADLINE = (1_000_000, 128, 1024)
@@ -492,6 +493,6 @@ def kmeans_cases(ctx):
     for n, d, k in (QUICK if ctx.quick else FULL):
         yield _step_case(P, n, d, k)
     for n, d, k in (QUICK_FIT if ctx.quick else FULL_FIT):
-        yield _fit_case(P, n, d, k)
+        yield _fit_case(P, n, d, k, QUICK_ITERS if ctx.quick else ITERS)
     for n, d, k in (QUICK_ASSIGN if ctx.quick else FULL_ASSIGN):
         yield _assign_case(P, n, d, k)
