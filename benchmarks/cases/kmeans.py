@@ -307,12 +307,17 @@ def _torch_lloyd(torch, x, c, k):
     return new, scalars
 
 
+def _torch_inputs(torch, sets):
+    """(X, initial centres) of every input set on the GPU, TF32 off (as a careful user runs it)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return [(torch.from_numpy(x).cuda(), torch.from_numpy(init).cuda()) for x, init in sets]
+
+
 def _torch_fit(P, n, d, k, iters):
     torch = P.torch
 
     def prepare(sets):
-        torch.backends.cuda.matmul.allow_tf32 = False
-        ts = [(torch.from_numpy(x).cuda(), torch.from_numpy(init).cuda()) for x, init in sets]
+        ts = _torch_inputs(torch, sets)
 
         def run(i):
             x, c = ts[i]
@@ -410,8 +415,7 @@ def _torch_assign(P, n, d, k):
     torch = P.torch
 
     def prepare(sets):
-        torch.backends.cuda.matmul.allow_tf32 = False
-        ts = [(torch.from_numpy(x).cuda(), torch.from_numpy(init).cuda()) for x, init in sets]
+        ts = _torch_inputs(torch, sets)
 
         def run(i):
             x, c = ts[i]

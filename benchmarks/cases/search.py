@@ -387,19 +387,25 @@ def knn_torch_cpu(P, nq, nb, d, k):
     return _torch_knn_impl(P, "torch-cpu", "cpu", nb, k)
 
 
+def _index_search(new_index, k):
+    """prepare(sets) for an index implementation: one index per input set with its database
+    added (untimed); the timed call searches the set's queries."""
+    def prepare(sets):
+        idx = []
+        for q, db in sets:
+            index = new_index()
+            index.add(db)
+            idx.append((q, index))
+        return lambda i: idx[i][1].search(idx[i][0], k)
+    return prepare
+
+
 def knn_faiss(P, nq, nb, d, k):
     if P.faiss is None:
         return None
     _cpu_knn_limit(nq, nb, d)
     faiss = P.faiss
-
-    def prepare(sets):
-        idx = []
-        for q, db in sets:
-            index = faiss.IndexFlatL2(d)
-            index.add(db)
-            idx.append((q, index))
-        return lambda i: idx[i][1].search(idx[i][0], k)
+    prepare = _index_search(lambda: faiss.IndexFlatL2(d), k)
     return Impl("faiss", prepare, fetch_knn("float32"), P.sync_none, "host", P.host_name(),
                 mem=host_peak_mem, mem_source="tracemalloc", note="IndexFlatL2.search (database added untimed)")
 
@@ -447,14 +453,7 @@ def make_topk_case(P, m, n, k):
 
 def flat_vaccel(P, nq, nb, d, k):
     V = P.vaccel
-
-    def prepare(sets):
-        idx = []
-        for q, db in sets:
-            index = V.FlatIndex(d)
-            index.add(db)
-            idx.append((q, index))
-        return lambda i: idx[i][1].search(idx[i][0], k)
+    prepare = _index_search(lambda: V.FlatIndex(d), k)
     probe = vaccel_peak_mem(V)
     return Impl("vaccel", prepare, fetch_knn("float32"), V.synchronize, "device", P.vaccel_device_name(),
                 mem=probe, mem_source="vaccel memory stats" if probe else None,
