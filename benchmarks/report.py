@@ -134,8 +134,9 @@ def baseline_paths(path, device_name):
     if not (path.endswith(os.sep) or os.path.isdir(path)):
         return [path]
     s = slug(device_name)
-    found = [os.path.join(path, f) for f in os.listdir(path) if os.path.isdir(path) and
-             (f == s + ".json" or (f.startswith(s + "-") and f.endswith(".json")))]
+    names = os.listdir(path) if os.path.isdir(path) else []
+    found = [os.path.join(path, f) for f in names
+             if f == s + ".json" or (f.startswith(s + "-") and f.endswith(".json"))]
     return sorted(found, key=lambda f: (_doc_date(f), f)) or [resolve_path(path, device_name)]
 
 

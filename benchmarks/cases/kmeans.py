@@ -439,19 +439,24 @@ def _step_case(P, n, d, k):
         impls.append(_vaccel_step(P, n, d, k))
     if P.torch_cuda:
         impls.append(_torch_step(P, n, d, k))
-    if n * k * d <= CPU_PEER_MAX_GEMM_WORK:
-        impl, why = _sklearn_step(P, n, d, k)
-        if impl is not None:
-            impls.append(impl)
-        else:
-            skipped["sklearn"] = why
-    else:
-        skipped["sklearn"] = f"n*k*d={n * k * d:.2g} above the CPU peer limit {CPU_PEER_MAX_GEMM_WORK:.2g}"
+    _add_sklearn(impls, skipped, n, d, k, lambda: _sklearn_step(P, n, d, k))
     return Case(name=f"kmeans/{n}x{d}/k={k}", family="kmeans", op="kmeans/lloyd-step",
                 params={"n": n, "d": d, "k": k, "dtype": "float32"}, make_inputs=make_inputs_fn(n, d, k),
                 impls=impls, check=make_step_check(), flops=2.0 * n * k * d, bytes=4.0 * n * d, unit="GFLOP/s",
                 size=float(n) * k * d, skipped=skipped, rotate=False, max_repeats=20 if n * k * d >= 1 << 34 else None,
                 priority=0 if (n, d, k) == HEADLINE else 1)
+
+
+def _add_sklearn(impls, skipped, n, d, k, make):
+    """scikit-learn's implementation (make() -> (impl or None, why)) under the CPU work limit."""
+    if n * k * d > CPU_PEER_MAX_GEMM_WORK:
+        skipped["sklearn"] = f"n*k*d={n * k * d:.2g} above the CPU peer limit {CPU_PEER_MAX_GEMM_WORK:.2g}"
+        return
+    impl, why = make()
+    if impl is not None:
+        impls.append(impl)
+    else:
+        skipped["sklearn"] = why
 
 
 def _fit_case(P, n, d, k, iters=ITERS):
@@ -461,14 +466,7 @@ def _fit_case(P, n, d, k, iters=ITERS):
         impls.append(_vaccel_fit(P, n, d, k, iters, False))
     if P.torch_cuda:
         impls.append(_torch_fit(P, n, d, k, iters))
-    if n * k * d <= CPU_PEER_MAX_GEMM_WORK:
-        impl, why = _sklearn_fit(P, n, d, k, iters)
-        if impl is not None:
-            impls.append(impl)
-        else:
-            skipped["sklearn"] = why
-    else:
-        skipped["sklearn"] = f"n*k*d={n * k * d:.2g} above the CPU peer limit {CPU_PEER_MAX_GEMM_WORK:.2g}"
+    _add_sklearn(impls, skipped, n, d, k, lambda: _sklearn_fit(P, n, d, k, iters))
     return Case(name=f"kmeans-fit/{n}x{d}/k={k}", family="kmeans", op="kmeans/fit",
                 params={"n": n, "d": d, "k": k, "dtype": "float32", "iterations": iters},
                 make_inputs=make_inputs_fn(n, d, k), impls=impls, check=make_fit_check(n, k, iters),
