@@ -36,6 +36,7 @@ static va_status check_vec(const va_tensor *t, const char *name, va_dtype a, va_
     return VA_SUCCESS;
 }
 
+
 /* Elements [e0, e0 + cnt) of a contiguous tensor as one window; the remainder goes to *rem. */
 static va_binding vec_window(va_context *ctx, const va_tensor *t, int64_t e0, int64_t cnt, va_access acc,
                              uint32_t *rem) {
@@ -78,6 +79,14 @@ static va_status check_x(const va_tensor *x) {
     if (x->strides[0] < 0) return va_fail(VA_ERROR_INVALID_ARGUMENT, "x has a negative row stride");
     if (x->shape[0] >= (int64_t)0xFFFFFFFF || x->shape[1] >= (int64_t)0x7FFFFFFF)
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "x: 2^32 rows or 2^31 features and more are not supported");
+    return VA_SUCCESS;
+}
+
+/* x checked, as the kernels address it: rows ld_of(x) elements apart. */
+static va_status x_view(const va_tensor *x, va_tensor *xv) {
+    VA_TRY(check_x(x));
+    *xv = *x;
+    xv->strides[0] = ld_of(x);
     return VA_SUCCESS;
 }
 
@@ -273,9 +282,8 @@ static va_status assign_rows(va_stream *s, const va_tensor *x, const centres_t *
 static va_status assign_run(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
                             const va_tensor *shift, const va_tensor *labels, const va_tensor *dists, int64_t max_rows) {
     va_context *ctx = va_stream_context(s);
-    VA_TRY(check_x(x));
-    va_tensor xv = *x;
-    xv.strides[0] = ld_of(x);
+    va_tensor xv;
+    VA_TRY(x_view(x, &xv));
     x = &xv;
     int64_t n = x->shape[0], d = x->shape[1];
     VA_TRY(check_centres(centres, "centres", d));
@@ -430,9 +438,8 @@ static va_status lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *w
                             const va_tensor *centres_out, const va_tensor *labels_out, const va_tensor *dists_out,
                             const va_tensor *aux_out, const va_tensor *stats_out, int64_t max_rows) {
     va_context *ctx = va_stream_context(s);
-    VA_TRY(check_x(x));
-    va_tensor xv = *x;
-    xv.strides[0] = ld_of(x);
+    va_tensor xv;
+    VA_TRY(x_view(x, &xv));
     x = &xv;
     int64_t n = x->shape[0], d = x->shape[1];
     VA_TRY(check_centres(centres, "centres", d));
@@ -592,9 +599,8 @@ static va_status assign_bounded_run(va_stream *s, const va_tensor *x, const va_t
                                     const va_tensor *labels_prev, const va_tensor *lower, const va_tensor *labels_out,
                                     const va_tensor *dists_out, const va_tensor *listed_out, int64_t max_rows) {
     va_context *ctx = va_stream_context(s);
-    VA_TRY(check_x(x));
-    va_tensor xv = *x;
-    xv.strides[0] = ld_of(x);
+    va_tensor xv;
+    VA_TRY(x_view(x, &xv));
     x = &xv;
     int64_t n = x->shape[0], d = x->shape[1];
     VA_TRY(check_centres(centres, "centres", d));
@@ -647,9 +653,8 @@ static va_status gather_rows(va_stream *s, const va_tensor *x, int64_t rows, va_
 static va_status gather_run(va_stream *s, const va_tensor *x, const va_tensor *indices, const va_tensor *shift,
                             const va_tensor *out, int64_t max_rows) {
     va_context *ctx = va_stream_context(s);
-    VA_TRY(check_x(x));
-    va_tensor xv = *x;
-    xv.strides[0] = ld_of(x);
+    va_tensor xv;
+    VA_TRY(x_view(x, &xv));
     x = &xv;
     int64_t d = x->shape[1];
     if (!indices || indices->ndim != 1) return va_fail(VA_ERROR_INVALID_ARGUMENT, "indices must be a vector");

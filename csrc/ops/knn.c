@@ -4,6 +4,7 @@
  * running k best (topk over 2k candidates with their indices). Device memory is O(tile): the
  * nq x nb distance matrix never exists. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
