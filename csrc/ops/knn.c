@@ -151,6 +151,267 @@ static uint32_t mix32(uint64_t x) {
     return (uint32_t)(x ^ (x >> 31));
 }
 
+/* ---- the tensor-core search (knn_coop.comp) -------------------------------------------------
+ * The fused search's plan on cooperative matrices, for float32 or float16 rows alike: float16
+ * copies of the queries (scaled by -2 for squared L2, -1 otherwise; unit rows for cosine) and of
+ * the database (kept as it is when it is float16 already and suits the kernel) give distances
+ * within a rigorous bound of the exact ones (knn_coop.glsl). The sample's upper bounds give tau;
+ * the candidate pass keeps every pair whose lower bound is within tau; knn_select's refine variant
+ * computes the exact distances of the about k candidates whose lower bound is within the k-th
+ * smallest upper bound, from the original rows, and writes the k best. The result is therefore the
+ * same as the float32 search's. */
+
+typedef struct coop_plan {
+    uint32_t sgm, sgn, fm, fn, mm, nn, kk, csteps, nchunks, dpad;
+} coop_plan;
+
+static int coop_plan_for(const va_context *ctx, int64_t d, coop_plan *p) {
+    p->mm = ctx->info.coopmat_m;
+    p->nn = ctx->info.coopmat_n;
+    p->kk = ctx->info.coopmat_k;
+    if (!p->mm || p->mm % 8 || p->nn % 8 || p->kk % 8) return 0;
+    p->sgm = 4; p->sgn = 1; p->fm = 2; p->fn = 4;
+    const char *env = getenv("VACCEL_KNN_COOP_TILE");   /* "SGM,SGN,FM,FN", for tuning */
+    uint32_t e[4];
+    if (env && sscanf(env, "%u,%u,%u,%u", &e[0], &e[1], &e[2], &e[3]) == 4 && e[0] && e[1] && e[2] && e[3] &&
+        e[0] * e[1] <= 16 && e[2] * e[3] <= 16) {
+        p->sgm = e[0]; p->sgn = e[1]; p->fm = e[2]; p->fn = e[3];
+    }
+    uint64_t d16 = ((uint64_t)d + p->kk - 1) / p->kk * p->kk;
+    if (d16 <= 8ull * p->kk) {
+        p->csteps = (uint32_t)(d16 / p->kk);
+        p->nchunks = 1;
+    } else {
+        p->csteps = 8;
+        p->nchunks = (uint32_t)((d16 + 8ull * p->kk - 1) / (8ull * p->kk));
+    }
+    p->dpad = p->csteps * p->kk * p->nchunks;
+    uint32_t sg = ctx->info.subgroup_size, bm = p->sgm * p->fm * p->mm, bn = p->sgn * p->fn * p->nn;
+    uint64_t rq = (uint64_t)p->csteps * p->kk / 8, stage = bn * (rq + 1) + bn / 4, sgs = (uint64_t)p->sgm * p->sgn;
+    uint64_t shared = 2 * stage * 16 + sgs * p->mm * p->nn * 4 + sgs * 64 * 12 + sgs * 4;   /* as knn_coop.comp */
+    return sg && bn % 4 == 0 && bm % 4 == 0 && (uint64_t)p->mm * p->nn % (4ull * sg) == 0 &&
+           (uint64_t)p->mm * p->nn / (4ull * sg) <= 8 && bm / 4 <= 2 * stage &&
+           shared <= ctx->info.shared_memory_per_workgroup &&
+           p->sgm * p->sgn * sg <= ctx->info.max_workgroup_invocations && ctx->info.subgroup_size_control;
+}
+
+/* Whether the tensor-core search serves this call: VACCEL_KNN_COOP=0 turns it off. */
+static int coop_applies(const va_context *ctx, const va_tensor *q, const va_tensor *db, const va_sq_codes *sq,
+                        coop_plan *plan) {
+    const char *env = getenv("VACCEL_KNN_COOP");
+    if (sq || (env && strcmp(env, "0") == 0) || !va_coopmat_enabled(ctx)) return 0;
+    if (!va_kernel_available("knn_coop") || !va_kernel_available("knn_select_refine")) return 0;
+    int64_t nb = db->shape[0], d = q->shape[1];
+    if (d < 1 || nb < 1 || !coop_plan_for(ctx, d, plan)) return 0;
+    /* The refine pass reads any database row: the whole database in one binding; and the float16
+     * copy within the tile budget. */
+    if (va_rows_per_binding(ctx, db->strides[0], d, va_dtype_size(db->dtype)) < nb) return 0;
+    if ((uint64_t)nb * plan->dpad * 2 > 4 * tile_bytes(ctx) ||
+        va_rows_per_binding(ctx, plan->dpad, plan->dpad, 2) < nb)
+        return 0;
+    return 1;
+}
+
+static va_status coop_prep(va_stream *s, const va_tensor *x, int64_t rows, int64_t valid, const coop_plan *p,
+                           uint32_t mode, va_buffer *map, int64_t map_n, va_buffer *out, va_buffer *nrm,
+                           float scale) {
+    va_context *ctx = va_stream_context(s);
+    if (rows == 0) return VA_SUCCESS;
+    const uint32_t rows_per_wg = 8;
+    uint32_t sg = ctx->info.max_subgroup_size;
+    if (!sg || 64 % sg) sg = 0;
+    uint32_t spec[6] = {64, 1, 1, mode, rows_per_wg, map != NULL};
+    const va_kernel *k;
+    VA_TRY(va_kernel_get(ctx, x->dtype == VA_F16 ? "knn_coop_prep_f16" : "knn_coop_prep", spec, 6, sg, &k));
+    int64_t d = x->shape[1];
+    uint32_t rx;
+    va_binding b[4];
+    b[0] = map ? va_rows_binding(ctx, x, 0, x->shape[0], d, VA_READ, &rx)
+               : va_rows_binding(ctx, x, 0, valid > 0 ? valid : 1, d, VA_READ, &rx);
+    b[1] = (va_binding){out, 0, (uint64_t)rows * p->dpad * 2, VA_WRITE};
+    b[2] = (va_binding){nrm, 0, (uint64_t)(valid > 0 ? valid : 1) * 4, VA_WRITE};
+    b[3] = map ? (va_binding){map, 0, (uint64_t)map_n * 4, VA_READ} : b[2];
+    if (!map) b[3].access = VA_WRITE;
+    union { float f; uint32_t u; } sc = {scale};
+    uint32_t pc[11] = {(uint32_t)rows, (uint32_t)valid, (uint32_t)d, p->dpad, (uint32_t)x->strides[0], rx,
+                       p->dpad, 0, 0, 0, sc.u};
+    uint64_t groups = va_ceil_div((uint64_t)rows, rows_per_wg);
+    uint32_t gx = groups < 65535 ? (uint32_t)groups : 65535;
+    return va_stream_dispatch(s, k, b, 4, pc, sizeof pc, gx, (uint32_t)va_ceil_div(groups, gx), 1);
+}
+
+static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor *db, const coop_plan *p,
+                               va_metric metric, int64_t k, const va_tensor *out_d, const va_tensor *out_i,
+                               const va_tensor *overflow) {
+    va_context *ctx = va_stream_context(s);
+    int64_t nq = q->shape[0], nb = db->shape[0], d = q->shape[1];
+    uint32_t cap = fused_cap(k);
+    double qk = (double)k + 7.0 * sqrt((double)k) + 14.0;
+    int64_t ns = nb <= cap ? nb : (int64_t)ceil((double)nb * qk / cap);
+    if (ns > nb) ns = nb;
+    if (ns < 1) ns = 1;
+    int cosine = metric == VA_METRIC_COSINE;
+    uint32_t mcode = metric == VA_METRIC_INNER ? 1 : cosine ? 2 : 0;
+    uint32_t outcode = metric == VA_METRIC_EUCLIDEAN ? 1 : metric == VA_METRIC_INNER ? 2 : 0;
+    uint32_t sg = ctx->info.subgroup_size, bm = p->sgm * p->fm * p->mm, bn = p->sgn * p->fn * p->nn;
+    size_t eb = va_dtype_size(db->dtype);
+
+    /* Rounding bounds (knn_coop.glsl): float16 rounding of a float32 value is within 2^-10 of it
+     * whatever the rounding mode, and values below float16's normal range lose at most 2^-14
+     * (flushed to zero or not); float16 rows (not cosine's) are copied exactly. */
+    double alpha = mcode == 0 ? 2.0 : 1.0;
+    int q_exact = q->dtype == VA_F16 && !cosine, x_exact = db->dtype == VA_F16 && !cosine;
+    double uq = q_exact ? 0.0 : 1.0 / 1024, ux = x_exact ? 0.0 : 1.0 / 1024;
+    double eq = q_exact ? 0.0 : 1.0 / 16384, ex = x_exact ? 0.0 : 1.0 / 16384;
+    float c2h = (float)(0.5 * alpha * (uq + ux + uq * ux) * 1.01);
+    float c3 = (float)(alpha * (eq + ex) * sqrt((double)d) * 1.02);
+    float c1 = (float)((2.0 * (double)d + 32.0) / 4194304.0);
+    float c0 = (float)((double)d * eq * ex * 1.01 + 1e-30);
+    union { float f; uint32_t u; } uc0 = {c0}, uc1 = {c1}, uc2 = {c2h}, uc3 = {c3};
+
+    /* The database's float16 operand: the rows themselves where they suit the kernel. */
+    uint32_t rdb;
+    va_binding bdb = va_rows_binding(ctx, db, 0, nb, d, VA_READ, &rdb);
+    int direct_x = x_exact && d == (int64_t)p->dpad && db->strides[0] % 8 == 0 && rdb % 8 == 0;
+    va_buffer *xh = NULL, *xn = NULL, *xs = NULL, *xsn = NULL, *mapb = NULL, *qh = NULL, *qnrm = NULL;
+    VA_TRY(va_stream_scratch(s, (uint64_t)nb * 4, &xn));
+    if (direct_x) {
+        va_tensor t = {xn, 0, VA_F32, 1, {nb}, {1}};
+        VA_TRY(va_row_l2(s, db, &t, 0));
+    } else {
+        VA_TRY(va_stream_scratch(s, (uint64_t)nb * p->dpad * 2, &xh));
+        VA_TRY(coop_prep(s, db, nb, nb, p, cosine, NULL, 0, xh, xn, 1.0f));
+    }
+    /* The sample: one random row of each of ns equal strata, gathered into its own operand. */
+    uint32_t *map = malloc((size_t)ns * 4);
+    if (!map) return va_fail(VA_ERROR_OUT_OF_HOST_MEMORY, "sample of %lld rows", (long long)ns);
+    for (int64_t i = 0; i < ns; i++) {
+        int64_t lo = (int64_t)((__int128)i * nb / ns), hi = (int64_t)((__int128)(i + 1) * nb / ns);
+        map[i] = (uint32_t)(lo + (hi > lo ? (int64_t)(mix32((uint64_t)i) % (uint64_t)(hi - lo)) : 0));
+    }
+    va_status st = va_stream_scratch(s, (uint64_t)ns * 4, &mapb);
+    for (int64_t i = 0; st == VA_SUCCESS && i < ns; i += 65536)
+        st = va_stream_upload(s, mapb, (uint64_t)i * 4, map + i, (uint64_t)((ns - i < 65536 ? ns - i : 65536) * 4));
+    free(map);
+    VA_TRY(st);
+    VA_TRY(va_stream_scratch(s, (uint64_t)ns * p->dpad * 2, &xs));
+    VA_TRY(va_stream_scratch(s, (uint64_t)ns * 4, &xsn));
+    VA_TRY(coop_prep(s, db, ns, ns, p, cosine, mapb, ns, xs, xsn, 1.0f));
+
+    /* Query blocks: the sample's bounds and the candidate lists within the tile budget. */
+    uint64_t budget = tile_bytes(ctx);
+    int64_t qc = (int64_t)(budget / ((uint64_t)ns * 4));
+    int64_t qc2 = (int64_t)(budget / ((uint64_t)cap * 8));
+    if (qc2 < qc) qc = qc2;
+    int64_t qr = va_rows_per_binding(ctx, ns, ns, 4);
+    if (qr < qc) qc = qr;
+    qr = va_rows_per_binding(ctx, (int64_t)cap * 2, (int64_t)cap * 2, 4);
+    if (qr < qc) qc = qr;
+    qr = va_rows_per_binding(ctx, q->strides[0], d, va_dtype_size(q->dtype));
+    if (qr < qc) qc = qr;
+    if (qc >= (int64_t)bm) qc = qc / bm * bm;
+    if (qc > nq) qc = nq;
+    if (qc < 1) return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn: no query block fits");
+    int64_t qpad = (qc + bm - 1) / bm * bm;
+    va_buffer *tile = NULL, *tau_v = NULL, *tau_i = NULL, *cand = NULL, *cnt = NULL;
+    VA_TRY(va_stream_scratch(s, (uint64_t)qpad * p->dpad * 2, &qh));
+    VA_TRY(va_stream_scratch(s, (uint64_t)qc * 4, &qnrm));
+    VA_TRY(va_stream_scratch(s, (uint64_t)qc * (uint64_t)ns * 4, &tile));
+    VA_TRY(va_stream_scratch(s, (uint64_t)qc * (uint64_t)k * 4, &tau_v));
+    VA_TRY(va_stream_scratch(s, (uint64_t)qc * (uint64_t)k * 4, &tau_i));
+    VA_TRY(va_stream_scratch(s, (uint64_t)qc * cap * 8, &cand));
+    VA_TRY(va_stream_scratch(s, (uint64_t)qc * 4, &cnt));
+
+    const va_kernel *kern[2];
+    /* VACCEL_KNN_COOP_PROBE=1 (profiling only, the results are wrong): the candidate pass without
+     * its output, to time the GEMM and the candidate test alone. */
+    const char *probe = getenv("VACCEL_KNN_COOP_PROBE");
+    for (uint32_t mode = 0; mode < 2; mode++) {
+        uint32_t kmode = mode == 1 && probe && strcmp(probe, "1") == 0 ? 2 : mode;
+        uint32_t spec[15] = {p->sgm * p->sgn * sg, 1, 1, p->sgm, p->sgn, p->fm, p->fn, p->mm, p->nn, p->kk,
+                             p->csteps, p->nchunks == 1, mcode, kmode, sg};
+        VA_TRY(va_kernel_get(ctx, "knn_coop", spec, 15, sg, &kern[mode]));
+    }
+    const char *selname = q->dtype == VA_F16 ? (db->dtype == VA_F16 ? "knn_select_refine_f16" : "knn_select_refine_a16")
+                                             : db->dtype == VA_F16 ? "knn_select_refine_b16" : "knn_select_refine";
+    const uint32_t xcap = 1024;
+    uint32_t sel_spec[5] = {256, cap, outcode, mcode, xcap};
+    const va_kernel *ksel;
+    VA_TRY(va_kernel_get(ctx, selname, sel_spec, 5, 0, &ksel));
+
+    for (int64_t q0 = 0; q0 < nq; q0 += qc) {
+        int64_t qn = nq - q0 < qc ? nq - q0 : qc;
+        int64_t qp = (qn + bm - 1) / bm * bm;
+        va_tensor qb = rows_of(q, q0, qn);
+        VA_TRY(coop_prep(s, &qb, qp, qn, p, cosine, NULL, 0, qh, qnrm, (float)-alpha));
+        for (uint32_t mode = 0; mode < 2; mode++) {
+            int64_t ncols = mode == 0 ? ns : nb;
+            va_binding b[7];
+            b[0] = (va_binding){qh, 0, (uint64_t)qp * p->dpad * 2, VA_READ};
+            uint32_t x_off = 0, ldx = p->dpad / 8;
+            if (mode == 0) b[1] = (va_binding){xs, 0, (uint64_t)ns * p->dpad * 2, VA_READ};
+            else if (direct_x) {
+                b[1] = bdb;
+                x_off = rdb / 8;
+                ldx = (uint32_t)(db->strides[0] / 8);
+            } else b[1] = (va_binding){xh, 0, (uint64_t)nb * p->dpad * 2, VA_READ};
+            b[2] = mode == 0 ? (va_binding){tile, 0, (uint64_t)qn * ns * 4, VA_WRITE}
+                             : (va_binding){cand, 0, (uint64_t)qn * cap * 8, VA_WRITE};
+            b[3] = (va_binding){cnt, 0, (uint64_t)qn * 4, mode == 0 ? VA_WRITE : VA_READ_WRITE};
+            b[4] = (va_binding){qnrm, 0, (uint64_t)qn * 4, VA_READ};
+            b[5] = mode == 0 ? (va_binding){xsn, 0, (uint64_t)ns * 4, VA_READ}
+                             : (va_binding){xn, 0, (uint64_t)nb * 4, VA_READ};
+            b[6] = mode == 0 ? b[4] : (va_binding){tau_v, 0, (uint64_t)qn * k * 4, VA_READ};
+            uint64_t ntiles = va_ceil_div((uint64_t)ncols, bn), gx = va_ceil_div((uint64_t)qn, bm);
+            uint64_t splits = va_ceil_div(2048, gx);
+            if (splits > ntiles) splits = ntiles;
+            if (splits > 65535) splits = 65535;
+            uint64_t per = va_ceil_div(ntiles, splits);
+            splits = va_ceil_div(ntiles, per);
+            struct {
+                uint32_t nq, nb, nchunks, ldq, ldx, q_off, x_off, qn_off, xn_off, tau_off, tau_ld, o_off, ldo,
+                    col_base, tiles_per_wg, zero_counts, c0, c1, c2h, c3;
+            } pc = {(uint32_t)qn, (uint32_t)ncols, p->nchunks, p->dpad / 8, ldx, 0, x_off, 0, 0,
+                    (uint32_t)(k - 1), (uint32_t)k, 0, mode == 0 ? (uint32_t)ns : cap, 0, (uint32_t)per,
+                    mode == 0, uc0.u, uc1.u, uc2.u, uc3.u};
+            VA_TRY(va_stream_dispatch(s, kern[mode], b, 7, &pc, sizeof pc, (uint32_t)gx, (uint32_t)splits, 1));
+            if (mode == 0) {
+                /* tau: each query's k smallest upper bounds over the sample; the k-th is the bound. */
+                va_tensor dist = {tile, 0, VA_F32, 2, {qn, ns}, {ns, 1}};
+                va_tensor tv = {tau_v, 0, VA_F32, 2, {qn, k}, {k, 1}};
+                va_tensor ti = {tau_i, 0, VA_U32, 2, {qn, k}, {k, 1}};
+                VA_TRY(va_topk(s, &dist, k, 0, NULL, NULL, 0, 0, &tv, &ti));
+            }
+        }
+        uint32_t rd, ri, rf, rq;
+        va_binding sb[10];
+        sb[0] = (va_binding){cand, 0, (uint64_t)qn * cap * 8, VA_READ};
+        sb[1] = (va_binding){cnt, 0, (uint64_t)qn * 4, VA_READ};
+        sb[2] = va_rows_binding(ctx, out_d, q0, qn, k, VA_WRITE, &rd);
+        sb[3] = va_rows_binding(ctx, out_i, q0, qn, k, VA_WRITE, &ri);
+        va_tensor f2 = *overflow;
+        f2.ndim = 2;
+        f2.shape[0] = nq;
+        f2.shape[1] = 1;
+        f2.strides[0] = f2.strides[1] = 1;
+        sb[4] = va_rows_binding(ctx, &f2, q0, qn, 1, VA_WRITE, &rf);
+        sb[5] = (va_binding){qnrm, 0, (uint64_t)qn * 4, VA_READ};
+        sb[6] = (va_binding){xn, 0, (uint64_t)nb * 4, VA_READ};
+        sb[7] = (va_binding){tau_v, 0, (uint64_t)qn * k * 4, VA_READ};
+        sb[8] = va_rows_binding(ctx, q, q0, qn, d, VA_READ, &rq);
+        sb[9] = bdb;
+        uint32_t need = (uint32_t)(k < nb ? k : nb);
+        uint32_t spc[21] = {(uint32_t)qn, (uint32_t)k, rd, (uint32_t)out_d->strides[0], ri,
+                            (uint32_t)out_i->strides[0], rf, need, 0, 0, (uint32_t)(k - 1), (uint32_t)k,
+                            (uint32_t)d, (uint32_t)q->strides[0], rq, (uint32_t)db->strides[0], rdb,
+                            uc0.u, uc1.u, uc2.u, uc3.u};
+        uint32_t gx = qn < 65535 ? (uint32_t)qn : 65535;
+        VA_TRY(va_stream_dispatch(s, ksel, sb, 10, spc, sizeof spc, gx, (uint32_t)va_ceil_div((uint64_t)qn, gx), 1));
+    }
+    (void)eb;
+    return VA_SUCCESS;
+}
+
 /* va_knn_fused, and va_knn_fused_sq when sq != NULL: db then holds scalar-quantizer codes that
  * the tiles (matmul.comp's knn_sq8 / knn_sq4) and the exact distances of candidates decode. */
 static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tensor *db, const va_sq_codes *sq,
@@ -185,6 +446,8 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
     if (nb > 0xFFFFFFF0ll) return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "database of more than 2^32 rows");
     if (nq == 0) return VA_SUCCESS;
     if (nb == 0) return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn needs a database row");
+    coop_plan plan;
+    if (coop_applies(ctx, q, db, sq, &plan)) return knn_coop_impl(s, q, db, &plan, metric, k, out_d, out_i, overflow);
 
     uint32_t cap = fused_cap(k);
     double qk = (double)k + 7.0 * sqrt((double)k) + 14.0;
