@@ -247,7 +247,12 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
     int64_t nq = q->shape[0], nb = db->shape[0], d = q->shape[1];
     uint32_t cap = fused_cap(k);
     double qk = (double)k + 7.0 * sqrt((double)k) + 14.0;
-    int64_t ns = nb <= cap ? nb : (int64_t)ceil((double)nb * qk / cap);
+    /* VACCEL_KNN_SAMPLE: a factor on the sample's size (for tuning: a larger sample costs more to
+     * rank and leaves fewer candidates). */
+    const char *se = getenv("VACCEL_KNN_SAMPLE");
+    double sf = se && *se ? strtod(se, NULL) : 1.0;
+    if (!(sf >= 1.0 && sf <= 16.0)) sf = 1.0;
+    int64_t ns = nb <= cap ? nb : (int64_t)ceil((double)nb * qk * sf / cap);
     if (ns > nb) ns = nb;
     if (ns < 1) ns = 1;
     int cosine = metric == VA_METRIC_COSINE;
