@@ -1,6 +1,6 @@
-// knn_epilogue.glsl — the distance epilogue shared by the GEMM kernels' KNN variants (matmul.comp,
-// matmul_coopmat.comp): bindings 2-7, push constants, and what happens to one (query, database
-// row) dot product. Included after the A and B bindings, with KNN_SPEC_METRIC and KNN_SPEC_MODE
+// knn_epilogue.glsl — the distance epilogue of the SIMT GEMM's KNN variants (matmul.comp; devices
+// with cooperative matrices take knn_coop.comp instead): bindings 2-7, push constants, and what
+// happens to one (query, database row) dot product. Included after the A and B bindings, with KNN_SPEC_METRIC and KNN_SPEC_MODE
 // naming two free specialization constant ids. See csrc/ops/knn.c for the whole search.
 layout(constant_id = KNN_SPEC_METRIC) const uint METRIC = 0;     // 0 squared L2, 1 inner product, 2 cosine
 layout(constant_id = KNN_SPEC_MODE) const uint MODE = 0;       // 0 sample distances, 1 candidates

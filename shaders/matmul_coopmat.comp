@@ -6,10 +6,7 @@
 // transposed operand costs nothing: the cooperative load reads it column-major. Shared memory is
 // addressed in uvec4s (8 halves) so that global->shared copies are 16-byte moves; rows are padded
 // by one uvec4 to spread them over the banks.
-// KNN variant: the distance epilogue of a k-nearest-neighbour search instead of a store of C
-// (knn_epilogue.glsl; csrc/ops/knn.c).
 //! variant f16c: -DC_F16
-//! variant knn: -DKNN
 //! requires: cooperative_matrix
 #version 450
 #extension GL_KHR_cooperative_matrix : require
@@ -49,11 +46,6 @@ layout(binding = 0) readonly buffer A_ { float16_t A[]; };
 layout(binding = 0) readonly buffer A8_ { uvec4 A8[]; };
 layout(binding = 1) readonly buffer B_ { float16_t B[]; };
 layout(binding = 1) readonly buffer B8_ { uvec4 B8[]; };
-#if defined(KNN)
-#define KNN_SPEC_METRIC 17
-#define KNN_SPEC_MODE 18
-#include "knn_epilogue.glsl"
-#else
 layout(binding = 2) buffer C_ { ELEM_C C[]; };
 layout(binding = 2) buffer CF_ { float CF[]; };
 
@@ -68,7 +60,6 @@ layout(push_constant) uniform PC {
 #define PC_A_BS pc.a_bs
 
 uint brow(uint j) { return j; }
-#endif
 
 // Shared tiles in memory order: A as [m][k] (or [k][m] when A_T), B as [k][n] (or [n][k]).
 const uint A_ROWS = A_T ? BK : BM, A_COLS = A_T ? BM : BK;
@@ -78,9 +69,6 @@ const uint A_SZ = A_ROWS * A_LD, B_SZ = B_ROWS * B_LD;
 shared uvec4 As[2 * A_SZ];
 shared uvec4 Bs[2 * B_SZ];
 shared float Cs[SUBGROUPS * MM * NN];
-#if defined(KNN)
-shared float knn_qn[BM], knn_tau[BM], knn_dn[BN];
-#endif
 
 const uint FM = WM / MM, FN = WN / NN;
 
@@ -99,11 +87,7 @@ void main() {
     const uint nthreads = SUBGROUPS * SG;
     const uint t = gl_LocalInvocationID.x;
     const uint sg = gl_SubgroupID;
-#if defined(KNN)
-    const uint row0 = gl_WorkGroupID.x * BM, col0 = gl_WorkGroupID.y * BN;   // see matmul.comp
-#else
     const uint row0 = gl_WorkGroupID.y * BM, col0 = gl_WorkGroupID.x * BN;
-#endif
     const uint batch = gl_WorkGroupID.z;
     const uint abase = pc.a_off + batch * PC_A_BS, bbase = pc.b_off + batch * PC_B_BS;
     const uint SG_N = BN / WN;
@@ -211,53 +195,6 @@ void main() {
         cur = 1 - cur;
     }
 
-#if defined(KNN)
-    // Each fragment goes through this subgroup's patch of shared memory; a lane tests its
-    // elements against bounds staged in shared memory (the tile's query norms and bounds, its
-    // database norms) and marks the candidates (bit e0 / SG of mark[i][j]); the marked pairs are
-    // appended afterwards with their exact distances (see matmul.comp for why not in place).
-    const uint lane = gl_SubgroupInvocationID;
-    for (uint r = t; r < BM; r += nthreads) {
-        uint gr = row0 + r;
-        knn_qn[r] = gr < pc.m ? QN[pc.qn_off + gr] : 0.0;
-        knn_tau[r] = MODE == 1 && gr < pc.m ? TAU[pc.tau_off + gr * pc.tau_ld] : 0.0;
-        if (MODE == 0 && pc.zero_counts != 0 && gl_WorkGroupID.y == 0 && gr < pc.m) CNT[gr] = 0;
-    }
-    for (uint c = t; c < BN; c += nthreads)
-        knn_dn[c] = col0 + c < pc.n ? DN[pc.dn_off + brow(col0 + c)] : 0.0;
-    barrier();
-    uint mark[FM][FN];
-    [[unroll]] for (uint i = 0; i < FM; i++)
-        [[unroll]] for (uint j = 0; j < FN; j++) {
-            coopMatStore(acc[i][j], Cs, sg * MM * NN, NN, gl_CooperativeMatrixLayoutRowMajor);
-            subgroupBarrier();
-            uint m = 0u;
-            [[unroll]] for (uint e0 = 0; e0 < MM * NN; e0 += SG) {
-                uint e = e0 + lane;
-                uint lr = wm0 + i * MM + e / NN, lc = wn0 + j * NN + e % NN;
-                if (e < MM * NN && row0 + lr < pc.m && col0 + lc < pc.n) {
-                    vec4 v, slack;
-                    knn_bounds(vec4(Cs[sg * MM * NN + e]), knn_qn[lr], vec4(knn_dn[lc]), v, slack);
-                    if (MODE == 0) O[pc.o_off + (row0 + lr) * pc.ldo + col0 + lc] = v.x + slack.x;
-                    else if (keep(v.x, slack.x, knn_tau[lr])) m |= 1u << (e0 / SG);
-                }
-            }
-            mark[i][j] = m;
-            subgroupBarrier();
-        }
-    if (MODE == 1) {
-        [[unroll]] for (uint i = 0; i < FM; i++)
-            [[unroll]] for (uint j = 0; j < FN; j++) {
-                uint m = mark[i][j];
-                while (m != 0u) {
-                    uint e = uint(findLSB(m)) * SG + lane;
-                    m &= m - 1u;
-                    uint gr = row0 + wm0 + i * MM + e / NN, gc = col0 + wn0 + j * NN + e % NN;
-                    emit(gr, gc, direct(abase, bbase, gr, gc));
-                }
-            }
-    }
-#else
     const uint cbase = pc.c_off + batch * pc.c_bs;
 #if !defined(C_F16)
     // Whole fragments inside C, no accumulation: straight to global memory.
@@ -288,5 +225,4 @@ void main() {
             }
             subgroupBarrier();
         }
-#endif
 }

@@ -247,11 +247,13 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
     int64_t nq = q->shape[0], nb = db->shape[0], d = q->shape[1];
     uint32_t cap = fused_cap(k);
     double qk = (double)k + 7.0 * sqrt((double)k) + 14.0;
-    /* VACCEL_KNN_SAMPLE: a factor on the sample's size (for tuning: a larger sample costs more to
-     * rank and leaves fewer candidates). */
+    /* The sample, 1.5 (k <= 32) or 2 (k > 32) times the size the candidate lists need: a larger
+     * sample costs more to rank and leaves fewer candidates, and these factors were the best of
+     * 1, 1.5, 2 and 3 on an H100 (10,000 x 1,000,000 x 128, k = 10 and 100: 24.7 / 34.6 ms of GPU
+     * time against 24.9 / 38.7 at 1). VACCEL_KNN_SAMPLE overrides the factor, for tuning. */
     const char *se = getenv("VACCEL_KNN_SAMPLE");
-    double sf = se && *se ? strtod(se, NULL) : 1.0;
-    if (!(sf >= 1.0 && sf <= 16.0)) sf = 1.0;
+    double sf = se && *se ? strtod(se, NULL) : (k > 32 ? 2.0 : 1.5);
+    if (!(sf >= 1.0 && sf <= 16.0)) sf = k > 32 ? 2.0 : 1.5;
     int64_t ns = nb <= cap ? nb : (int64_t)ceil((double)nb * qk * sf / cap);
     if (ns > nb) ns = nb;
     if (ns < 1) ns = 1;
@@ -486,33 +488,19 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
     if (st) { free(map); return st; }
 
     /* Tiles: the SIMT GEMM, 128 x 128 (128 x 64 for float16 operands, whose 8 x 8 register tile
-     * spills). The cooperative-matrix variant (float16 queries and database) is opt-in,
-     * VACCEL_KNN_COOPMAT=1: with a depth of 128 its fixed cost per tile dominates and it ran
-     * slower than the SIMT kernel on an H100 (96 vs 93 ms at k=10, 171 vs 109 ms at k=100 for
-     * 10,000 x 1,000,000 x 128); it needs the query tile kept in shared memory across database
-     * tiles before it can win. */
-    const char *want_coop = getenv("VACCEL_KNN_COOPMAT");
-    int coop = !sq && want_coop && strcmp(want_coop, "1") == 0 && q->dtype == VA_F16 && db->dtype == VA_F16 &&
-               va_coopmat_enabled(ctx) && va_kernel_available("matmul_coopmat_knn");
+     * spills). Devices with cooperative matrices take knn_coop_impl instead. */
     int half = !sq && (q->dtype == VA_F16 || db->dtype == VA_F16);
     uint32_t bm = 128, bn = half ? 64 : 128, bk = 8, tm = 8, tn = half ? 4 : 8;
     const char *tile_env = getenv("VACCEL_KNN_TILE");   /* "BM,BN,BK,TM,TN", for tuning on a new device */
     uint32_t e[5];
-    if (!coop && tile_env && sscanf(tile_env, "%u,%u,%u,%u,%u", &e[0], &e[1], &e[2], &e[3], &e[4]) == 5 && e[3] &&
+    if (tile_env && sscanf(tile_env, "%u,%u,%u,%u,%u", &e[0], &e[1], &e[2], &e[3], &e[4]) == 5 && e[3] &&
         e[4] && e[3] % 4 == 0 && e[4] % 4 == 0 && e[2] % 4 == 0 && e[0] % e[3] == 0 && e[1] % e[4] == 0 &&
         (e[0] / e[3]) * (e[1] / e[4]) <= ctx->info.max_workgroup_invocations &&
         2u * e[2] * (e[0] + e[1]) * 4 + 4u * (e[0] * 2 + e[1]) <= ctx->info.shared_memory_per_workgroup) {
         bm = e[0]; bn = e[1]; bk = e[2]; tm = e[3]; tn = e[4];
     }
     uint32_t wg = (bm / tm) * (bn / tn), vec = 4;
-    va_coop_cfg cc = {0};
-    if (coop) {
-        cc = va_coopmat_tiles(ctx);
-        bm = cc.bm; bn = cc.bn; bk = cc.bk; vec = 8;
-        wg = (cc.bm / cc.wm) * (cc.bn / cc.wn) * ctx->info.subgroup_size;
-    }
     const char *name = sq ? (sq->bits == 4 ? "matmul_knn_sq4" : "matmul_knn_sq8")
-                     : coop ? "matmul_coopmat_knn"
                      : q->dtype == VA_F16 ? (db->dtype == VA_F16 ? "matmul_knn_f16" : "matmul_knn_a16")
                      : db->dtype == VA_F16 ? "matmul_knn_b16" : "matmul_knn";
 
@@ -587,17 +575,9 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
                 bind[7] = (va_binding){cnt, 0, (uint64_t)qn * 4, mode == 0 ? VA_WRITE : VA_READ_WRITE};
                 int vb = d % vec == 0 && db->strides[0] % vec == 0 && rb % vec == 0;
                 if (!kern[mode][va_][vb]) {
-                    if (coop) {
-                        uint32_t sgs = (cc.bm / cc.wm) * (cc.bn / cc.wn);
-                        uint32_t spec[19] = {wg, 1, 1, bm, bn, bk, cc.wm, cc.wn, ctx->info.coopmat_m,
-                                             ctx->info.coopmat_n, ctx->info.coopmat_k, 0, 1, (uint32_t)va_,
-                                             (uint32_t)vb, sgs, ctx->info.subgroup_size, mcode, (uint32_t)mode};
-                        st = va_kernel_get(ctx, name, spec, 19, ctx->info.subgroup_size, &kern[mode][va_][vb]);
-                    } else {
-                        uint32_t spec[14] = {wg, 1, 1, bm, bn, bk, tm, tn, 0, 1, (uint32_t)va_, (uint32_t)vb,
-                                             mcode, (uint32_t)mode};
-                        st = va_kernel_get(ctx, name, spec, 14, 0, &kern[mode][va_][vb]);
-                    }
+                    uint32_t spec[14] = {wg, 1, 1, bm, bn, bk, tm, tn, 0, 1, (uint32_t)va_, (uint32_t)vb,
+                                         mcode, (uint32_t)mode};
+                    st = va_kernel_get(ctx, name, spec, 14, 0, &kern[mode][va_][vb]);
                     if (st) break;
                 }
                 struct {
