@@ -74,8 +74,10 @@ def format_records(records):
 
 @functools.lru_cache(maxsize=None)
 def git_revision():
-    """(revision, dirty) of the checkout; where the tree is no git checkout (a copy sent to a GPU
-    machine, say) the revision comes from $VACCEL_GIT_REVISION, and dirty is unknown (None)."""
+    """(revision, dirty) of the checkout; $VACCEL_GIT_REVISION, where set, names it instead (a copy
+    sent to a GPU machine may carry a stale .git), and dirty is then unknown (None)."""
+    if os.environ.get("VACCEL_GIT_REVISION"):
+        return os.environ["VACCEL_GIT_REVISION"], None
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                              text=True, timeout=10)
