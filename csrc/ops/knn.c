@@ -151,6 +151,60 @@ static uint32_t mix32(uint64_t x) {
     return (uint32_t)(x ^ (x >> 31));
 }
 
+/* The sample: one random row of each of ns equal strata of nb rows, ascending, in *map (the caller
+ * frees it) and uploaded to *mapb. */
+static va_status sample_rows(va_stream *s, int64_t nb, int64_t ns, uint32_t **map_out, va_buffer **mapb) {
+    uint32_t *map = malloc((size_t)ns * 4);
+    if (!map) return va_fail(VA_ERROR_OUT_OF_HOST_MEMORY, "sample of %lld rows", (long long)ns);
+    for (int64_t i = 0; i < ns; i++) {
+        int64_t lo = (int64_t)((__int128)i * nb / ns), hi = (int64_t)((__int128)(i + 1) * nb / ns);
+        map[i] = (uint32_t)(lo + (hi > lo ? (int64_t)(mix32((uint64_t)i) % (uint64_t)(hi - lo)) : 0));
+    }
+    va_status st = va_stream_scratch(s, (uint64_t)ns * 4, mapb);
+    for (int64_t i = 0; st == VA_SUCCESS && i < ns; i += 65536)   /* uploads under 1 MiB are copied now */
+        st = va_stream_upload(s, *mapb, (uint64_t)i * 4, map + i, (uint64_t)((ns - i < 65536 ? ns - i : 65536) * 4));
+    if (st) {
+        free(map);
+        return st;
+    }
+    *map_out = map;
+    return VA_SUCCESS;
+}
+
+/* knn_select's first five bindings for queries [q0, q0 + qn): the candidate lists and counts, the
+ * block's rows of D and I, its overflow flags; their element offsets in rd, ri, rf. */
+static void select_bindings(va_context *ctx, va_buffer *cand, va_buffer *cnt, uint32_t cap, int64_t q0, int64_t qn,
+                            int64_t k, const va_tensor *out_d, const va_tensor *out_i, const va_tensor *overflow,
+                            va_binding *sb, uint32_t *rd, uint32_t *ri, uint32_t *rf) {
+    sb[0] = (va_binding){cand, 0, (uint64_t)qn * cap * 8, VA_READ};
+    sb[1] = (va_binding){cnt, 0, (uint64_t)qn * 4, VA_READ};
+    sb[2] = va_rows_binding(ctx, out_d, q0, qn, k, VA_WRITE, rd);
+    sb[3] = va_rows_binding(ctx, out_i, q0, qn, k, VA_WRITE, ri);
+    va_tensor f2 = *overflow;   /* the flags as an (nq, 1) matrix */
+    f2.ndim = 2;
+    f2.shape[1] = 1;
+    f2.strides[0] = f2.strides[1] = 1;
+    sb[4] = va_rows_binding(ctx, &f2, q0, qn, 1, VA_WRITE, rf);
+}
+
+/* Queries per block of the fused search: the sample's bounds (ns per query) and the candidate lists
+ * (cap per query) within the tile budget and one binding each, a multiple of bm where possible. */
+static int64_t query_block(const va_context *ctx, const va_tensor *q, int64_t ns, uint32_t cap, uint32_t bm) {
+    uint64_t budget = tile_bytes(ctx);
+    int64_t nq = q->shape[0], qc = (int64_t)(budget / ((uint64_t)ns * 4));
+    int64_t qc2 = (int64_t)(budget / ((uint64_t)cap * 8));
+    if (qc2 < qc) qc = qc2;
+    int64_t qr = va_rows_per_binding(ctx, ns, ns, 4);
+    if (qr < qc) qc = qr;
+    qr = va_rows_per_binding(ctx, (int64_t)cap * 2, (int64_t)cap * 2, 4);
+    if (qr < qc) qc = qr;
+    qr = va_rows_per_binding(ctx, q->strides[0], q->shape[1], va_dtype_size(q->dtype));
+    if (qr < qc) qc = qr;
+    if (qc >= (int64_t)bm) qc = qc / bm * bm;
+    if (qc > nq) qc = nq;
+    return qc;
+}
+
 /* ---- the tensor-core search (knn_coop.comp) -------------------------------------------------
  * The fused search's plan on cooperative matrices, for float32 or float16 rows alike: float16
  * copies of the queries (scaled by -2 for squared L2, -1 otherwise; unit rows for cosine) and of
@@ -261,7 +315,6 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
     uint32_t mcode = metric == VA_METRIC_INNER ? 1 : cosine ? 2 : 0;
     uint32_t outcode = metric == VA_METRIC_EUCLIDEAN ? 1 : metric == VA_METRIC_INNER ? 2 : 0;
     uint32_t sg = ctx->info.subgroup_size, bm = p->sgm * p->fm * p->mm, bn = p->sgn * p->fn * p->nn;
-    size_t eb = va_dtype_size(db->dtype);
 
     /* Rounding bounds (knn_coop.glsl): float16 rounding of a float32 value is within 2^-10 of it
      * whatever the rounding mode, and values below float16's normal range lose at most 2^-14
@@ -289,35 +342,16 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
         VA_TRY(va_stream_scratch(s, (uint64_t)nb * p->dpad * 2, &xh));
         VA_TRY(coop_prep(s, db, nb, nb, p, cosine, NULL, 0, xh, xn, 1.0f));
     }
-    /* The sample: one random row of each of ns equal strata, gathered into its own operand. */
-    uint32_t *map = malloc((size_t)ns * 4);
-    if (!map) return va_fail(VA_ERROR_OUT_OF_HOST_MEMORY, "sample of %lld rows", (long long)ns);
-    for (int64_t i = 0; i < ns; i++) {
-        int64_t lo = (int64_t)((__int128)i * nb / ns), hi = (int64_t)((__int128)(i + 1) * nb / ns);
-        map[i] = (uint32_t)(lo + (hi > lo ? (int64_t)(mix32((uint64_t)i) % (uint64_t)(hi - lo)) : 0));
-    }
-    va_status st = va_stream_scratch(s, (uint64_t)ns * 4, &mapb);
-    for (int64_t i = 0; st == VA_SUCCESS && i < ns; i += 65536)
-        st = va_stream_upload(s, mapb, (uint64_t)i * 4, map + i, (uint64_t)((ns - i < 65536 ? ns - i : 65536) * 4));
+    /* The sample, gathered into its own operand. */
+    uint32_t *map = NULL;
+    VA_TRY(sample_rows(s, nb, ns, &map, &mapb));
     free(map);
-    VA_TRY(st);
     VA_TRY(va_stream_scratch(s, (uint64_t)ns * p->dpad * 2, &xs));
     VA_TRY(va_stream_scratch(s, (uint64_t)ns * 4, &xsn));
     VA_TRY(coop_prep(s, db, ns, ns, p, cosine, mapb, ns, xs, xsn, 1.0f));
 
     /* Query blocks: the sample's bounds and the candidate lists within the tile budget. */
-    uint64_t budget = tile_bytes(ctx);
-    int64_t qc = (int64_t)(budget / ((uint64_t)ns * 4));
-    int64_t qc2 = (int64_t)(budget / ((uint64_t)cap * 8));
-    if (qc2 < qc) qc = qc2;
-    int64_t qr = va_rows_per_binding(ctx, ns, ns, 4);
-    if (qr < qc) qc = qr;
-    qr = va_rows_per_binding(ctx, (int64_t)cap * 2, (int64_t)cap * 2, 4);
-    if (qr < qc) qc = qr;
-    qr = va_rows_per_binding(ctx, q->strides[0], d, va_dtype_size(q->dtype));
-    if (qr < qc) qc = qr;
-    if (qc >= (int64_t)bm) qc = qc / bm * bm;
-    if (qc > nq) qc = nq;
+    int64_t qc = query_block(ctx, q, ns, cap, bm);
     if (qc < 1) return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn: no query block fits");
     int64_t qpad = (qc + bm - 1) / bm * bm;
     va_buffer *tile = NULL, *tau_v = NULL, *tau_i = NULL, *cand = NULL, *cnt = NULL;
@@ -392,16 +426,7 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
         }
         uint32_t rd, ri, rf, rq;
         va_binding sb[10];
-        sb[0] = (va_binding){cand, 0, (uint64_t)qn * cap * 8, VA_READ};
-        sb[1] = (va_binding){cnt, 0, (uint64_t)qn * 4, VA_READ};
-        sb[2] = va_rows_binding(ctx, out_d, q0, qn, k, VA_WRITE, &rd);
-        sb[3] = va_rows_binding(ctx, out_i, q0, qn, k, VA_WRITE, &ri);
-        va_tensor f2 = *overflow;
-        f2.ndim = 2;
-        f2.shape[0] = nq;
-        f2.shape[1] = 1;
-        f2.strides[0] = f2.strides[1] = 1;
-        sb[4] = va_rows_binding(ctx, &f2, q0, qn, 1, VA_WRITE, &rf);
+        select_bindings(ctx, cand, cnt, cap, q0, qn, k, out_d, out_i, overflow, sb, &rd, &ri, &rf);
         sb[5] = (va_binding){qnrm, 0, (uint64_t)qn * 4, VA_READ};
         sb[6] = (va_binding){xn, 0, (uint64_t)nb * 4, VA_READ};
         sb[7] = (va_binding){tau_v, 0, (uint64_t)qn * k * 4, VA_READ};
@@ -415,7 +440,6 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
         uint32_t gx = qn < 65535 ? (uint32_t)qn : 65535;
         VA_TRY(va_stream_dispatch(s, ksel, sb, 10, spc, sizeof spc, gx, (uint32_t)va_ceil_div((uint64_t)qn, gx), 1));
     }
-    (void)eb;
     return VA_SUCCESS;
 }
 
@@ -463,7 +487,7 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
     if (ns < 1) ns = 1;
     uint32_t mcode = metric == VA_METRIC_INNER ? 1 : metric == VA_METRIC_COSINE ? 2 : 0;
     uint32_t outcode = metric == VA_METRIC_EUCLIDEAN ? 1 : metric == VA_METRIC_INNER ? 2 : 0;
-    size_t ea = va_dtype_size(q->dtype), eb = va_dtype_size(db->dtype);
+    size_t eb = va_dtype_size(db->dtype);
 
     /* Norms (inverse norms for cosine), once. */
     va_buffer *qnb = NULL, *dnb = NULL, *mapb = NULL;
@@ -476,16 +500,9 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
     else if (nb > 0) VA_TRY(va_row_l2(s, db, &tdn, nmode));
 
     /* The sample: one random row of each of ns equal strata, ascending. */
-    uint32_t *map = malloc((size_t)ns * 4);
-    if (!map) return va_fail(VA_ERROR_OUT_OF_HOST_MEMORY, "sample of %lld rows", (long long)ns);
-    for (int64_t i = 0; i < ns; i++) {
-        int64_t lo = (int64_t)((__int128)i * nb / ns), hi = (int64_t)((__int128)(i + 1) * nb / ns);
-        map[i] = (uint32_t)(lo + (hi > lo ? (int64_t)(mix32((uint64_t)i) % (uint64_t)(hi - lo)) : 0));
-    }
-    va_status st = va_stream_scratch(s, (uint64_t)ns * 4, &mapb);
-    for (int64_t i = 0; st == VA_SUCCESS && i < ns; i += 65536)   /* uploads under 1 MiB are copied now */
-        st = va_stream_upload(s, mapb, (uint64_t)i * 4, map + i, (uint64_t)((ns - i < 65536 ? ns - i : 65536) * 4));
-    if (st) { free(map); return st; }
+    uint32_t *map = NULL;
+    VA_TRY(sample_rows(s, nb, ns, &map, &mapb));
+    va_status st = VA_SUCCESS;
 
     /* Tiles: the SIMT GEMM, 128 x 128 (128 x 64 for float16 operands, whose 8 x 8 register tile
      * spills). Devices with cooperative matrices take knn_coop_impl instead. */
@@ -504,20 +521,9 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
                      : q->dtype == VA_F16 ? (db->dtype == VA_F16 ? "matmul_knn_f16" : "matmul_knn_a16")
                      : db->dtype == VA_F16 ? "matmul_knn_b16" : "matmul_knn";
 
-    /* Query blocks: the sample's distances and the candidate lists within the tile budget and
-     * one binding each. Database chunks: one binding, and at most 65535 workgroups along y. */
-    uint64_t budget = tile_bytes(ctx);
-    int64_t qc = (int64_t)(budget / ((uint64_t)ns * 4));
-    int64_t qc2 = (int64_t)(budget / ((uint64_t)cap * 8));
-    if (qc2 < qc) qc = qc2;
-    int64_t qr = va_rows_per_binding(ctx, ns, ns, 4);
-    if (qr < qc) qc = qr;
-    qr = va_rows_per_binding(ctx, (int64_t)cap * 2, (int64_t)cap * 2, 4);
-    if (qr < qc) qc = qr;
-    qr = va_rows_per_binding(ctx, q->strides[0], d, ea);
-    if (qr < qc) qc = qr;
-    if (qc >= (int64_t)bm) qc = qc / bm * bm;
-    if (qc > nq) qc = nq;
+    /* Query blocks (query_block); database chunks: one binding, and at most 65535 workgroups
+     * along y. */
+    int64_t qc = query_block(ctx, q, ns, cap, bm);
     if (qc < 1) { free(map); return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn: no query block fits"); }
     int64_t nbc = va_rows_per_binding(ctx, db->strides[0], dcols, eb);
     if (nbc > (int64_t)65535 * bn) nbc = (int64_t)65535 * bn;
@@ -605,16 +611,7 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
         if (st) break;
         uint32_t rd, ri, rf;
         va_binding sb[5];
-        sb[0] = (va_binding){cand, 0, (uint64_t)qn * cap * 8, VA_READ};
-        sb[1] = (va_binding){cnt, 0, (uint64_t)qn * 4, VA_READ};
-        sb[2] = va_rows_binding(ctx, out_d, q0, qn, k, VA_WRITE, &rd);
-        sb[3] = va_rows_binding(ctx, out_i, q0, qn, k, VA_WRITE, &ri);
-        va_tensor f2 = *overflow;
-        f2.ndim = 2;
-        f2.shape[0] = nq;
-        f2.shape[1] = 1;
-        f2.strides[0] = f2.strides[1] = 1;
-        sb[4] = va_rows_binding(ctx, &f2, q0, qn, 1, VA_WRITE, &rf);
+        select_bindings(ctx, cand, cnt, cap, q0, qn, k, out_d, out_i, overflow, sb, &rd, &ri, &rf);
         uint32_t spc[8] = {(uint32_t)qn, (uint32_t)k, rd, (uint32_t)out_d->strides[0], ri,
                            (uint32_t)out_i->strides[0], rf, 0};
         uint32_t gx = qn < 65535 ? (uint32_t)qn : 65535;
