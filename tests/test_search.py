@@ -350,3 +350,24 @@ def test_knn_fused_database_in_chunks(monkeypatch, rng):
     (D, I), (D0, I0) = _knn_both(monkeypatch, q, db, 10, "sqeuclidean")
     _same_as_tiled(D, I, D0, I0)
     np.testing.assert_array_equal(I[:3, 0], [5, 269_999, 140_000])
+
+
+def test_knn_fused_bound_over_wide_ranges(monkeypatch, rng):
+    """The bound from the sample (knn_tau.comp: a histogram over each row's range, then over one
+    bin) stays exact when a few rows are far away (a range 1e12 times the neighbours' distances),
+    when most distances tie, and when whole queries are NaN or inf."""
+    q = rng.standard_normal((37, 12)).astype(np.float32)
+    db = rng.standard_normal((12000, 12)).astype(np.float32)
+    db[::997] *= 1e6                      # far rows: squared distances up to ~1e13
+    db[5000:9000] = db[4000]              # ties
+    q[7] = db[4000]
+    q[8, 3] = np.nan
+    q[9, 1] = np.inf
+    for metric in ("sqeuclidean", "inner"):
+        (D, I), (D0, I0) = _knn_both(monkeypatch, q, db, 12, metric)
+        np.testing.assert_array_equal(I, I0)
+        np.testing.assert_array_equal(np.isnan(D), np.isnan(D0))
+        fin = np.isfinite(D0)
+        np.testing.assert_allclose(D[fin], D0[fin], rtol=2e-5, atol=1e-5)
+    (D, I), _ = _knn_both(monkeypatch, q, db, 12, "sqeuclidean")
+    np.testing.assert_array_equal(I[7], np.r_[4000, 5000:5011])

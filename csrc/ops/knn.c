@@ -114,9 +114,9 @@ static va_status knn_impl(va_stream *s, const va_tensor *q, const va_tensor *db,
 
 /* ---- fused search: distance tiles that keep only candidates ---------------------------------
  * 1. A stratified random sample of S database rows: the GEMM kernel writes an upper bound of each
- *    query's distance to them (MODE 0) and topk takes each query's k-th smallest, tau. The k-th
- *    best of a subset is no better than the k-th best of all, so every true neighbour lies within
- *    tau; about k * nb / S rows of the database do (a rank that does not depend on the data's
+ *    query's distance to them (MODE 0) and knn_tau.comp bounds each query's k-th smallest of them
+ *    from above: tau. The k-th best of a subset is no better than the k-th best of all, so every
+ *    true neighbour lies within tau; about k * nb / S rows of the database do (a rank that does not depend on the data's
  *    distribution, only on the sample being random).
  * 2. The GEMM kernel runs over the whole database (MODE 1) and appends every pair whose lower bound
  *    is within tau to its query's list of cap slots: a few instructions per pair, and the nq x nb
@@ -203,6 +203,19 @@ static int64_t query_block(const va_context *ctx, const va_tensor *q, int64_t ns
     if (qc >= (int64_t)bm) qc = qc / bm * bm;
     if (qc > nq) qc = nq;
     return qc;
+}
+
+/* Each query's bound (knn_tau.comp): T[r] >= the k-th smallest of row r of the (qn, ns) tile of the
+ * sample's upper bounds; no sort needed, and so cheaper than the k best (topk). */
+static va_status tau_rows(va_stream *s, va_buffer *tile, int64_t qn, int64_t ns, int64_t k, va_buffer *tau) {
+    va_context *ctx = va_stream_context(s);
+    uint32_t spec[2] = {256, 2048};
+    const va_kernel *kt;
+    VA_TRY(va_kernel_get(ctx, "knn_tau", spec, 2, 0, &kt));
+    va_binding b[2] = {{tile, 0, (uint64_t)qn * ns * 4, VA_READ}, {tau, 0, (uint64_t)qn * 4, VA_WRITE}};
+    uint32_t pc[6] = {(uint32_t)qn, (uint32_t)ns, (uint32_t)ns, 0, 0, (uint32_t)k};
+    uint32_t gx = qn < 65535 ? (uint32_t)qn : 65535;
+    return va_stream_dispatch(s, kt, b, 2, pc, sizeof pc, gx, (uint32_t)va_ceil_div((uint64_t)qn, gx), 1);
 }
 
 /* ---- the tensor-core search (knn_coop.comp) -------------------------------------------------
@@ -354,12 +367,11 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
     int64_t qc = query_block(ctx, q, ns, cap, bm);
     if (qc < 1) return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn: no query block fits");
     int64_t qpad = (qc + bm - 1) / bm * bm;
-    va_buffer *tile = NULL, *tau_v = NULL, *tau_i = NULL, *cand = NULL, *cnt = NULL;
+    va_buffer *tile = NULL, *tau_v = NULL, *cand = NULL, *cnt = NULL;
     VA_TRY(va_stream_scratch(s, (uint64_t)qpad * p->dpad * 2, &qh));
     VA_TRY(va_stream_scratch(s, (uint64_t)qc * 4, &qnrm));
     VA_TRY(va_stream_scratch(s, (uint64_t)qc * (uint64_t)ns * 4, &tile));
-    VA_TRY(va_stream_scratch(s, (uint64_t)qc * (uint64_t)k * 4, &tau_v));
-    VA_TRY(va_stream_scratch(s, (uint64_t)qc * (uint64_t)k * 4, &tau_i));
+    VA_TRY(va_stream_scratch(s, (uint64_t)qc * 4, &tau_v));
     VA_TRY(va_stream_scratch(s, (uint64_t)qc * cap * 8, &cand));
     VA_TRY(va_stream_scratch(s, (uint64_t)qc * 4, &cnt));
 
@@ -402,7 +414,7 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
             b[4] = (va_binding){qnrm, 0, (uint64_t)qn * 4, VA_READ};
             b[5] = mode == 0 ? (va_binding){xsn, 0, (uint64_t)ns * 4, VA_READ}
                              : (va_binding){xn, 0, (uint64_t)nb * 4, VA_READ};
-            b[6] = mode == 0 ? b[4] : (va_binding){tau_v, 0, (uint64_t)qn * k * 4, VA_READ};
+            b[6] = mode == 0 ? b[4] : (va_binding){tau_v, 0, (uint64_t)qn * 4, VA_READ};
             uint64_t ntiles = va_ceil_div((uint64_t)ncols, bn), gx = va_ceil_div((uint64_t)qn, bm);
             uint64_t splits = va_ceil_div(2048, gx);
             if (splits > ntiles) splits = ntiles;
@@ -413,28 +425,22 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
                 uint32_t nq, nb, nchunks, ldq, ldx, q_off, x_off, qn_off, xn_off, tau_off, tau_ld, o_off, ldo,
                     col_base, tiles_per_wg, zero_counts, c0, c1, c2h, c3;
             } pc = {(uint32_t)qn, (uint32_t)ncols, p->nchunks, p->dpad / 8, ldx, 0, x_off, 0, 0,
-                    (uint32_t)(k - 1), (uint32_t)k, 0, mode == 0 ? (uint32_t)ns : cap, 0, (uint32_t)per,
+                    0, 1, 0, mode == 0 ? (uint32_t)ns : cap, 0, (uint32_t)per,
                     mode == 0, uc0.u, uc1.u, uc2.u, uc3.u};
             VA_TRY(va_stream_dispatch(s, kern[mode], b, 7, &pc, sizeof pc, (uint32_t)gx, (uint32_t)splits, 1));
-            if (mode == 0) {
-                /* tau: each query's k smallest upper bounds over the sample; the k-th is the bound. */
-                va_tensor dist = {tile, 0, VA_F32, 2, {qn, ns}, {ns, 1}};
-                va_tensor tv = {tau_v, 0, VA_F32, 2, {qn, k}, {k, 1}};
-                va_tensor ti = {tau_i, 0, VA_U32, 2, {qn, k}, {k, 1}};
-                VA_TRY(va_topk(s, &dist, k, 0, NULL, NULL, 0, 0, &tv, &ti));
-            }
+            if (mode == 0) VA_TRY(tau_rows(s, tile, qn, ns, k, tau_v));   /* tau: the bound of each query */
         }
         uint32_t rd, ri, rf, rq;
         va_binding sb[10];
         select_bindings(ctx, cand, cnt, cap, q0, qn, k, out_d, out_i, overflow, sb, &rd, &ri, &rf);
         sb[5] = (va_binding){qnrm, 0, (uint64_t)qn * 4, VA_READ};
         sb[6] = (va_binding){xn, 0, (uint64_t)nb * 4, VA_READ};
-        sb[7] = (va_binding){tau_v, 0, (uint64_t)qn * k * 4, VA_READ};
+        sb[7] = (va_binding){tau_v, 0, (uint64_t)qn * 4, VA_READ};
         sb[8] = va_rows_binding(ctx, q, q0, qn, d, VA_READ, &rq);
         sb[9] = bdb;
         uint32_t need = (uint32_t)(k < nb ? k : nb);
         uint32_t spc[21] = {(uint32_t)qn, (uint32_t)k, rd, (uint32_t)out_d->strides[0], ri,
-                            (uint32_t)out_i->strides[0], rf, need, 0, 0, (uint32_t)(k - 1), (uint32_t)k,
+                            (uint32_t)out_i->strides[0], rf, need, 0, 0, 0, 1,
                             (uint32_t)d, (uint32_t)q->strides[0], rq, (uint32_t)db->strides[0], rdb,
                             uc0.u, uc1.u, uc2.u, uc3.u};
         uint32_t gx = qn < 65535 ? (uint32_t)qn : 65535;
@@ -529,10 +535,9 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
     if (nbc > (int64_t)65535 * bn) nbc = (int64_t)65535 * bn;
     if (nbc < 1) { free(map); return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "a database row exceeds the binding range"); }
 
-    va_buffer *tile = NULL, *tau_v = NULL, *tau_i = NULL, *cand = NULL, *cnt = NULL;
+    va_buffer *tile = NULL, *tau_v = NULL, *cand = NULL, *cnt = NULL;
     st = va_stream_scratch(s, (uint64_t)qc * (uint64_t)ns * 4, &tile);
-    if (!st) st = va_stream_scratch(s, (uint64_t)qc * (uint64_t)k * 4, &tau_v);
-    if (!st) st = va_stream_scratch(s, (uint64_t)qc * (uint64_t)k * 4, &tau_i);
+    if (!st) st = va_stream_scratch(s, (uint64_t)qc * 4, &tau_v);
     if (!st) st = va_stream_scratch(s, (uint64_t)qc * cap * 8, &cand);
     if (!st) st = va_stream_scratch(s, (uint64_t)qc * 4, &cnt);
     if (st) { free(map); return st; }
@@ -577,7 +582,7 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
                 va_tensor tdn2 = {dnb, 0, VA_F32, 2, {nb, 1}, {1, 1}};
                 bind[4] = va_rows_binding(ctx, &tdn2, j0, jn, 1, VA_READ, &rdn);
                 bind[5] = (va_binding){mapb, 0, (uint64_t)ns * 4, VA_READ};
-                bind[6] = mode == 0 ? bind[5] : (va_binding){tau_v, 0, (uint64_t)qn * (uint64_t)k * 4, VA_READ};
+                bind[6] = mode == 0 ? bind[5] : (va_binding){tau_v, 0, (uint64_t)qn * 4, VA_READ};
                 bind[7] = (va_binding){cnt, 0, (uint64_t)qn * 4, mode == 0 ? VA_WRITE : VA_READ_WRITE};
                 int vb = d % vec == 0 && db->strides[0] % vec == 0 && rb % vec == 0;
                 if (!kern[mode][va_][vb]) {
@@ -592,21 +597,14 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
                 } pc = {(uint32_t)qn, (uint32_t)(mode == 0 ? s1 - s0 : jn), (uint32_t)d, (uint32_t)q->strides[0],
                         (uint32_t)db->strides[0], mode == 0 ? (uint32_t)ns : cap, ra, rb,
                         mode == 0 ? (uint32_t)s0 : 0, rqn, rdn, (uint32_t)s0, (uint32_t)j0,
-                        (uint32_t)j0, cap, (uint32_t)k, (uint32_t)(k - 1), (uint32_t)first, slack.u, guard.u};
+                        (uint32_t)j0, cap, 1, 0, (uint32_t)first, slack.u, guard.u};
                 uint32_t ncols = pc.n;
                 st = va_stream_dispatch(s, kern[mode][va_][vb], bind, nbind, &pc, sizeof pc,
                                         va_ceil_div((uint64_t)qn, bm), va_ceil_div(ncols, bn), 1);
                 first = 0;
             }
             if (st) break;
-            if (mode == 0) {
-                /* tau: each query's k best upper bounds over the sample; the k-th is the bound. */
-                va_tensor dist = {tile, 0, VA_F32, 2, {qn, ns}, {ns, 1}};
-                va_tensor tv = {tau_v, 0, VA_F32, 2, {qn, k}, {k, 1}};
-                va_tensor ti = {tau_i, 0, VA_U32, 2, {qn, k}, {k, 1}};
-                st = va_topk(s, &dist, k, 0, NULL, NULL, 0, 0, &tv, &ti);
-                if (st) break;
-            }
+            if (mode == 0 && (st = tau_rows(s, tile, qn, ns, k, tau_v)) != VA_SUCCESS) break;   /* tau */
         }
         if (st) break;
         uint32_t rd, ri, rf;
