@@ -1,16 +1,21 @@
 // knn_tau.comp — each query's bound for the fused k-nearest-neighbour search (csrc/ops/knn.c): from
 // its row of upper bounds over the sample, a value T >= the k-th smallest of them (NaN ranking
 // after every number), which is all the bound needs, without sorting anything. One workgroup per
-// row: the row's finite range [mn, mx] is cut into NB bins, a histogram finds the bin holding the
-// k-th value, a second one cuts that bin into NB sub-bins, and T is the upper edge of the sub-bin
-// holding it plus a margin of 8 sub-bins and 2^-20 relative for the rounding of the bin
-// coordinates (capped at mx). Rows of -inf, +inf or NaN at the k-th place give those.
+// row. The first PREFIX entries give a range [lo, hi): hi their largest finite value (at least the
+// k-th smallest of the row when they hold k finite values), lo as far below their smallest; one
+// read of the row counts -inf, the finite values below lo, in each of NB bins of [lo, hi), above
+// it, +inf and NaN, and so finds the bin holding the k-th value. T is that bin's upper edge plus a
+// margin of a bin and 2^-20 relative for the rounding of the bin coordinates; where a bin is
+// wider than 2^-10 of T (a row of a very wide range), a second read cuts it into NB sub-bins. A
+// k-th value below lo gives lo, above hi +inf (valid, only looser); -inf, +inf or NaN at the k-th
+// place give those.
 #version 450
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
 layout(local_size_x_id = 0) in;
-layout(constant_id = 1) const uint NB = 2048;
+layout(constant_id = 1) const uint NB = 4096;
+layout(constant_id = 2) const uint PREFIX = 2048;
 
 layout(binding = 0) readonly buffer X_ { float X[]; };
 layout(binding = 1) writeonly buffer T_ { float T[]; };
@@ -22,6 +27,7 @@ layout(push_constant) uniform PC {
 shared uint hist[NB];
 shared float red_f[2 * 64];
 shared uint red_u[3 * 64];
+shared uint red_c[2 * 64];
 shared uint sel[2];
 
 bool finite_bits(float v) { return (floatBitsToUint(v) & 0x7F800000u) != 0x7F800000u; }
@@ -56,79 +62,97 @@ void main() {
     if (row >= pc.rows) return;
     const uint base = pc.x_off + row * pc.ldx;
 
-    // The finite range, and how many are -inf, +inf, NaN.
-    float mn = uintBitsToFloat(0x7F7FFFFFu), mx = -mn;
-    uint lo = 0, hi = 0, nan = 0;
+    // The range, from the prefix.
+    float pmn = uintBitsToFloat(0x7F7FFFFFu), pmx = -pmn;
+    for (uint i = t; i < min(pc.n, PREFIX); i += WG) {
+        float v = X[base + i];
+        if (finite_bits(v)) {
+            pmn = min(pmn, v);
+            pmx = max(pmx, v);
+        }
+    }
+    pmn = subgroupMin(pmn);
+    pmx = subgroupMax(pmx);
+    if (subgroupElect()) {
+        red_f[gl_SubgroupID] = pmn;
+        red_f[64 + gl_SubgroupID] = pmx;
+    }
+    for (uint b = t; b < NB; b += WG) hist[b] = 0u;
+    barrier();
+    for (uint g = 0; g < gl_NumSubgroups; g++) {
+        pmn = min(pmn, red_f[g]);
+        pmx = max(pmx, red_f[64 + g]);
+    }
+    const float hi = pmx, lo = pmn - (pmx - pmn);
+    float scale = float(NB) / (hi - lo);
+    const bool binned = hi > lo && finite_bits(scale) && scale > 0.0;
+    // One read: the counts and the histogram.
+    uint ninf = 0, under = 0, over = 0, pinf = 0, nan = 0;
     for (uint i = t; i < pc.n; i += WG) {
         float v = X[base + i];
         uint u = floatBitsToUint(v);
-        if (finite_bits(v)) {
-            mn = min(mn, v);
-            mx = max(mx, v);
-        } else if ((u & 0x007FFFFFu) != 0u) nan++;
-        else if ((u & 0x80000000u) != 0u) lo++;
-        else hi++;
+        if (!finite_bits(v)) {
+            if ((u & 0x007FFFFFu) != 0u) nan++;
+            else if ((u & 0x80000000u) != 0u) ninf++;
+            else pinf++;
+        } else if (!(v >= lo)) {
+            under++;
+        } else if (!binned || !(v < hi)) {
+            over++;
+        } else {
+            atomicAdd(hist[min(uint((v - lo) * scale), NB - 1)], 1u);
+        }
     }
-    mn = subgroupMin(mn);
-    mx = subgroupMax(mx);
-    lo = subgroupAdd(lo);
-    hi = subgroupAdd(hi);
-    nan = subgroupAdd(nan);
+    ninf = subgroupAdd(ninf); under = subgroupAdd(under); over = subgroupAdd(over);
+    pinf = subgroupAdd(pinf); nan = subgroupAdd(nan);
     if (subgroupElect()) {
-        red_f[gl_SubgroupID] = mn;
-        red_f[64 + gl_SubgroupID] = mx;
-        red_u[gl_SubgroupID] = lo;
-        red_u[64 + gl_SubgroupID] = hi;
-        red_u[128 + gl_SubgroupID] = nan;
+        red_u[gl_SubgroupID] = ninf;
+        red_u[64 + gl_SubgroupID] = under;
+        red_u[128 + gl_SubgroupID] = over;
+        red_c[gl_SubgroupID] = pinf;
+        red_c[64 + gl_SubgroupID] = nan;
     }
     barrier();
-    lo = 0; hi = 0; nan = 0;
+    ninf = 0; under = 0; over = 0; pinf = 0; nan = 0;
     for (uint g = 0; g < gl_NumSubgroups; g++) {
-        mn = min(mn, red_f[g]);
-        mx = max(mx, red_f[64 + g]);
-        lo += red_u[g];
-        hi += red_u[64 + g];
-        nan += red_u[128 + g];
+        ninf += red_u[g];
+        under += red_u[64 + g];
+        over += red_u[128 + g];
+        pinf += red_c[g];
+        nan += red_c[64 + g];
     }
-    const uint nfin = pc.n - lo - hi - nan;
+    const uint inbins = pc.n - ninf - under - over - pinf - nan;
+    barrier();
     float tau;
-    if (pc.k <= lo) tau = uintBitsToFloat(0xFF800000u);
-    else if (pc.k > lo + nfin + hi) tau = uintBitsToFloat(0x7FC00000u);
-    else if (pc.k > lo + nfin) tau = uintBitsToFloat(0x7F800000u);
-    else {
-        const uint kk = pc.k - lo;   // rank among the finite values, 1-based
-        float scale = float(NB) / (mx - mn);
-        if (!(mx > mn) || !finite_bits(scale) || !(scale > 0.0)) {
-            tau = mx;
-        } else {
+    uint kk = pc.k;
+    if (kk <= ninf) tau = uintBitsToFloat(0xFF800000u);
+    else if (kk <= ninf + under) tau = lo;
+    else if (kk <= ninf + under + inbins) {
+        kk -= ninf + under;
+        find_bin(kk);
+        const uint b1 = sel[0], k2 = kk - sel[1];
+        barrier();
+        float ut = float(b1 + 2u);
+        if ((hi - lo) / float(NB) > abs(lo + float(b1 + 1u) / scale) * (1.0 / 1024.0)) {
+            // A wide range: the bin's NB sub-bins, from a second read.
             for (uint b = t; b < NB; b += WG) hist[b] = 0u;
             barrier();
             for (uint i = t; i < pc.n; i += WG) {
                 float v = X[base + i];
-                if (finite_bits(v)) atomicAdd(hist[min(uint((v - mn) * scale), NB - 1)], 1u);
-            }
-            barrier();
-            find_bin(kk);
-            const uint b1 = sel[0], k2 = kk - sel[1];
-            barrier();
-            for (uint b = t; b < NB; b += WG) hist[b] = 0u;
-            barrier();
-            for (uint i = t; i < pc.n; i += WG) {
-                float v = X[base + i];
-                if (finite_bits(v)) {
-                    float u = (v - mn) * scale;
+                if (finite_bits(v) && v >= lo && v < hi) {
+                    float u = (v - lo) * scale;
                     if (min(uint(u), NB - 1) == b1)
                         atomicAdd(hist[min(uint(max(u - float(b1), 0.0) * float(NB)), NB - 1)], 1u);
                 }
             }
             barrier();
             find_bin(k2);
-            const uint b2 = sel[0];
-            float ut = float(b1) + float(b2 + 9u) / float(NB);
-            tau = mn + ut / scale;
-            tau += abs(tau) * (1.0 / 1048576.0) + 1e-30;
-            tau = min(tau, mx);
+            ut = float(b1) + float(sel[0] + 9u) / float(NB);
         }
-    }
+        tau = lo + ut / scale;
+        tau += abs(tau) * (1.0 / 1048576.0) + 1e-30;
+        tau = min(tau, hi);
+    } else if (kk <= pc.n - nan) tau = uintBitsToFloat(0x7F800000u);
+    else tau = uintBitsToFloat(0x7FC00000u);
     if (t == 0) T[pc.t_off + row] = tau;
 }

@@ -209,9 +209,9 @@ static int64_t query_block(const va_context *ctx, const va_tensor *q, int64_t ns
  * sample's upper bounds; no sort needed, and so cheaper than the k best (topk). */
 static va_status tau_rows(va_stream *s, va_buffer *tile, int64_t qn, int64_t ns, int64_t k, va_buffer *tau) {
     va_context *ctx = va_stream_context(s);
-    uint32_t spec[2] = {256, 2048};
+    uint32_t spec[3] = {256, 4096, 2048};
     const va_kernel *kt;
-    VA_TRY(va_kernel_get(ctx, "knn_tau", spec, 2, 0, &kt));
+    VA_TRY(va_kernel_get(ctx, "knn_tau", spec, 3, 0, &kt));
     va_binding b[2] = {{tile, 0, (uint64_t)qn * ns * 4, VA_READ}, {tau, 0, (uint64_t)qn * 4, VA_WRITE}};
     uint32_t pc[6] = {(uint32_t)qn, (uint32_t)ns, (uint32_t)ns, 0, 0, (uint32_t)k};
     uint32_t gx = qn < 65535 ? (uint32_t)qn : 65535;
