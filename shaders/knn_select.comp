@@ -116,6 +116,23 @@ float key_value(uint key) {
 
 bool less(uvec2 a, uvec2 b) { return a.x < b.x || (a.x == b.x && a.y < b.y); }
 
+// Sorts the n (a power of two) keys of shared array ARR ascending, with the whole workgroup.
+#define BITONIC_SORT(ARR, n)                                                                        \
+    for (uint size = 2; size <= (n); size <<= 1) {                                                  \
+        for (uint stride = size >> 1; stride > 0; stride >>= 1) {                                   \
+            for (uint h = t; h < (n) / 2; h += WG) {                                                \
+                uint i = 2 * h - (h & (stride - 1));                                                \
+                uint j = i + stride;                                                                \
+                uvec2 a = ARR[i], b = ARR[j];                                                       \
+                if (less(b, a) == ((i & size) == 0)) {                                              \
+                    ARR[i] = b;                                                                     \
+                    ARR[j] = a;                                                                     \
+                }                                                                                   \
+            }                                                                                       \
+            barrier();                                                                              \
+        }                                                                                           \
+    }
+
 void main() {
     const uint WG = gl_WorkGroupSize.x;
     const uint t = gl_LocalInvocationID.x;
@@ -143,21 +160,7 @@ void main() {
         keys[i] = i < n ? uvec2(order_key(c.x), c.y) : NONE;
     }
     barrier();
-    for (uint size = 2; size <= p2; size <<= 1) {
-        for (uint stride = size >> 1; stride > 0; stride >>= 1) {
-            for (uint h = t; h < p2 / 2; h += WG) {
-                uint i = 2 * h - (h & (stride - 1));
-                uint j = i + stride;
-                bool up = (i & size) == 0;
-                uvec2 a = keys[i], b = keys[j];
-                if (less(b, a) == up) {
-                    keys[i] = b;
-                    keys[j] = a;
-                }
-            }
-            barrier();
-        }
-    }
+    BITONIC_SORT(keys, p2)
 #if defined(REFINE)
     // tau2: the k-th smallest upper bound (NaN where there are not k of them: all are computed).
     if (t == 0) { n_exact = 0u; n_finite = 0u; }
@@ -182,21 +185,7 @@ void main() {
     while (p2x < max(ne, pc.k)) p2x <<= 1;
     for (uint i = ne + t; i < p2x; i += WG) xkeys[i] = NONE;
     barrier();
-    for (uint size = 2; size <= p2x; size <<= 1) {
-        for (uint stride = size >> 1; stride > 0; stride >>= 1) {
-            for (uint h = t; h < p2x / 2; h += WG) {
-                uint i = 2 * h - (h & (stride - 1));
-                uint j = i + stride;
-                bool up = (i & size) == 0;
-                uvec2 a = xkeys[i], b = xkeys[j];
-                if (less(b, a) == up) {
-                    xkeys[i] = b;
-                    xkeys[j] = a;
-                }
-            }
-            barrier();
-        }
-    }
+    BITONIC_SORT(xkeys, p2x)
 #define SORTED xkeys
 #define SORTED_N p2x
 #else
