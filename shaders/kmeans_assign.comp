@@ -117,8 +117,7 @@ void main() {
 #else
 
 // The winner of each row of the block, then its exact distance (shared by the fused kernel and
-// the finish pass): G = WG / BM threads per row, each summing every G-th feature
-// (kmeans_exact.glsl, the same order kmeans_bounds.comp uses).
+// the finish pass): G = WG / BM threads per row (1, 2 or 4), in kmeans_exact.glsl's order.
 shared uint win[BM];
 shared float red[gl_WorkGroupSize.x];
 #if defined(BOUNDS)
@@ -171,8 +170,8 @@ void exact_rows(uint row0) {
 #endif
     barrier();
     if (r < BM && g == 0u && gr < pc.n) {
-        float tot = 0.0;
-        for (uint q = 0; q < G; q++) tot += red[t + q];
+        float tot = exact_combine(red[t], G > 1u ? red[t + 1u] : 0.0, G > 2u ? red[t + 2u] : 0.0,
+                                  G > 2u ? red[t + 3u] : 0.0, G);
         L[pc.l_off + gr] = win[r];
         if (HAS_DISTS) DS[pc.ds_off + gr] = tot;
 #if defined(BOUNDS)

@@ -158,7 +158,8 @@ void main() {
         uint pos = 0u;
         if (valid && g == 0u) {
             float D = 0.0, xx = 0.0;
-            for (uint q = 0; q < G; q++) D += red[t + q];   // kmeans_assign's order
+            D = exact_combine(red[t], G > 1u ? red[t + 1u] : 0.0, G > 2u ? red[t + 2u] : 0.0,
+                              G > 2u ? red[t + 3u] : 0.0, G);   // kmeans_exact.glsl's order
             for (uint q = 0; q < G; q++) xx += red2[t + q];
             L[pc.l_off + i] = a;
             DS[pc.ds_off + i] = D;

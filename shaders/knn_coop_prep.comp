@@ -5,6 +5,9 @@
 //   MODE 0: the squared norm of the row (float32, as row_l2 sums it), NaN where a float16 value
 //           is not finite (an overflow, or inf/NaN in the row);
 //   MODE 1 (cosine): the row divided by its norm, and the inverse norm (as row_l2's mode 2).
+// With HAS_SHIFT the rows are first shifted, x − MU; with RESID values below float16's normal range
+// are stored as zeros and RES[r] gets the squared norm of what the rounding lost, (scaled row) −
+// (its float16 copy), each difference exact in float32 (k-means' operands, kmeans_coop.comp).
 // One subgroup per row, so any subgroup size works.
 //! variant f16: -DIN_F16
 #version 450
@@ -23,17 +26,24 @@ layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
 layout(constant_id = 3) const uint MODE = 0;
 layout(constant_id = 4) const uint ROWS = 8;
 layout(constant_id = 5) const bool GATHER = false;
+layout(constant_id = 6) const bool HAS_SHIFT = false;
+layout(constant_id = 7) const bool RESID = false;
 
 layout(binding = 0) readonly buffer X_ { ELEM X[]; };
 layout(binding = 1) writeonly buffer XH_ { float16_t XH[]; };
 layout(binding = 2) writeonly buffer NRM_ { float NRM[]; };
 layout(binding = 3) readonly buffer MAP_ { uint MAP[]; };
+layout(binding = 4) readonly buffer MU_ { float MU[]; };
+layout(binding = 5) writeonly buffer RES_ { float RES[]; };
 
 layout(push_constant) uniform PC {
     uint rows, valid, d, dpad;
     uint ldx, x_off, ldo, o_off, nrm_off, map_off;
     float scale;
+    uint mu_off;
 } pc;
+
+float at(uint base, uint p) { return HAS_SHIFT ? float(X[base + p]) - MU[pc.mu_off + p] : float(X[base + p]); }
 
 bool bad(float16_t h) { return (floatBitsToUint(float(h)) & 0x7F800000u) == 0x7F800000u; }
 
@@ -50,19 +60,29 @@ void main() {
         uint base = pc.x_off + src * pc.ldx;
         float s = 0.0;
         for (uint p = gl_SubgroupInvocationID; p < pc.d; p += gl_SubgroupSize) {
-            float v = float(X[base + p]);
+            float v = at(base, p);
             s = fma(v, v, s);
         }
         s = subgroupAdd(s);
         float f = MODE == 1 ? pc.scale / sqrt(s) : pc.scale;
         bool b = false;
+        float res = 0.0;
         for (uint p = gl_SubgroupInvocationID; p < pc.dpad; p += gl_SubgroupSize) {
-            float16_t h = p < pc.d ? float16_t(float(X[base + p]) * f) : float16_t(0.0);
+            float v = p < pc.d ? at(base, p) * f : 0.0;
+            float16_t h = float16_t(v);
+            if (RESID) {
+                if (abs(float(h)) < 6.103515625e-05) h = float16_t(0.0);   // 2^-14: no subnormals
+                float r = v - float(h);
+                res = fma(r, r, res);
+            }
             b = b || bad(h);
             XH[ob + p] = h;
         }
         b = subgroupAny(b);
-        if (subgroupElect())
+        if (RESID) res = subgroupAdd(res);
+        if (subgroupElect()) {
             NRM[pc.nrm_off + row] = MODE == 1 ? 1.0 / sqrt(s) : b ? uintBitsToFloat(0x7FC00000u) : s;
+            if (RESID) RES[pc.nrm_off + row] = res;
+        }
     }
 }

@@ -39,7 +39,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 python3 -c "import pytest, scipy, faiss" 2>/dev/null || { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; }
 ln -sf libvulkan.so.1 /usr/lib/x86_64-linux-gnu/libvulkan.so
-CFLAGS=-I.gl/include VACCEL_SPIRV_DIR=build/spv timeout 180 python3 setup.py build_ext --inplace > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; echo "gpu-run: build failed"; exit 1; }
+CFLAGS=-I.gl/include VACCEL_SPIRV_DIR=build/spv timeout 180 python3 setup.py build_ext --inplace --force > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; echo "gpu-run: build failed"; exit 1; }
 export PYTHONPATH=.:${PYTHONPATH:-}
 
 timeout 60 python3 -m vaccel info 2>&1 | tee "$OUT/info.txt"

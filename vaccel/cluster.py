@@ -35,9 +35,36 @@ __all__ = ["KMeans", "ConvergenceWarning", "assign"]
 _MAX_ROWS = 0
 
 
-def _bounds_enabled():
-    """Hamerly's bounds in the device fit, unless VACCEL_KMEANS_BOUNDS=0."""
-    return os.environ.get("VACCEL_KMEANS_BOUNDS", "1").strip() not in ("0", "false", "no", "off")
+_OFF = ("0", "false", "no", "off")
+
+
+def _coop(n, k, d):
+    """Whether an assignment of n rows to k centres of d features asks for the tensor-core kernel
+    (kmeans_coop.comp; the C side takes it where the device has cooperative matrices, else the
+    float32 one): VACCEL_KMEANS_COOP=0 never, =1 always; by default where the GEMM is large enough
+    to pay for the float16 copy of the rows and the exact distances (n >= 32768, k >= 128, d >= 32)."""
+    env = os.environ.get("VACCEL_KMEANS_COOP", "").strip().lower()
+    if env in _OFF:
+        return False
+    if env:
+        return True
+    return n >= 32768 and k >= 128 and d >= 32
+
+
+def _device_has_coop():
+    if runtime.get_backend() != "vulkan" or os.environ.get("VACCEL_NO_COOPMAT", "").strip() not in ("",) + _OFF:
+        return False
+    return bool(runtime.context().info().get("cooperative_matrix"))
+
+
+def _bounds_enabled(n, k, d):
+    """Hamerly's bounds in the device fit: VACCEL_KMEANS_BOUNDS=1 / 0 says; by default on, except
+    where the tensor-core assignment serves (every row at its rate beats the bounds' test pass
+    plus the rows they cannot skip, on all but well-separated data)."""
+    env = os.environ.get("VACCEL_KMEANS_BOUNDS", "").strip().lower()
+    if env:
+        return env not in _OFF
+    return not (_coop(n, k, d) and _device_has_coop())
 
 
 class ConvergenceWarning(UserWarning):
@@ -262,14 +289,16 @@ class _Device:
         ins = (self.x, self.mu_dev, self.scales, centres) + (() if labels_prev is None else (labels_prev,)) + \
             (() if not has_w else (self.w_dev,)) + ((centres_prev,) if bounded and labels_prev is not None else ())
         outs = (centres_out, labels_out, dists, aux, stats) + ((lower,) if bounded else ())
-        runtime.run_op("kmeans_step", ins, outs, (int(labels_prev is not None), int(has_w), 1, _MAX_ROWS, int(bounded)),
+        coop = int(not bounded and _coop(self.n, centres.shape[0], self.d))
+        runtime.run_op("kmeans_step", ins, outs,
+                       (int(labels_prev is not None), int(has_w), 1, _MAX_ROWS, int(bounded), coop),
                        names={("in", 0): "X"})
         if runtime.in_batch():
             runtime.synchronize()   # the statistics decide what happens next
 
     def lloyd(self, centres, max_iter, tol, progress):
         n, k = self.n, centres.shape[0]
-        bounded = _bounds_enabled()
+        bounded = _bounds_enabled(n, k, self.d)
         cur, nxt = centres, runtime.empty((k, self.d), np.float32)
         # With bounds, the centres of the previous step too (the bounds move with their drift).
         spare = runtime.empty((k, self.d), np.float32) if bounded else None
@@ -318,7 +347,8 @@ class _Device:
                     runtime.synchronize()
                 self.rows_assigned.append(int(listed[0]))
             else:
-                runtime.run_op("kmeans_assign", (self.x, cur, self.mu_dev), (final, dists), (0, 1, 1, _MAX_ROWS),
+                runtime.run_op("kmeans_assign", (self.x, cur, self.mu_dev), (final, dists),
+                               (0, 1, 1, _MAX_ROWS, int(_coop(n, k, self.d))),
                                names={("in", 0): "X"})
                 self.rows_assigned.append(n)
         lab = final.numpy().astype(np.int32)
@@ -417,7 +447,7 @@ def assign(x, centres):
             x = h.astype(_device_dtype(h.dtype), copy=False)
     labels = np.empty(n, np.uint32)
     dist = np.empty(n, np.float32)
-    runtime.run_op("kmeans_assign", (x, cc, mu), (labels, dist), (0, 1, 1, _MAX_ROWS),
+    runtime.run_op("kmeans_assign", (x, cc, mu), (labels, dist), (0, 1, 1, _MAX_ROWS, int(_coop(n, *cc.shape))),
                    names={("in", 0): "x", ("in", 1): "centres"})
     if runtime.in_batch():
         runtime.synchronize()
@@ -434,7 +464,8 @@ def _assign_device(x, centres, shift=None, labels=None, dists=None):
     dists = runtime.empty(n, np.float32) if dists is None else dists
     ins = (x, centres) if shift is None else (x, centres, shift)
     if n:
-        runtime.run_op("kmeans_assign", ins, (labels, dists), (0, int(shift is not None), 1, _MAX_ROWS),
+        runtime.run_op("kmeans_assign", ins, (labels, dists),
+                       (0, int(shift is not None), 1, _MAX_ROWS, int(_coop(n, centres.shape[0], x.shape[1]))),
                        names={("in", 0): "x", ("in", 1): "centres", ("in", 2): "shift"})
     return labels, dists
 
@@ -629,7 +660,7 @@ class KMeans:
         labels = np.empty(n, np.uint32)
         dist = np.empty(n, np.float32)
         runtime.run_op("kmeans_assign", (x, self._centred, self._mu.astype(np.float32)), (labels, dist),
-                       (0, 1, 1, _MAX_ROWS), names={("in", 0): "X"})
+                       (0, 1, 1, _MAX_ROWS, int(_coop(n, *self._centred.shape))), names={("in", 0): "X"})
         if runtime.in_batch():
             runtime.synchronize()
         return labels.astype(np.int32), dist.astype(np.float64)

@@ -25,14 +25,18 @@ kmeans-assign/<n>x<d>/k=<k>  the assignment alone: labels and squared distances 
 What runs (X and the centres resident on the device, moved there outside the timing):
   vaccel       kmeans: the step vaccel.KMeans.fit runs per iteration (vaccel.cluster._Device.step:
                fused assignment, counting sort by label, exact fixed-point sums, new centres,
-               statistics, all in one submit; 16 bytes read back); kmeans-fit: vaccel.KMeans(k,
-               init=the rows, max_iter=ITERS, tol=0).fit(X as a vaccel.Array), with Hamerly's
-               bounds (the default: after the first iteration only the rows whose bounds fail
-               are assigned in full; recorded per iteration as rows_recomputed, and their mean
-               fraction over iterations 1.. and the final assignment as recomputed_fraction);
-               vaccel-nobounds, the same fit with VACCEL_KMEANS_BOUNDS=0 (every row, every
-               iteration); kmeans-assign: the fused assignment kernel (op kmeans_assign) into
-               device arrays
+               statistics, all in one submit; 16 bytes read back); the assignment takes the
+               tensor cores where they serve (kmeans_coop.comp: float16 scores with a rigorous
+               bound, the rows it cannot settle on the float32 kernel); vaccel-float32 the same
+               step with VACCEL_KMEANS_COOP=0. kmeans-fit: vaccel.KMeans(k, init=the rows,
+               max_iter=ITERS, tol=0).fit(X as a vaccel.Array) as configured by default (tensor
+               cores, every row every iteration, where they serve; else Hamerly's bounds);
+               vaccel-bounds with VACCEL_KMEANS_BOUNDS=1 (after the first iteration only the rows
+               whose bounds fail are assigned in full; recorded per iteration as rows_recomputed,
+               and their mean fraction over iterations 1.. and the final assignment as
+               recomputed_fraction); vaccel-float32 with VACCEL_KMEANS_BOUNDS=0 and
+               VACCEL_KMEANS_COOP=0 (every row, every iteration, float32 kernel). kmeans-assign:
+               op kmeans_assign into device arrays (vaccel), float32 kernel only (vaccel-float32)
   torch-cuda   the PyTorch step a user writes, TF32 off: d = addmm(|c|^2, x, c.T, alpha=-2)
                (n x k, never needed in full by vaccel), d.min(1) -> labels and inertia (+ sum |x|^2,
                precomputed), index_add_ of the rows and bincount -> new centres (an empty centre
@@ -221,7 +225,7 @@ def make_assign_check(n):
 # implementations
 
 
-def _vaccel_step(P, n, d, k):
+def _vaccel_step(P, n, d, k, float32=False):
     V = P.vaccel
     from vaccel import cluster
 
@@ -241,12 +245,12 @@ def _vaccel_step(P, n, d, k):
             data, c0, c1, lab, dists, aux, stats = states[i]
             data.step(c0, c1, lab[0], lab[1], dists, aux, stats)
             return c1, data.mu, stats.copy()
-        return run
+        return under_env("VACCEL_KMEANS_COOP", "0", run) if float32 else run
 
     def fetch(res, rows):
         c1, mu, stats = res
         return c1.numpy().astype(np.float64) + mu, float(stats[2:].view(np.float32)[0])
-    return Impl("vaccel", prepare, fetch, V.synchronize, "device", P.vaccel_device_name(), mem=vaccel_peak_mem(V),
+    return Impl("vaccel-float32" if float32 else "vaccel", prepare, fetch, V.synchronize, "device", P.vaccel_device_name(), mem=vaccel_peak_mem(V),
                 mem_source="vaccel.memory_stats", note="the step KMeans.fit runs per iteration; 16 bytes read back")
 
 
@@ -274,7 +278,9 @@ def _torch_step(P, n, d, k):
                 note="addmm + min + index_add_ + bincount, TF32 off")
 
 
-def _vaccel_fit(P, n, d, k, iters, bounds):
+def _vaccel_fit(P, n, d, k, iters, variant):
+    """variant: "default" (the library's choice), "bounds" (Hamerly's bounds forced on) or
+    "float32" (neither bounds nor tensor cores: every row every iteration on the float32 kernel)."""
     V = P.vaccel
 
     def prepare(sets):
@@ -283,13 +289,21 @@ def _vaccel_fit(P, n, d, k, iters, bounds):
         def run(i):
             x, init = states[i]
             return V.KMeans(k, init=init, n_init=1, max_iter=iters, tol=0.0).fit(x)
-        return under_env("VACCEL_KMEANS_BOUNDS", "1" if bounds else "0", run)
+        if variant == "bounds":
+            return under_env("VACCEL_KMEANS_BOUNDS", "1", run)
+        if variant == "float32":
+            return under_env("VACCEL_KMEANS_BOUNDS", "0", under_env("VACCEL_KMEANS_COOP", "0", run))
+        return run
 
     def fetch(km, rows):
         return {"centres": km.cluster_centers_, "labels": km.labels_, "inertia": km.inertia_, "n_iter": km.n_iter_,
-                "rows": getattr(km, "_rows_assigned", None) if bounds else None}
-    name = "vaccel" if bounds else "vaccel-nobounds"
-    note = "KMeans.fit, Hamerly's bounds" if bounds else "KMeans.fit, VACCEL_KMEANS_BOUNDS=0: every row every iteration"
+                "rows": getattr(km, "_rows_assigned", None)}
+    name = {"default": "vaccel", "bounds": "vaccel-bounds", "float32": "vaccel-float32"}[variant]
+    note = {"default": "KMeans.fit as configured by default (tensor cores without bounds where they serve, "
+                       "else Hamerly's bounds)",
+            "bounds": "KMeans.fit, VACCEL_KMEANS_BOUNDS=1: Hamerly's bounds",
+            "float32": "KMeans.fit, VACCEL_KMEANS_BOUNDS=0 VACCEL_KMEANS_COOP=0: every row every iteration, "
+                       "float32 kernel"}[variant]
     return Impl(name, prepare, fetch, V.synchronize, "device", P.vaccel_device_name(), mem=vaccel_peak_mem(V),
                 mem_source="vaccel.memory_stats", note=note)
 
@@ -386,9 +400,9 @@ def _sklearn_step(P, n, d, k):
                 note=f"lloyd_iter_chunked_dense, {threads} threads"), None
 
 
-def _vaccel_assign(P, n, d, k):
+def _vaccel_assign(P, n, d, k, float32=False):
     V = P.vaccel
-    from vaccel import runtime
+    from vaccel import cluster, runtime
 
     def prepare(sets):
         states = []
@@ -399,7 +413,8 @@ def _vaccel_assign(P, n, d, k):
 
         def run(i):
             x, c, mu, lab, dist = states[i]
-            runtime.run_op("kmeans_assign", (x, c, mu), (lab, dist), (0, 1, 1, 0))
+            coop = 0 if float32 else int(cluster._coop(n, k, d))
+            runtime.run_op("kmeans_assign", (x, c, mu), (lab, dist), (0, 1, 1, 0, coop))
             return lab, dist
         return run
 
@@ -407,8 +422,10 @@ def _vaccel_assign(P, n, d, k):
         lab, dist = res
         lab, dist = lab.numpy(), dist.numpy()
         return (lab, dist) if rows is None else (lab[rows], dist[rows])
-    return Impl("vaccel", prepare, fetch, V.synchronize, "device", P.vaccel_device_name(), mem=vaccel_peak_mem(V),
-                mem_source="vaccel.memory_stats", note="fused kernel (op kmeans_assign), device arrays out")
+    return Impl("vaccel-float32" if float32 else "vaccel", prepare, fetch, V.synchronize, "device",
+                P.vaccel_device_name(), mem=vaccel_peak_mem(V), mem_source="vaccel.memory_stats",
+                note="op kmeans_assign, device arrays out" + (": float32 kernel only" if float32 else
+                                                               " (tensor cores where they serve)"))
 
 
 def _torch_assign(P, n, d, k):
@@ -437,6 +454,7 @@ def _step_case(P, n, d, k):
     impls, skipped = [], {}
     if P.vaccel is not None:
         impls.append(_vaccel_step(P, n, d, k))
+        impls.append(_vaccel_step(P, n, d, k, float32=True))
     if P.torch_cuda:
         impls.append(_torch_step(P, n, d, k))
     _add_sklearn(impls, skipped, n, d, k, lambda: _sklearn_step(P, n, d, k))
@@ -462,8 +480,8 @@ def _add_sklearn(impls, skipped, n, d, k, make):
 def _fit_case(P, n, d, k, iters=ITERS):
     impls, skipped = [], {}
     if P.vaccel is not None:
-        impls.append(_vaccel_fit(P, n, d, k, iters, True))
-        impls.append(_vaccel_fit(P, n, d, k, iters, False))
+        for variant in ("default", "bounds", "float32"):
+            impls.append(_vaccel_fit(P, n, d, k, iters, variant))
     if P.torch_cuda:
         impls.append(_torch_fit(P, n, d, k, iters))
     _add_sklearn(impls, skipped, n, d, k, lambda: _sklearn_fit(P, n, d, k, iters))
@@ -480,6 +498,7 @@ def _assign_case(P, n, d, k):
     impls, skipped = [], {}
     if P.vaccel is not None:
         impls.append(_vaccel_assign(P, n, d, k))
+        impls.append(_vaccel_assign(P, n, d, k, float32=True))
     if P.torch_cuda:
         impls.append(_torch_assign(P, n, d, k))
     return Case(name=f"kmeans-assign/{n}x{d}/k={k}", family="kmeans", op="kmeans/assign",

@@ -99,7 +99,7 @@ extern const va_spirv va_spirv_table[];
 extern const size_t va_spirv_count;
 
 #define VA_MAX_SPEC 32
-#define VA_MAX_BINDINGS 10
+#define VA_MAX_BINDINGS 16
 #define VA_PUSH_BYTES 128
 
 typedef struct va_kernel {
@@ -189,6 +189,15 @@ va_status va_row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, uint
 typedef struct va_coop_cfg { uint32_t bm, bn, bk, wm, wn; } va_coop_cfg;
 int va_coopmat_enabled(const va_context *ctx);
 va_coop_cfg va_coopmat_tiles(const va_context *ctx);
+/* Float16 operand rows for the tensor-core searches (knn.c, knn_coop_prep.comp; kmeans.c): rows
+ * of `out` dpad halves apart from x's rows (row map[r] with a map), minus `shift` when given, times
+ * `scale`; nrm: squared norms (before the scale), NaN where a float16 value is not finite (mode 1:
+ * unit rows and inverse norms). With res: no float16 subnormals (stored as zeros), and res gets the
+ * squared norm of each row's rounding residual (scaled row − its float16 copy). Rows from `valid`
+ * to `rows` are zeros. */
+va_status va_coop_prep(va_stream *s, const va_tensor *x, int64_t rows, int64_t valid, uint32_t dpad, uint32_t mode,
+                       va_buffer *map, int64_t map_n, const va_tensor *shift, va_buffer *out, va_buffer *nrm,
+                       va_buffer *res, float scale);
 
 /* ---- quantized operands (ops/quantize.c, shared with cdist.c and knn.c) ---- */
 /* Scalar-quantizer codes: rows of a U8 tensor (n, cw) with cw a multiple of 4 bytes holding

@@ -8,6 +8,7 @@
  * k-means++ seeding with every step on the device and nothing read back between steps; and the
  * row gather of initial centres. X larger than one binding window is taken in windows of rows;
  * everything else is O(k·d) or O(rows) scratch. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,9 @@ static int tile_ok(const va_context *ctx, tile_cfg c) {
     if (!c.tm || !c.tn || c.tm % 4 || c.tn % 4 || c.bk % 4 || c.bm % c.tm || c.bn % c.tn) return 0;
     uint32_t wg = (c.bm / c.tm) * (c.bn / c.tn);
     uint32_t ct = c.bn / c.tn;
-    return wg <= ctx->info.max_workgroup_invocations && wg >= c.bm && wg % c.bm == 0 && (ct & (ct - 1)) == 0 &&
+    /* G = wg / bm threads per row sum the exact distance: 1, 2 or 4 (kmeans_exact.glsl). */
+    return wg <= ctx->info.max_workgroup_invocations && wg >= c.bm && wg % c.bm == 0 &&
+           (wg / c.bm == 1 || wg / c.bm == 2 || wg / c.bm == 4) && (ct & (ct - 1)) == 0 &&
            tile_shared(c) <= ctx->info.shared_memory_per_workgroup;
 }
 
@@ -279,8 +282,149 @@ static va_status assign_rows(va_stream *s, const va_tensor *x, const centres_t *
     return VA_SUCCESS;
 }
 
+/* ---- the assignment on tensor cores (kmeans_coop.comp) ----------------------------------------
+ * Float16 copies of the rows (-2 (x − shift), knn_coop_prep.comp, a block of rows at a time) and of
+ * the centres on cooperative matrices, with a rounding bound from the measured residuals of the
+ * copies (kmeans_coop.comp): rows whose nearest centre the bound proves get it, and their exact
+ * distance (the `dist` variant) summed as the float32 kernel sums it; the rest (near ties, rows
+ * that overflow float16, non-finite data) are listed and assigned by the float32 kernel (the
+ * bounds variant reading the list). Labels and distances are
+ * therefore those of the float32 assignment but where two centres are within its own rounding of
+ * each other, where this path takes the exactly nearest one. */
+
+typedef struct kcoop_plan { uint32_t sgm, fm, fn, mm, nn, kk, csteps, nchunks, dpad, sg; } kcoop_plan;
+
+#define KCOOP_BLOCK (1 << 18)   /* rows per float16 block: 64 MiB of copy at 128 features */
+
+static int kcoop_plan_for(const va_context *ctx, const va_tensor *x, int64_t k, kcoop_plan *p) {
+    int64_t d = x->shape[1];
+    if (!va_coopmat_enabled(ctx) || !ctx->info.subgroup_size_control || !va_kernel_available("kmeans_coop")) return 0;
+    p->mm = ctx->info.coopmat_m;
+    p->nn = ctx->info.coopmat_n;
+    p->kk = ctx->info.coopmat_k;
+    p->sg = ctx->info.subgroup_size;
+    if (!p->mm || p->mm % 8 || p->nn % 8 || p->kk % 8 || !p->sg || d < 1 || k < 1 || k >= (1 << 24)) return 0;
+    /* 128 rows by 32 centres: the fastest of seven shapes on an H100 (1M x 1024 x 128). */
+    p->sgm = 4; p->fm = 2; p->fn = 2;
+    const char *env = getenv("VACCEL_KMEANS_COOP_TILE");   /* "SGM,FM,FN", for tuning */
+    uint32_t e[3];
+    if (env && sscanf(env, "%u,%u,%u", &e[0], &e[1], &e[2]) == 3 && e[0] && e[1] && e[2] && e[0] <= 16 &&
+        e[1] * e[2] <= 16) {
+        p->sgm = e[0]; p->fm = e[1]; p->fn = e[2];
+    }
+    uint64_t d16 = ((uint64_t)d + p->kk - 1) / p->kk * p->kk;
+    p->csteps = d16 <= 8ull * p->kk ? (uint32_t)(d16 / p->kk) : 8;
+    p->nchunks = (uint32_t)((d16 + (uint64_t)p->csteps * p->kk - 1) / ((uint64_t)p->csteps * p->kk));
+    p->dpad = p->csteps * p->kk * p->nchunks;
+    uint64_t bm = (uint64_t)p->sgm * p->fm * p->mm, bn = (uint64_t)p->fn * p->nn;
+    uint64_t rq = (uint64_t)p->csteps * p->kk / 8, stage = bn * (rq + 1) + bn / 4, patch = p->mm * p->nn / 4;
+    uint64_t sh = 2 * stage > p->sgm * 3 * patch ? 2 * stage : p->sgm * 3 * patch;
+    uint64_t ex = p->sgm * ((bm / p->sgm * 33 + 3) / 4);
+    if (ex > sh) sh = ex;
+    uint64_t shared = sh * 16 + bm * 12 + 4;   /* as kmeans_coop.comp */
+    return bn % 4 == 0 && p->nn % 4 == 0 && shared <= ctx->info.shared_memory_per_workgroup &&
+           (uint64_t)p->sgm * p->sg <= ctx->info.max_workgroup_invocations &&
+           (uint64_t)k * p->dpad * 2 <= range_bytes(ctx) && (uint64_t)KCOOP_BLOCK * p->dpad * 2 <= range_bytes(ctx);
+}
+
+static va_status coop_assign(va_stream *s, const va_tensor *x, const va_tensor *centres, const centres_t *cen,
+                             const va_tensor *shift, const va_tensor *labels, const va_tensor *dists, int64_t rows,
+                             const kcoop_plan *p) {
+    va_context *ctx = va_stream_context(s);
+    int64_t n = x->shape[0], d = x->shape[1], k = cen->k, ldx = ld_of(x);
+    int64_t nwin = (n + rows - 1) / rows;
+    uint32_t bm = p->sgm * p->fm * p->mm;
+    int64_t blk = rows < KCOOP_BLOCK ? rows : KCOOP_BLOCK;
+    int64_t bpad = (blk + bm - 1) / bm * bm;
+    va_buffer *chb, *cnb, *crb, *qh, *qn, *qr, *cs, *list, *lower;
+    VA_TRY(va_stream_scratch(s, (uint64_t)k * p->dpad * 2, &chb));
+    VA_TRY(va_stream_scratch(s, (uint64_t)k * 4, &cnb));
+    VA_TRY(va_stream_scratch(s, (uint64_t)k * 4, &crb));
+    VA_TRY(va_stream_scratch(s, (uint64_t)bpad * p->dpad * 2, &qh));
+    VA_TRY(va_stream_scratch(s, (uint64_t)bpad * 4, &qn));
+    VA_TRY(va_stream_scratch(s, (uint64_t)bpad * 4, &qr));
+    uint64_t cs_words = 8 + (uint64_t)nwin;
+    VA_TRY(va_stream_scratch(s, cs_words * 4, &cs));
+    VA_TRY(va_stream_scratch(s, (uint64_t)n * 4, &list));
+    VA_TRY(va_stream_scratch(s, (uint64_t)n * 4, &lower));
+    uint32_t *zeros = calloc(cs_words, 4);
+    if (!zeros) return va_fail(VA_ERROR_OUT_OF_HOST_MEMORY, "k-means: out of host memory");
+    va_status st = va_stream_upload(s, cs, 0, zeros, cs_words * 4);
+    free(zeros);
+    VA_TRY(st);
+    va_tensor cv = *centres;
+    cv.strides[0] = cen->ldc;
+    VA_TRY(va_coop_prep(s, &cv, k, k, p->dpad, 0, NULL, 0, NULL, chb, cnb, crb, 1.0f));
+
+    /* The bound's constants (kmeans_coop.comp). rho1 and rho2 may be any positive numbers; the
+     * bound is tightest where they are |ra| / |c| and |rc| / |a|, which for float16 rounding to
+     * nearest of rows and centres of similar norms are about 4e-4 and 1e-4 (measured); rows that
+     * are float16 already and not shifted are copied exactly (ra = 0): rho1 then goes to nothing. */
+    int q_exact = x->dtype == VA_F16 && !shift;
+    union { float f; uint32_t u; } rho1 = {q_exact ? 1e-12f : 4e-4f}, rho2 = {1e-4f},
+                                   c1 = {(float)((2.0 * (double)d + 32.0) / 4194304.0)},
+                                   rmul = {(float)(1.0 + ((double)d + 2.0) / 8388608.0)};
+    /* VACCEL_KMEANS_COOP_PROBE=1 (profiling only, the results are wrong): the kernel keeping only
+     * the smallest score per position, to time the GEMM alone. */
+    const char *probe = getenv("VACCEL_KMEANS_COOP_PROBE");
+    uint32_t spec[13] = {p->sgm * p->sg, 1, 1, p->sgm, p->fm, p->fn, p->mm, p->nn, p->kk, p->csteps,
+                         p->nchunks == 1, p->sg, probe && strcmp(probe, "1") == 0};
+    const va_kernel *kern, *kdist = NULL;
+    VA_TRY(va_kernel_get(ctx, "kmeans_coop", spec, 13, p->sg, &kern));
+    if (dists) {
+        uint32_t ds[4] = {256, 1, 1, shift != NULL};
+        VA_TRY(va_kernel_get(ctx, x->dtype == VA_F16 ? "kmeans_coop_dist_f16" : "kmeans_coop_dist", ds, 4, 0, &kdist));
+    }
+    uint32_t mu_rem = 0;
+    va_binding mub = shift ? vec_window(ctx, shift, 0, d, VA_READ, &mu_rem) : cen->cb;
+    size_t es = va_dtype_size(x->dtype);
+    for (int64_t r0 = 0, w = 0; r0 < n; r0 += rows, w++) {
+        int64_t rc = n - r0 < rows ? n - r0 : rows;
+        uint32_t rl, rli;
+        va_tensor lt = {list, 0, VA_U32, 1, {n}, {1}};
+        va_binding b[9];
+        b[4] = vec_window(ctx, labels, r0, rc, VA_WRITE, &rl);
+        b[5] = vec_window(ctx, &lt, r0, rc, VA_WRITE, &rli);
+        b[6] = whole(cs, VA_READ_WRITE);
+        for (int64_t b0 = 0; b0 < rc; b0 += blk) {
+            int64_t bn = rc - b0 < blk ? rc - b0 : blk, bp = (bn + bm - 1) / bm * bm;
+            va_tensor xb = *x;
+            xb.offset += (uint64_t)(r0 + b0) * (uint64_t)ldx * es;
+            xb.shape[0] = bn;
+            VA_TRY(va_coop_prep(s, &xb, bp, bn, p->dpad, 0, NULL, 0, shift, qh, qn, qr, -2.0f));
+            b[0] = (va_binding){qh, 0, (uint64_t)bp * p->dpad * 2, VA_READ};
+            b[1] = (va_binding){chb, 0, (uint64_t)k * p->dpad * 2, VA_READ};
+            b[2] = (va_binding){qn, 0, (uint64_t)bn * 4, VA_READ};
+            b[3] = (va_binding){cnb, 0, (uint64_t)k * 4, VA_READ};
+            b[7] = (va_binding){qr, 0, (uint64_t)bn * 4, VA_READ};
+            b[8] = (va_binding){crb, 0, (uint64_t)k * 4, VA_READ};
+            struct {
+                uint32_t rows, row_base, k, nchunks, ldq, l_off, list_off, cnt_idx, rho1, rho2, c1, rmul;
+            } pc = {(uint32_t)bn, (uint32_t)b0, (uint32_t)k, p->nchunks, p->dpad / 8, rl, rli, 8 + (uint32_t)w,
+                    rho1.u, rho2.u, c1.u, rmul.u};
+            VA_TRY(va_stream_dispatch(s, kern, b, 9, &pc, sizeof pc, (uint32_t)(bp / bm), 1, 1));
+        }
+        if (kdist) {   /* the settled rows' exact distances */
+            uint32_t rx, rl2, rd;
+            va_binding db[5] = {va_rows_binding(ctx, x, r0, rc, d, VA_READ, &rx), mub, cen->cb,
+                                vec_window(ctx, labels, r0, rc, VA_READ, &rl2),
+                                vec_window(ctx, dists, r0, rc, VA_WRITE, &rd)};
+            uint32_t dpc[9] = {(uint32_t)rc, (uint32_t)d, (uint32_t)ldx, rx, mu_rem, (uint32_t)cen->ldc, cen->c_rem,
+                               rl2, rd};
+            uint64_t groups = va_ceil_div((uint64_t)rc, 8);
+            uint32_t gx = groups < 65535 ? (uint32_t)groups : 65535;
+            VA_TRY(va_stream_dispatch(s, kdist, db, 5, dpc, sizeof dpc, gx, (uint32_t)va_ceil_div(groups, gx), 1));
+        }
+    }
+    /* The listed rows on the float32 kernel (its lower bounds go to scratch). */
+    va_tensor lo = {lower, 0, VA_F32, 1, {n}, {1}};
+    bounds_io bd = {cs, 8, list, &lo, 0.0f};
+    return assign_rows(s, x, cen, shift, labels, dists, rows, &bd);
+}
+
 static va_status assign_run(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
-                            const va_tensor *shift, const va_tensor *labels, const va_tensor *dists, int64_t max_rows) {
+                            const va_tensor *shift, const va_tensor *labels, const va_tensor *dists, int64_t max_rows,
+                            int coop) {
     va_context *ctx = va_stream_context(s);
     va_tensor xv;
     VA_TRY(x_view(x, &xv));
@@ -299,13 +443,16 @@ static va_status assign_run(va_stream *s, const va_tensor *x, const va_tensor *c
     VA_TRY(prep_centres(s, x, centres, cnorms, &cen));
     int64_t rows;
     VA_TRY(rows_per_window(ctx, x, 4, max_rows, &rows));
+    kcoop_plan plan;
+    if (coop && !cnorms && kcoop_plan_for(ctx, x, k, &plan))
+        return coop_assign(s, x, centres, &cen, shift, labels, dists, rows, &plan);
     return assign_rows(s, x, &cen, shift, labels, dists, rows, NULL);
 }
 
 va_status va_kmeans_assign(va_stream *s, const va_tensor *x, const va_tensor *centres, const va_tensor *cnorms,
                            const va_tensor *shift, const va_tensor *labels, const va_tensor *dists) {
     va_clear_error();
-    return assign_run(s, x, centres, cnorms, shift, labels, dists, 0);
+    return assign_run(s, x, centres, cnorms, shift, labels, dists, 0, 0);
 }
 
 /* ---- assignment with Hamerly's bounds ---------------------------------------------------------- */
@@ -436,7 +583,7 @@ static va_status lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *w
                             const va_tensor *scales, const va_tensor *centres, const va_tensor *labels_prev,
                             const va_tensor *centres_prev, const va_tensor *lower,
                             const va_tensor *centres_out, const va_tensor *labels_out, const va_tensor *dists_out,
-                            const va_tensor *aux_out, const va_tensor *stats_out, int64_t max_rows) {
+                            const va_tensor *aux_out, const va_tensor *stats_out, int64_t max_rows, int coop) {
     va_context *ctx = va_stream_context(s);
     va_tensor xv;
     VA_TRY(x_view(x, &xv));
@@ -467,7 +614,7 @@ static va_status lloyd_step(va_stream *s, const va_tensor *x, const va_tensor *w
         VA_TRY(bounded_assign(s, x, shift, centres, centres_prev, labels_prev, lower, labels_out, dists_out, rows,
                               &cs));
     else
-        VA_TRY(assign_run(s, x, centres, NULL, shift, labels_out, dists_out, max_rows));
+        VA_TRY(assign_run(s, x, centres, NULL, shift, labels_out, dists_out, max_rows, coop));
     int64_t nwin = (n + rows - 1) / rows;
     int64_t ncol = d + 1;
     int64_t maxchunks = rows / CHUNK_S + k + 1;
@@ -579,7 +726,7 @@ va_status va_kmeans_lloyd_step(va_stream *s, const va_tensor *x, const va_tensor
                                const va_tensor *aux_out, const va_tensor *stats_out) {
     va_clear_error();
     return lloyd_step(s, x, weights, shift, scales, centres, labels_prev, NULL, NULL, centres_out, labels_out,
-                      dists_out, aux_out, stats_out, 0);
+                      dists_out, aux_out, stats_out, 0, 0);
 }
 
 va_status va_kmeans_lloyd_step_bounded(va_stream *s, const va_tensor *x, const va_tensor *weights,
@@ -591,7 +738,7 @@ va_status va_kmeans_lloyd_step_bounded(va_stream *s, const va_tensor *x, const v
     va_clear_error();
     if (!lower) return va_fail(VA_ERROR_INVALID_ARGUMENT, "lower: missing tensor");
     return lloyd_step(s, x, weights, shift, scales, centres, labels_prev, centres_prev, lower, centres_out,
-                      labels_out, dists_out, aux_out, stats_out, 0);
+                      labels_out, dists_out, aux_out, stats_out, 0, 0);
 }
 
 static va_status assign_bounded_run(va_stream *s, const va_tensor *x, const va_tensor *shift,
@@ -796,7 +943,8 @@ va_status va_kmeans_plusplus(va_stream *s, const va_tensor *x, const va_tensor *
 /* ---- registry adapters --------------------------------------------------------------------------- */
 
 /* Inputs: x, centres[, cnorms][, shift]. Outputs: labels[, dists].
- * iparams: has_cnorms, has_shift, has_dists, max_rows (0: the device's binding range). */
+ * iparams: has_cnorms, has_shift, has_dists, max_rows (0: the device's binding range)[, coop: the
+ * tensor-core assignment where the device has it (vaccel.cluster decides where it pays)]. */
 static va_status op_kmeans_assign(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
                                   const int64_t *ip, int n_i, const double *fp, int n_f) {
     (void)fp; (void)n_f;
@@ -806,12 +954,13 @@ static va_status op_kmeans_assign(va_stream *s, const va_tensor *in, int n_in, c
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "kmeans_assign: (x, centres[, cnorms][, shift]) -> (labels[, dists])");
     va_clear_error();
     return assign_run(s, &in[0], &in[1], hc ? &in[2] : NULL, hs ? &in[2 + hc] : NULL, &out[0], hd ? &out[1] : NULL,
-                      ip[3]);
+                      ip[3], n_i > 4 && ip[4] != 0);
 }
 VA_REGISTER_OP(kmeans_assign, op_kmeans_assign);
 
 /* Inputs: x, shift, scales, centres[, labels_prev][, weights][, centres_prev]. Outputs: centres_out,
- * labels, dists, aux[, stats][, lower]. iparams: has_prev, has_weights, has_stats, max_rows[, bounds]:
+ * labels, dists, aux[, stats][, lower]. iparams: has_prev, has_weights, has_stats, max_rows[, bounds[,
+ * coop]] (coop: the tensor-core assignment where the device has it, for a step without bounds):
  * with bounds, `lower` (n) holds the rows' lower bounds (read when has_prev, then rewritten),
  * centres_prev comes with labels_prev, and stats has a fifth word: the rows assigned in full. */
 static va_status op_kmeans_step(va_stream *s, const va_tensor *in, int n_in, const va_tensor *out, int n_out,
@@ -826,7 +975,7 @@ static va_status op_kmeans_step(va_stream *s, const va_tensor *in, int n_in, con
     va_clear_error();
     return lloyd_step(s, &in[0], hw ? &in[4 + hp] : NULL, &in[1], &in[2], &in[3], hp ? &in[4] : NULL,
                       hb && hp ? &in[4 + hp + hw] : NULL, hb ? &out[4 + hs] : NULL, &out[0], &out[1], &out[2],
-                      &out[3], hs ? &out[4] : NULL, ip[3]);
+                      &out[3], hs ? &out[4] : NULL, ip[3], n_i > 5 && ip[5] != 0);
 }
 VA_REGISTER_OP(kmeans_step, op_kmeans_step);
 

@@ -279,32 +279,39 @@ static int coop_applies(const va_context *ctx, const va_tensor *q, const va_tens
     return 1;
 }
 
-static va_status coop_prep(va_stream *s, const va_tensor *x, int64_t rows, int64_t valid, const coop_plan *p,
-                           uint32_t mode, va_buffer *map, int64_t map_n, va_buffer *out, va_buffer *nrm,
-                           float scale) {
+/* See internal.h. */
+va_status va_coop_prep(va_stream *s, const va_tensor *x, int64_t rows, int64_t valid, uint32_t dpad, uint32_t mode,
+                       va_buffer *map, int64_t map_n, const va_tensor *shift, va_buffer *out, va_buffer *nrm,
+                       va_buffer *res, float scale) {
     va_context *ctx = va_stream_context(s);
     if (rows == 0) return VA_SUCCESS;
     const uint32_t rows_per_wg = 8;
     uint32_t sg = ctx->info.max_subgroup_size;
     if (!sg || 64 % sg) sg = 0;
-    uint32_t spec[6] = {64, 1, 1, mode, rows_per_wg, map != NULL};
+    uint32_t spec[8] = {64, 1, 1, mode, rows_per_wg, map != NULL, shift != NULL, res != NULL};
     const va_kernel *k;
-    VA_TRY(va_kernel_get(ctx, x->dtype == VA_F16 ? "knn_coop_prep_f16" : "knn_coop_prep", spec, 6, sg, &k));
+    VA_TRY(va_kernel_get(ctx, x->dtype == VA_F16 ? "knn_coop_prep_f16" : "knn_coop_prep", spec, 8, sg, &k));
     int64_t d = x->shape[1];
-    uint32_t rx;
-    va_binding b[4];
+    uint32_t rx, mu_rem = 0;
+    va_binding b[6];
     b[0] = map ? va_rows_binding(ctx, x, 0, x->shape[0], d, VA_READ, &rx)
                : va_rows_binding(ctx, x, 0, valid > 0 ? valid : 1, d, VA_READ, &rx);
-    b[1] = (va_binding){out, 0, (uint64_t)rows * p->dpad * 2, VA_WRITE};
+    b[1] = (va_binding){out, 0, (uint64_t)rows * dpad * 2, VA_WRITE};
     b[2] = (va_binding){nrm, 0, (uint64_t)(valid > 0 ? valid : 1) * 4, VA_WRITE};
     b[3] = map ? (va_binding){map, 0, (uint64_t)map_n * 4, VA_READ} : b[2];
-    if (!map) b[3].access = VA_WRITE;
+    if (shift) {
+        uint64_t at = va_align_binding(ctx, shift->offset, 4, &mu_rem);
+        b[4] = (va_binding){shift->buf, at, ((uint64_t)d + mu_rem) * 4, VA_READ};
+    } else {
+        b[4] = b[2];
+    }
+    b[5] = res ? (va_binding){res, 0, (uint64_t)(valid > 0 ? valid : 1) * 4, VA_WRITE} : b[2];
     union { float f; uint32_t u; } sc = {scale};
-    uint32_t pc[11] = {(uint32_t)rows, (uint32_t)valid, (uint32_t)d, p->dpad, (uint32_t)x->strides[0], rx,
-                       p->dpad, 0, 0, 0, sc.u};
+    uint32_t pc[12] = {(uint32_t)rows, (uint32_t)valid, (uint32_t)d, dpad, (uint32_t)x->strides[0], rx,
+                       dpad, 0, 0, 0, sc.u, mu_rem};
     uint64_t groups = va_ceil_div((uint64_t)rows, rows_per_wg);
     uint32_t gx = groups < 65535 ? (uint32_t)groups : 65535;
-    return va_stream_dispatch(s, k, b, 4, pc, sizeof pc, gx, (uint32_t)va_ceil_div(groups, gx), 1);
+    return va_stream_dispatch(s, k, b, 6, pc, sizeof pc, gx, (uint32_t)va_ceil_div(groups, gx), 1);
 }
 
 static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor *db, const coop_plan *p,
@@ -353,7 +360,7 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
         VA_TRY(va_row_l2(s, db, &t, 0));
     } else {
         VA_TRY(va_stream_scratch(s, (uint64_t)nb * p->dpad * 2, &xh));
-        VA_TRY(coop_prep(s, db, nb, nb, p, cosine, NULL, 0, xh, xn, 1.0f));
+        VA_TRY(va_coop_prep(s, db, nb, nb, p->dpad, cosine, NULL, 0, NULL, xh, xn, NULL, 1.0f));
     }
     /* The sample, gathered into its own operand. */
     uint32_t *map = NULL;
@@ -361,7 +368,7 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
     free(map);
     VA_TRY(va_stream_scratch(s, (uint64_t)ns * p->dpad * 2, &xs));
     VA_TRY(va_stream_scratch(s, (uint64_t)ns * 4, &xsn));
-    VA_TRY(coop_prep(s, db, ns, ns, p, cosine, mapb, ns, xs, xsn, 1.0f));
+    VA_TRY(va_coop_prep(s, db, ns, ns, p->dpad, cosine, mapb, ns, NULL, xs, xsn, NULL, 1.0f));
 
     /* Query blocks: the sample's bounds and the candidate lists within the tile budget. */
     int64_t qc = query_block(ctx, q, ns, cap, bm);
@@ -396,7 +403,7 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
         int64_t qn = nq - q0 < qc ? nq - q0 : qc;
         int64_t qp = (qn + bm - 1) / bm * bm;
         va_tensor qb = rows_of(q, q0, qn);
-        VA_TRY(coop_prep(s, &qb, qp, qn, p, cosine, NULL, 0, qh, qnrm, (float)-alpha));
+        VA_TRY(va_coop_prep(s, &qb, qp, qn, p->dpad, cosine, NULL, 0, NULL, qh, qnrm, NULL, (float)-alpha));
         for (uint32_t mode = 0; mode < 2; mode++) {
             int64_t ncols = mode == 0 ? ns : nb;
             va_binding b[7];
