@@ -606,7 +606,7 @@ class KMeans:
             if best is None or (inertia < best[1] and not _is_same_clustering(labels, best[0], k)):
                 best = (labels, inertia, centres, n_iter, list(getattr(data, "rows_assigned", ())))
         labels, inertia, centres, n_iter, self._rows_assigned = best
-        distinct = np.unique(labels).size
+        distinct = int(np.count_nonzero(np.bincount(labels, minlength=k)))   # labels lie in [0, k)
         if distinct < k:
             warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). "
                           "Possibly due to duplicate points in X.", ConvergenceWarning, stacklevel=2)
