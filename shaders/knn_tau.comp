@@ -8,7 +8,8 @@
 // margin of a bin and 2^-20 relative for the rounding of the bin coordinates; where a bin is
 // wider than 2^-10 of T (a row of a very wide range), a second read cuts it into NB sub-bins. A
 // k-th value below lo gives lo, above hi +inf (valid, only looser); -inf, +inf or NaN at the k-th
-// place give those.
+// place give those. With LARGEST the row is read negated and -T written: a value <= the k-th largest
+// (topk's filter path, csrc/ops/topk.c, takes its rows' bounds from here too).
 #version 450
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -16,6 +17,7 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint NB = 4096;
 layout(constant_id = 2) const uint PREFIX = 2048;
+layout(constant_id = 3) const bool LARGEST = false;
 
 layout(binding = 0) readonly buffer X_ { float X[]; };
 layout(binding = 1) writeonly buffer T_ { float T[]; };
@@ -65,7 +67,7 @@ void main() {
     // The range, from the prefix.
     float pmn = uintBitsToFloat(0x7F7FFFFFu), pmx = -pmn;
     for (uint i = t; i < min(pc.n, PREFIX); i += WG) {
-        float v = X[base + i];
+        float v = LARGEST ? -X[base + i] : X[base + i];
         if (finite_bits(v)) {
             pmn = min(pmn, v);
             pmx = max(pmx, v);
@@ -89,7 +91,7 @@ void main() {
     // One read: the counts and the histogram.
     uint ninf = 0, under = 0, over = 0, pinf = 0, nan = 0;
     for (uint i = t; i < pc.n; i += WG) {
-        float v = X[base + i];
+        float v = LARGEST ? -X[base + i] : X[base + i];
         uint u = floatBitsToUint(v);
         if (!finite_bits(v)) {
             if ((u & 0x007FFFFFu) != 0u) nan++;
@@ -138,7 +140,7 @@ void main() {
             for (uint b = t; b < NB; b += WG) hist[b] = 0u;
             barrier();
             for (uint i = t; i < pc.n; i += WG) {
-                float v = X[base + i];
+                float v = LARGEST ? -X[base + i] : X[base + i];
                 if (finite_bits(v) && v >= lo && v < hi) {
                     float u = (v - lo) * scale;
                     if (min(uint(u), NB - 1) == b1)
@@ -154,5 +156,5 @@ void main() {
         tau = min(tau, hi);
     } else if (kk <= pc.n - nan) tau = uintBitsToFloat(0x7F800000u);
     else tau = uintBitsToFloat(0x7FC00000u);
-    if (t == 0) T[pc.t_off + row] = tau;
+    if (t == 0) T[pc.t_off + row] = LARGEST ? -tau : tau;
 }

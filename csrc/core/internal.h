@@ -189,6 +189,11 @@ va_status va_row_l2(va_stream *s, const va_tensor *x, const va_tensor *out, uint
 typedef struct va_coop_cfg { uint32_t bm, bn, bk, wm, wn; } va_coop_cfg;
 int va_coopmat_enabled(const va_context *ctx);
 va_coop_cfg va_coopmat_tiles(const va_context *ctx);
+/* Each row's bound (knn_tau.comp, knn.c): for every row of the (rows, n) float32 matrix at the start
+ * of `tile`, a value >= its k-th smallest entry (NaN ranking last), or with `largest` <= its k-th
+ * largest, into tau[row]; no sort. The fused knn searches' bounds and topk's filter path. */
+va_status va_tau_rows(va_stream *s, va_buffer *tile, int64_t rows, int64_t n, int64_t k, int largest,
+                      va_buffer *tau);
 /* Float16 operand rows for the tensor-core searches (knn.c, knn_coop_prep.comp; kmeans.c): rows
  * of `out` dpad halves apart from x's rows (row map[r] with a map), minus `shift` when given, times
  * `scale`; nrm: squared norms (before the scale), NaN where a float16 value is not finite (mode 1:

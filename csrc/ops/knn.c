@@ -205,17 +205,17 @@ static int64_t query_block(const va_context *ctx, const va_tensor *q, int64_t ns
     return qc;
 }
 
-/* Each query's bound (knn_tau.comp): T[r] >= the k-th smallest of row r of the (qn, ns) tile of the
- * sample's upper bounds; no sort needed, and so cheaper than the k best (topk). */
-static va_status tau_rows(va_stream *s, va_buffer *tile, int64_t qn, int64_t ns, int64_t k, va_buffer *tau) {
+/* See internal.h. */
+va_status va_tau_rows(va_stream *s, va_buffer *tile, int64_t rows, int64_t n, int64_t k, int largest,
+                      va_buffer *tau) {
     va_context *ctx = va_stream_context(s);
-    uint32_t spec[3] = {256, 4096, 2048};
+    uint32_t spec[4] = {256, 4096, 2048, largest != 0};
     const va_kernel *kt;
-    VA_TRY(va_kernel_get(ctx, "knn_tau", spec, 3, 0, &kt));
-    va_binding b[2] = {{tile, 0, (uint64_t)qn * ns * 4, VA_READ}, {tau, 0, (uint64_t)qn * 4, VA_WRITE}};
-    uint32_t pc[6] = {(uint32_t)qn, (uint32_t)ns, (uint32_t)ns, 0, 0, (uint32_t)k};
-    uint32_t gx = qn < 65535 ? (uint32_t)qn : 65535;
-    return va_stream_dispatch(s, kt, b, 2, pc, sizeof pc, gx, (uint32_t)va_ceil_div((uint64_t)qn, gx), 1);
+    VA_TRY(va_kernel_get(ctx, "knn_tau", spec, 4, 0, &kt));
+    va_binding b[2] = {{tile, 0, (uint64_t)rows * n * 4, VA_READ}, {tau, 0, (uint64_t)rows * 4, VA_WRITE}};
+    uint32_t pc[6] = {(uint32_t)rows, (uint32_t)n, (uint32_t)n, 0, 0, (uint32_t)k};
+    uint32_t gx = rows < 65535 ? (uint32_t)rows : 65535;
+    return va_stream_dispatch(s, kt, b, 2, pc, sizeof pc, gx, (uint32_t)va_ceil_div((uint64_t)rows, gx), 1);
 }
 
 /* ---- the tensor-core search (knn_coop.comp) -------------------------------------------------
@@ -435,7 +435,7 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
                     0, 1, 0, mode == 0 ? (uint32_t)ns : cap, 0, (uint32_t)per,
                     mode == 0, uc0.u, uc1.u, uc2.u, uc3.u};
             VA_TRY(va_stream_dispatch(s, kern[mode], b, 7, &pc, sizeof pc, (uint32_t)gx, (uint32_t)splits, 1));
-            if (mode == 0) VA_TRY(tau_rows(s, tile, qn, ns, k, tau_v));   /* tau: the bound of each query */
+            if (mode == 0) VA_TRY(va_tau_rows(s, tile, qn, ns, k, 0, tau_v));   /* tau: the bound of each query */
         }
         uint32_t rd, ri, rf, rq;
         va_binding sb[10];
@@ -611,7 +611,7 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
                 first = 0;
             }
             if (st) break;
-            if (mode == 0 && (st = tau_rows(s, tile, qn, ns, k, tau_v)) != VA_SUCCESS) break;   /* tau */
+            if (mode == 0 && (st = va_tau_rows(s, tile, qn, ns, k, 0, tau_v)) != VA_SUCCESS) break;   /* tau */
         }
         if (st) break;
         uint32_t rd, ri, rf;

@@ -8,9 +8,10 @@
  * few thousand candidates per row. Per window of rows:
  *  1. topk_sample copies nsb blocks of 8 entries of each row (about one block in g, stratified,
  *     random within a stratum) into a sample matrix, and zeroes the rows' candidate counts;
- *  2. the row kernel takes each sample row's r best; the r-th, tau, is the row's bound. The sample
- *     is a subset of the row, so at least r entries of the row are as good as tau; about r / f are
- *     (f = sample entries / n), with a standard deviation of about sqrt(r) / f;
+ *  2. knn_tau.comp bounds each sample row's r-th best without sorting: tau, at least as far as the
+ *     r-th (within one of its histogram bins), is the row's bound. The sample is a subset of the
+ *     row, so at least r entries of the row are as good as tau; about r / f are (f = sample
+ *     entries / n), with a standard deviation of about sqrt(r) / f;
  *  3. topk_filter reads the rows once and appends every entry as good as tau to its row's list of
  *     cap slots;
  *  4. knn_select sorts each list and writes its k best; a row with more candidates than slots or
@@ -148,11 +149,6 @@ static va_tensor rows_of(const va_tensor *t, int64_t r0, int64_t rows) {
     v.offset += (uint64_t)r0 * (uint64_t)t->strides[0] * va_dtype_size(t->dtype);
     v.shape[0] = rows;
     return v;
-}
-
-static va_tensor matrix(va_buffer *buf, va_dtype dt, int64_t rows, int64_t cols) {
-    va_tensor t = {buf, 0, dt, 2, {rows, cols}, {cols, 1}};
-    return t;
 }
 
 static va_status rows_kernel(va_stream *s, const va_tensor *x, int64_t k, int largest, const va_tensor *idx,
@@ -316,10 +312,9 @@ static va_status filter_path(va_stream *s, const va_tensor *x, int64_t k, int la
     if (win > m) win = m;
     if (win < 1) win = 1;
 
-    va_buffer *sb = NULL, *tvb = NULL, *tib = NULL, *cb = NULL, *nb = NULL, *fb = NULL;
+    va_buffer *sb = NULL, *tvb = NULL, *cb = NULL, *nb = NULL, *fb = NULL;
     VA_TRY(va_stream_scratch(s, (uint64_t)win * ns * 4, &sb));
-    VA_TRY(va_stream_scratch(s, (uint64_t)win * r * 4, &tvb));
-    VA_TRY(va_stream_scratch(s, (uint64_t)win * r * 4, &tib));
+    VA_TRY(va_stream_scratch(s, (uint64_t)win * 4, &tvb));
     VA_TRY(va_stream_scratch(s, (uint64_t)win * cap * 8, &cb));
     VA_TRY(va_stream_scratch(s, (uint64_t)win * 4, &nb));
     VA_TRY(va_stream_scratch(s, (uint64_t)win * 4, &fb));
@@ -336,8 +331,6 @@ static va_status filter_path(va_stream *s, const va_tensor *x, int64_t k, int la
     for (int64_t r0 = 0; r0 < m; r0 += win) {
         int64_t rc = m - r0 < win ? m - r0 : win;
         va_tensor xr = rows_of(&xv, r0, rc);
-        va_tensor samp = matrix(sb, VA_F32, rc, ns);
-        va_tensor tv = matrix(tvb, VA_F32, rc, r), ti = matrix(tib, VA_U32, rc, r);
         va_tensor flags = {fb, 0, VA_U32, 1, {rc}, {1}};
         va_binding bcnt = {nb, 0, (uint64_t)rc * 4, VA_WRITE};
         va_binding bcand = {cb, 0, (uint64_t)rc * cap * 8, VA_WRITE};
@@ -359,8 +352,8 @@ static va_status filter_path(va_stream *s, const va_tensor *x, int64_t k, int la
             s_off += 8 * nsb;
         }
 
-        /* 2. The bounds: each sample row's r best, the r-th is tau. */
-        VA_TRY(rows_kernel(s, &samp, r, largest, NULL, NULL, 0, 0, &tv, &ti, NULL));
+        /* 2. The bounds: tau at least as far as each sample row's r-th best. */
+        VA_TRY(va_tau_rows(s, sb, rc, ns, r, largest, tvb));
 
         /* 3. The candidates. */
         for (int64_t w = 0; w < nc; w++) {
@@ -369,11 +362,11 @@ static va_status filter_path(va_stream *s, const va_tensor *x, int64_t k, int la
             uint32_t nvec = (uint32_t)((uint64_t)jn / vw);
             b[0] = rows_binding16(ctx, &xw, 0, rc, jn, &rx);
             b[1] = b[0];
-            b[2] = (va_binding){tvb, 0, (uint64_t)rc * r * 4, VA_READ};
+            b[2] = (va_binding){tvb, 0, (uint64_t)rc * 4, VA_READ};
             b[3] = bcand;
             b[4] = bcnt;
             b[4].access = VA_READ_WRITE;
-            uint32_t fpc[11] = {(uint32_t)rc, (uint32_t)jn, (uint32_t)ldx, rx, r, r - 1, cap, 0, 0, vpc,
+            uint32_t fpc[11] = {(uint32_t)rc, (uint32_t)jn, (uint32_t)ldx, rx, 1, 0, cap, 0, 0, vpc,
                                 (uint32_t)(idx_base + j0)};
             VA_TRY(va_stream_dispatch(s, kfilter, b, 5, fpc, sizeof fpc, nvec > vpc ? va_ceil_div(nvec, vpc) : 1,
                                       (uint32_t)rc, 1));
