@@ -19,8 +19,11 @@ def _k(k, name="k"):
     return k
 
 
-def _indices(raw):
-    """uint32 kernel indices -> int64 with -1 for 'none'."""
+def _indices(raw, bound=None):
+    """uint32 kernel indices -> int64 with -1 for 'none'. bound: every index is below it; at most
+    2^31 lets one pass do it (NONE read as int32 is -1), twice as fast as the general path."""
+    if bound is not None and bound <= 2 ** 31:
+        return raw.view(np.int32).astype(np.int64)
     out = raw.astype(np.int64)
     out[raw == NONE] = -1
     return out
@@ -81,7 +84,7 @@ def topk(x, k, axis=-1, largest=False):
                        names={("in", 0): "x", ("out", 0): "values", ("out", 1): "indices"})
         if runtime.in_batch():
             runtime.synchronize()  # the indices are host data, needed now
-    idx = _indices(raw)
+    idx = _indices(raw, n)
     if is_array:
         return values, idx
     if host.dtype != np.float32 and m:
@@ -194,9 +197,9 @@ def _knn_call(q, db, k, code, p, bits):
             Dr, Ir = _knn_plain(qr, db, k, code, p, None)
             D[redo] = Dr
             raw[redo] = Ir
-        return D, _indices(raw)
+        return D, _indices(raw, db.shape[0])
     D, raw = _knn_plain(q, db, k, code, p, bits)
-    return D, _indices(raw)
+    return D, _indices(raw, db.shape[0])
 
 
 def _knn_plain(q, db, k, code, p, bits):
