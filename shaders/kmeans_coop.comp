@@ -77,7 +77,7 @@ void main() {
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
 layout(constant_id = 3) const uint SGM = 4;      // subgroups along the rows
 layout(constant_id = 4) const uint FM = 2;       // row fragments per subgroup
-layout(constant_id = 5) const uint FN = 4;       // centre fragments per subgroup
+layout(constant_id = 5) const uint FN = 2;       // centre fragments per subgroup
 layout(constant_id = 6) const uint MM = 16;
 layout(constant_id = 7) const uint NN = 16;
 layout(constant_id = 8) const uint KK = 16;

@@ -288,9 +288,9 @@ static va_status assign_rows(va_stream *s, const va_tensor *x, const centres_t *
  * copies (kmeans_coop.comp): rows whose nearest centre the bound proves get it, and their exact
  * distance (the `dist` variant) summed as the float32 kernel sums it; the rest (near ties, rows
  * that overflow float16, non-finite data) are listed and assigned by the float32 kernel (the
- * bounds variant reading the list). Labels and distances are
- * therefore those of the float32 assignment but where two centres are within its own rounding of
- * each other, where this path takes the exactly nearest one. */
+ * bounds variant reading the list; the lower bounds it also writes go to scratch). Labels and
+ * distances are therefore those of the float32 assignment but where two centres are within its
+ * own rounding of each other, where this path takes the exactly nearest one. */
 
 typedef struct kcoop_plan { uint32_t sgm, fm, fn, mm, nn, kk, csteps, nchunks, dpad, sg; } kcoop_plan;
 
@@ -319,8 +319,6 @@ static int kcoop_plan_for(const va_context *ctx, const va_tensor *x, int64_t k, 
     uint64_t bm = (uint64_t)p->sgm * p->fm * p->mm, bn = (uint64_t)p->fn * p->nn;
     uint64_t rq = (uint64_t)p->csteps * p->kk / 8, stage = bn * (rq + 1) + bn / 4, patch = p->mm * p->nn / 4;
     uint64_t sh = 2 * stage > p->sgm * 3 * patch ? 2 * stage : p->sgm * 3 * patch;
-    uint64_t ex = p->sgm * ((bm / p->sgm * 33 + 3) / 4);
-    if (ex > sh) sh = ex;
     uint64_t shared = sh * 16 + bm * 12 + 4;   /* as kmeans_coop.comp */
     return bn % 4 == 0 && p->nn % 4 == 0 && shared <= ctx->info.shared_memory_per_workgroup &&
            (uint64_t)p->sgm * p->sg <= ctx->info.max_workgroup_invocations &&
