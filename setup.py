@@ -5,9 +5,10 @@ csrc/ops, and builds vaccel._vaccel for the stable ABI (one build serves Python 
 Without glslc, SPIR-V compiled earlier is taken from $VACCEL_SPIRV_DIR or build/spv.
 
 A shader marked `//! requires: cooperative_matrix` needs a glslc that knows GL_KHR_cooperative_matrix
-(glslang 13 or later; Debian 12's is older): $GLSLC_COOPMAT, else build/toolchain/glslc (fetched by
-tools/fetch-glslc.sh), else glslc itself if it can. Without one such shaders are left out and the
-library uses its other kernels."""
+(glslang 13 or later; Debian 12's is older), and a variant marked `[bfloat16]` one that knows
+GL_EXT_bfloat16 (glslang 16): $GLSLC_COOPMAT, else build/toolchain/glslc (fetched by
+tools/fetch-glslc.sh), else glslc itself, whichever compiles the requirement's probe first. Without
+one such shaders are left out and the library uses its other kernels."""
 
 import glob
 import os
@@ -22,7 +23,7 @@ from setuptools.command.build_ext import build_ext
 ROOT = os.path.dirname(os.path.abspath(__file__))
 SHADERS = os.path.join(ROOT, "shaders")
 GEN = os.path.join(ROOT, "build", "gen")
-VARIANT = re.compile(r"^//!\s*variant\s+(\w+)\s*:\s*(.*)$", re.M)
+VARIANT = re.compile(r"^//!\s*variant\s+(\w+)\s*(?:\[(\w+)\])?\s*:\s*(.*)$", re.M)
 REGISTER = re.compile(r"^VA_REGISTER_OP\((\w+),\s*(\w+)\)", re.M)
 REQUIRES = re.compile(r"^//!\s*requires:\s*(\w+)\s*$", re.M)
 TARGET = re.compile(r"^//!\s*target:\s*(vulkan[\d.]+)\s*$", re.M)
@@ -33,6 +34,16 @@ COOPMAT_PROBE = """#version 450
 layout(local_size_x = 32) in;
 void main() { coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> a; }
 """
+BF16_PROBE = """#version 450
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_bfloat16 : require
+layout(local_size_x = 32) in;
+void main() { coopmat<bfloat16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> a; }
+"""
+# What a shader (or one variant, `//! variant NAME [REQUIREMENT]: FLAGS`) needs of glslc, and the
+# probe a glslc must compile to serve it.
+PROBES = {"cooperative_matrix": COOPMAT_PROBE, "bfloat16": BF16_PROBE}
 
 
 def shader_targets():
@@ -49,13 +60,13 @@ def shader_targets():
         env = TARGET.findall(text)
         env = [f"--target-env={env[0] if env else 'vulkan1.2'}"]
         out.append((base, src, env, req))
-        for var, flags in VARIANT.findall(text):
-            out.append((f"{base}_{var}", src, env + flags.split(), req))
+        for var, vreq, flags in VARIANT.findall(text):
+            out.append((f"{base}_{var}", src, env + flags.split(), vreq or req))
     return out
 
 
-def coopmat_glslc(default):
-    """A glslc that compiles GL_KHR_cooperative_matrix, or None."""
+def special_glslc(default, req):
+    """A glslc that compiles PROBES[req] (GL_KHR_cooperative_matrix, GL_EXT_bfloat16), or None."""
     import tempfile
     cands = [os.environ.get("GLSLC_COOPMAT"), os.path.join(ROOT, "build", "toolchain", "glslc"), default]
     for c in cands:
@@ -64,7 +75,7 @@ def coopmat_glslc(default):
         with tempfile.TemporaryDirectory() as d:
             src = os.path.join(d, "probe.comp")
             with open(src, "w") as f:
-                f.write(COOPMAT_PROBE)
+                f.write(PROBES[req])
             r = subprocess.run([c, "--target-env=vulkan1.2", "-fshader-stage=compute", src, "-o",
                                 os.path.join(d, "probe.spv")], capture_output=True)
             if r.returncode == 0:
@@ -93,12 +104,12 @@ def compile_shaders(spv_dir):
         if os.path.exists(out) and os.path.getmtime(out) >= max(os.path.getmtime(src), included):
             continue
         compiler = glslc
-        if req == "cooperative_matrix":
+        if req:
             if req not in special:
-                special[req] = coopmat_glslc(glslc)
+                special[req] = special_glslc(glslc, req)
                 if special[req] is None:
-                    print("warning: no glslc with GL_KHR_cooperative_matrix (run tools/fetch-glslc.sh); "
-                          "cooperative-matrix kernels are left out of this build")
+                    print(f"warning: no glslc for '{req}' kernels (run tools/fetch-glslc.sh); "
+                          f"{name} and the other '{req}' kernels are left out of this build")
             compiler = special[req]
             if compiler is None:
                 if os.path.exists(out):

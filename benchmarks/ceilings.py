@@ -6,6 +6,7 @@ device_gemm_GFLOPs fp32 GEMM rate of the device: torch.cuda mm with TF32 off at 
                    the "device" is the CPU)
 device_gemm_f16_GFLOPs  fp16 GEMM rate (float32 accumulation): torch.cuda mm at 8192^3, when CUDA is
                    there; the floor of float16 matmul cases
+device_gemm_bf16_GFLOPs bf16 GEMM rate (float32 accumulation), likewise; the floor of bfloat16 cases
 host_copy_GBps     NumPy copy of a large array, (read + write) bytes / s
 host_gemm_GFLOPs   NumPy fp32 matmul
 torch_copy_GBps    torch.cuda clone, beside vaccel's copy
@@ -98,17 +99,19 @@ def torch_gemm(peers):
     return 2 * n**3 / t / 1e9, f"torch.cuda fp32 mm {n}^3, TF32 off"
 
 
-def torch_gemm_f16(peers):
+def torch_gemm_f16(peers, dtype="float16"):
     torch = peers.torch
     n = 8192
+    tdt = getattr(torch, dtype)
     g = torch.Generator(device="cuda").manual_seed(5)
-    a = torch.randn(n, n, device="cuda", generator=g, dtype=torch.float16)
-    b = torch.randn(n, n, device="cuda", generator=g, dtype=torch.float16)
-    c = torch.empty(n, n, device="cuda", dtype=torch.float16)
+    a = torch.randn(n, n, device="cuda", generator=g, dtype=tdt)
+    b = torch.randn(n, n, device="cuda", generator=g, dtype=tdt)
+    c = torch.empty(n, n, device="cuda", dtype=tdt)
     t = _best_time(lambda: torch.mm(a, b, out=c), torch.cuda.synchronize, 10)
     del a, b, c
     torch.cuda.empty_cache()
-    return 2 * n**3 / t / 1e9, f"torch.cuda fp16 mm {n}^3 (float32 accumulation)"
+    name = "fp16" if dtype == "float16" else "bf16"
+    return 2 * n**3 / t / 1e9, f"torch.cuda {name} mm {n}^3 (float32 accumulation)"
 
 
 def torch_copy(peers):
@@ -144,6 +147,7 @@ def measure(peers, quick, log=print):
     if peers.torch_cuda:
         attempt("device_gemm_GFLOPs", torch_gemm, peers)
         attempt("device_gemm_f16_GFLOPs", torch_gemm_f16, peers)
+        attempt("device_gemm_bf16_GFLOPs", torch_gemm_f16, peers, "bfloat16")
         attempt("torch_copy_GBps", torch_copy, peers)
     else:
         c["device_gemm_GFLOPs"] = c.get("host_gemm_GFLOPs")
@@ -168,6 +172,7 @@ def describe(c):
         f"  device GEMM  {f(c.get('device_gemm_GFLOPs'), 'GFLOP/s'):>18}   {c.get('device_gemm_source', c.get('device_gemm_error', ''))}",
         f"  host copy    {f(c.get('host_copy_GBps'), 'GB/s'):>18}   {c.get('host_copy_source', '')}",
         f"  device f16 GEMM {f(c.get('device_gemm_f16_GFLOPs'), 'GFLOP/s'):>15}   {c.get('device_gemm_f16_source', c.get('device_gemm_f16_error', ''))}",
+        f"  device bf16 GEMM {f(c.get('device_gemm_bf16_GFLOPs'), 'GFLOP/s'):>14}   {c.get('device_gemm_bf16_source', c.get('device_gemm_bf16_error', ''))}",
         f"  host GEMM    {f(c.get('host_gemm_GFLOPs'), 'GFLOP/s'):>18}   {c.get('host_gemm_source', '')}",
     ]
     if c.get("torch_copy_GBps"):

@@ -88,6 +88,9 @@ typedef struct va_device_info {
     /* The subgroup-scope float16 x float16 -> float32 shape (M x N x K) the GEMM kernels use,
      * from vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR; 0 when there is none. */
     uint32_t coopmat_m, coopmat_n, coopmat_k;
+    /* bfloat16 x bfloat16 -> float32 at that same shape (VK_KHR_shader_bfloat16's cooperative
+     * matrices, listed by the same query). */
+    int coopmat_bf16;
     int external_memory_host;           /* VK_EXT_external_memory_host */
     uint64_t min_imported_host_pointer_alignment;
     int memory_budget;                  /* VK_EXT_memory_budget */

@@ -15,6 +15,8 @@
 //! variant f16c: -DA_F16 -DB_F16 -DC_F16
 //! variant a16: -DA_F16
 //! variant b16: -DB_F16
+//! variant bf16: -DA_BF16 -DB_BF16
+//! variant bf16c: -DA_BF16 -DB_BF16 -DC_BF16
 //! variant knn: -DKNN
 //! variant knn_f16: -DKNN -DA_F16 -DB_F16
 //! variant knn_a16: -DKNN -DA_F16
@@ -23,13 +25,29 @@
 //! variant knn_sq4: -DKNN -DB_SQ4
 #version 450
 #extension GL_EXT_control_flow_attributes : require
+#if defined(A_BF16) || defined(B_BF16) || defined(C_BF16)
+#extension GL_EXT_shader_16bit_storage : require
+#endif
 #if defined(A_F16) || defined(B_F16) || defined(C_F16)
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #endif
+// bfloat16 is stored as its 16 bits (uint16_t): the upper half of a float32, so widening is a shift
+// and narrowing rounds to nearest even (NaN stays a quiet NaN), as ml_dtypes and PyTorch do.
+float bf16_to_f32(uint h) { return uintBitsToFloat(h << 16); }
+uint f32_to_bf16(float x) {
+    uint u = floatBitsToUint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
 #if defined(A_F16)
 #define ELEM_A float16_t
 #define ELEM4_A f16vec4
+#elif defined(A_BF16)
+#define ELEM_A uint16_t
+#define ELEM4_A u16vec4
+#define LOAD_A(v) bf16_to_f32(uint(v))
+#define LOAD4_A(v) uintBitsToFloat(uvec4(v) << 16)
 #else
 #define ELEM_A float
 #define ELEM4_A vec4
@@ -37,14 +55,35 @@
 #if defined(B_F16)
 #define ELEM_B float16_t
 #define ELEM4_B f16vec4
+#elif defined(B_BF16)
+#define ELEM_B uint16_t
+#define ELEM4_B u16vec4
+#define LOAD_B(v) bf16_to_f32(uint(v))
+#define LOAD4_B(v) uintBitsToFloat(uvec4(v) << 16)
 #else
 #define ELEM_B float
 #define ELEM4_B vec4
 #endif
+#if !defined(LOAD_A)
+#define LOAD_A(v) float(v)
+#define LOAD4_A(v) vec4(v)
+#endif
+#if !defined(LOAD_B)
+#define LOAD_B(v) float(v)
+#define LOAD4_B(v) vec4(v)
+#endif
 #if defined(C_F16)
 #define ELEM_C float16_t
+#define LOAD_C(v) float(v)
+#define STORE_C(x) float16_t(x)
+#elif defined(C_BF16)
+#define ELEM_C uint16_t
+#define LOAD_C(v) bf16_to_f32(uint(v))
+#define STORE_C(x) uint16_t(f32_to_bf16(x))
 #else
 #define ELEM_C float
+#define LOAD_C(v) (v)
+#define STORE_C(x) (x)
 #endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
@@ -137,14 +176,14 @@ const uint LB = (BK * BN + WG - 1) / WG;
 
 float a_at(uint base, uint i, uint p) {
     if (i >= pc.m || p >= pc.k) return 0.0;
-    return float(A[base + (A_T ? p * pc.lda + i : i * pc.lda + p)]);
+    return LOAD_A(A[base + (A_T ? p * pc.lda + i : i * pc.lda + p)]);
 }
 float b_at(uint base, uint p, uint j) {
     if (p >= pc.k || j >= pc.n) return 0.0;
 #if defined(B_SQ)
     return sq_value(base + brow(j) * pc.ldb, p);   // B_T only
 #else
-    return float(B[base + (B_T ? brow(j) * pc.ldb + p : p * pc.ldb + j)]);
+    return LOAD_B(B[base + (B_T ? brow(j) * pc.ldb + p : p * pc.ldb + j)]);
 #endif
 }
 
@@ -180,7 +219,7 @@ void main() {
 #define B_T_VEC4(bi, p) sq_vec4(bi, p)
 #define B4 BW          /* the non-transposed branch below is never taken (KNN is B_T) */
 #else
-#define B_T_VEC4(bi, p) vec4(B4[((bi) + (p)) / 4])
+#define B_T_VEC4(bi, p) LOAD4_B(B4[((bi) + (p)) / 4])
 #endif
 #define FETCH(k0)                                                                                   \
     [[unroll]] for (uint s = 0; s < NA4; s++) {                                                     \
@@ -190,7 +229,7 @@ void main() {
             if (!A_T) {                                                                             \
                 uint i = row0 + e / BK, p = (k0) + e % BK;                                          \
                 if (VEC_A) {                                                                        \
-                    if (i < pc.m && p < pc.k) v = vec4(A4[(abase + i * pc.lda + p) / 4]);           \
+                    if (i < pc.m && p < pc.k) v = LOAD4_A(A4[(abase + i * pc.lda + p) / 4]);           \
                 } else {                                                                            \
                     v = vec4(a_at(abase, i, p), a_at(abase, i, p + 1), a_at(abase, i, p + 2),      \
                              a_at(abase, i, p + 3));                                                \
@@ -198,7 +237,7 @@ void main() {
             } else {                                                                                \
                 uint i = row0 + e % BM, p = (k0) + e / BM;                                          \
                 if (VEC_A) {                                                                        \
-                    if (i < pc.m && p < pc.k) v = vec4(A4[(abase + p * pc.lda + i) / 4]);           \
+                    if (i < pc.m && p < pc.k) v = LOAD4_A(A4[(abase + p * pc.lda + i) / 4]);           \
                 } else {                                                                            \
                     v = vec4(a_at(abase, i, p), a_at(abase, i + 1, p), a_at(abase, i + 2, p),      \
                              a_at(abase, i + 3, p));                                                \
@@ -214,7 +253,7 @@ void main() {
             if (!B_T) {                                                                             \
                 uint p = (k0) + e / BN, j = col0 + e % BN;                                          \
                 if (VEC_B) {                                                                        \
-                    if (p < pc.k && j < pc.n) v = vec4(B4[(bbase + p * pc.ldb + j) / 4]);           \
+                    if (p < pc.k && j < pc.n) v = LOAD4_B(B4[(bbase + p * pc.ldb + j) / 4]);           \
                 } else {                                                                            \
                     v = vec4(b_at(bbase, p, j), b_at(bbase, p, j + 1), b_at(bbase, p, j + 2),      \
                              b_at(bbase, p, j + 3));                                                \
@@ -349,8 +388,8 @@ void main() {
                     if (gc + c < pc.n) {
                         uint o = cbase + gr * pc.ldc + gc + c;
                         float x = v[c];
-                        if (pc.accumulate != 0) x += float(C[o]);
-                        C[o] = ELEM_C(x);
+                        if (pc.accumulate != 0) x += LOAD_C(C[o]);
+                        C[o] = STORE_C(x);
                     }
                 }
             }

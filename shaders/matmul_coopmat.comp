@@ -1,5 +1,6 @@
-// matmul_coopmat.comp — C = A·B (or C += A·B) for float16 A and B on cooperative matrices
-// (VK_KHR_cooperative_matrix, tensor cores on NVIDIA), float32 accumulation, float32 or float16 C.
+// matmul_coopmat.comp — C = A·B (or C += A·B) for float16 (or bfloat16) A and B on cooperative
+// matrices (VK_KHR_cooperative_matrix, tensor cores on NVIDIA), float32 accumulation, float32 or
+// float16 (bfloat16) C.
 // One BM x BN tile of C per workgroup; each subgroup owns a WM x WN part of it as (WM/MM) x (WN/NN)
 // accumulators of the device's MM x NN x KK shape. BK-deep slices of A and B are staged through
 // two shared-memory buffers in their memory order (A row- or column-major, B likewise), so a
@@ -7,6 +8,8 @@
 // addressed in uvec4s (8 halves) so that global->shared copies are 16-byte moves; rows are padded
 // by one uvec4 to spread them over the banks.
 //! variant f16c: -DC_F16
+//! variant bf16 [bfloat16]: -DBF16
+//! variant bf16c [bfloat16]: -DBF16 -DC_BF16
 //! requires: cooperative_matrix
 #version 450
 #extension GL_KHR_cooperative_matrix : require
@@ -15,10 +18,38 @@
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_control_flow_attributes : require
+#if defined(BF16)
+// bfloat16 operands (VK_KHR_shader_bfloat16): read and staged as their 16 bits, multiplied as
+// bfloat16_t cooperative matrices.
+#extension GL_EXT_bfloat16 : require
+#define ELEM_AB bfloat16_t
+#define RAW_AB uint16_t
+#define RAW_T uint
+uint pack2(uint x, uint y) { return x | (y << 16); }
+#else
+#define ELEM_AB float16_t
+#define RAW_AB float16_t
+#define RAW_T float16_t
+uint pack2(float16_t x, float16_t y) { return packFloat2x16(f16vec2(x, y)); }
+#endif
 #if defined(C_F16)
 #define ELEM_C float16_t
+#define LOAD_C(v) float(v)
+#define STORE_C(x) float16_t(x)
+#elif defined(C_BF16)
+// A bfloat16 result: float32 rounded to nearest even (a NaN stays a quiet NaN).
+#define ELEM_C uint16_t
+#define LOAD_C(v) uintBitsToFloat(uint(v) << 16)
+uint bf16_bits(float x) {
+    uint u = floatBitsToUint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+#define STORE_C(x) uint16_t(bf16_bits(x))
 #else
 #define ELEM_C float
+#define LOAD_C(v) (v)
+#define STORE_C(x) (x)
 #endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
@@ -42,9 +73,9 @@ layout(constant_id = 15) const uint SUBGROUPS = 4;
 // the whole accumulator array to local memory on NVIDIA).
 layout(constant_id = 16) const uint SG = 32;
 
-layout(binding = 0) readonly buffer A_ { float16_t A[]; };
+layout(binding = 0) readonly buffer A_ { RAW_AB A[]; };
 layout(binding = 0) readonly buffer A8_ { uvec4 A8[]; };
-layout(binding = 1) readonly buffer B_ { float16_t B[]; };
+layout(binding = 1) readonly buffer B_ { RAW_AB B[]; };
 layout(binding = 1) readonly buffer B8_ { uvec4 B8[]; };
 layout(binding = 2) buffer C_ { ELEM_C C[]; };
 layout(binding = 2) buffer CF_ { float CF[]; };
@@ -72,16 +103,15 @@ shared float Cs[SUBGROUPS * MM * NN];
 
 const uint FM = WM / MM, FN = WN / NN;
 
-float16_t a_at(uint base, uint i, uint p) {
-    if (i >= pc.m || p >= pc.k) return float16_t(0.0);
-    return A[base + (A_T ? p * pc.lda + i : i * pc.lda + p)];
+RAW_T a_at(uint base, uint i, uint p) {
+    if (i >= pc.m || p >= pc.k) return RAW_T(0);
+    return RAW_T(A[base + (A_T ? p * pc.lda + i : i * pc.lda + p)]);
 }
-float16_t b_at(uint base, uint p, uint j) {
-    if (p >= pc.k || j >= pc.n) return float16_t(0.0);
-    return B[base + (B_T ? brow(j) * pc.ldb + p : p * pc.ldb + j)];
+RAW_T b_at(uint base, uint p, uint j) {
+    if (p >= pc.k || j >= pc.n) return RAW_T(0);
+    return RAW_T(B[base + (B_T ? brow(j) * pc.ldb + p : p * pc.ldb + j)]);
 }
 
-uint pack2(float16_t x, float16_t y) { return packFloat2x16(f16vec2(x, y)); }
 
 void main() {
     const uint nthreads = SUBGROUPS * SG;
@@ -172,8 +202,8 @@ void main() {
         bool more = sl + 1 < nslices;
         if (more) { FETCH((sl + 1) * BK) }
         [[unroll]] for (uint kk = 0; kk < BK; kk += KK) {
-            coopmat<float16_t, gl_ScopeSubgroup, MM, KK, gl_MatrixUseA> fa[FM];
-            coopmat<float16_t, gl_ScopeSubgroup, KK, NN, gl_MatrixUseB> fb[FN];
+            coopmat<ELEM_AB, gl_ScopeSubgroup, MM, KK, gl_MatrixUseA> fa[FM];
+            coopmat<ELEM_AB, gl_ScopeSubgroup, KK, NN, gl_MatrixUseB> fb[FN];
             // Element offsets are in uvec4s: a fragment starts on an 8-element boundary because
             // MM, NN and KK are multiples of 8.
             [[unroll]] for (uint i = 0; i < FM; i++) {
@@ -196,7 +226,7 @@ void main() {
     }
 
     const uint cbase = pc.c_off + batch * pc.c_bs;
-#if !defined(C_F16)
+#if !defined(C_F16) && !defined(C_BF16)
     // Whole fragments inside C, no accumulation: straight to global memory.
     bool direct = pc.accumulate == 0 && row0 + wm0 + WM <= pc.m && col0 + wn0 + WN <= pc.n;
     if (direct) {
@@ -219,8 +249,8 @@ void main() {
                 if (e < MM * NN && gr < pc.m && gc < pc.n) {
                     uint o = cbase + gr * pc.ldc + gc;
                     float x = Cs[sg * MM * NN + e];
-                    if (pc.accumulate != 0) x += float(C[o]);
-                    C[o] = ELEM_C(x);
+                    if (pc.accumulate != 0) x += LOAD_C(C[o]);
+                    C[o] = STORE_C(x);
                 }
             }
             subgroupBarrier();

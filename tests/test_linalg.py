@@ -285,3 +285,127 @@ def test_matmul_splits_beyond_binding_range(rng, case):
     e = exact(a, b)
     tol = 2e-6 * np.sqrt(a.shape[1]) * np.matmul(np.abs(a).astype(np.float64), np.abs(b))
     assert np.all(np.abs(r - e) <= tol)
+
+
+# ---- bfloat16 (ml_dtypes.bfloat16): the same kernels with bfloat16 operands, float32 accumulation
+# (cooperative matrices where the device lists bfloat16 ones, else the SIMT tile). A bfloat16 result
+# is the float32 result rounded to nearest even: half an ulp of bfloat16 (2^-8 relative) on top of
+# the float32 bound, and bit-for-bit the rounding of the out_dtype=float32 result of the same call.
+
+BF16 = vaccel.runtime.BFLOAT16
+needs_bf16 = pytest.mark.skipif(BF16 is None, reason="ml_dtypes (NumPy's bfloat16) is not installed")
+
+
+def check_bf16(r, a, b, bf16_out):
+    r = np.asarray(r.numpy() if isinstance(r, vaccel.Array) else r)
+    assert r.dtype == (BF16 if bf16_out else np.float32)
+    r = r.astype(np.float64)
+    e = exact(a, b)
+    tol = bound(a, b, np.shape(a)[-1])
+    if bf16_out:
+        tol = tol + np.abs(e) * 2.0 ** -8 + 1e-38
+    bad = ~(np.abs(r - e) <= tol)
+    assert not bad.any(), f"{bad.sum()} entries off; worst {np.max(np.abs(r - e)[bad])}"
+
+
+@needs_bf16
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (5, 9, 3), (16, 16, 16), (33, 40, 47), (128, 64, 128),
+                                   (130, 136, 129), (257, 72, 190), (3, 1000, 5)])
+@pytest.mark.parametrize("out_dtype", [None, np.float32])
+def test_matmul_bfloat16(backend, variant, rng, m, k, n, out_dtype):
+    a = rng.standard_normal((m, k)).astype(BF16)
+    b = rng.standard_normal((k, n)).astype(BF16)
+    r = vaccel.matmul(a, b, out_dtype=out_dtype)
+    check_bf16(r, a, b, out_dtype is None)
+    if out_dtype is None:
+        # the bfloat16 result is the rounding of the float32 one, to the bit
+        r32 = np.asarray(vaccel.matmul(a, b, out_dtype=np.float32))
+        assert np.array_equal(np.asarray(r).view(np.uint16), r32.astype(BF16).view(np.uint16))
+
+
+@needs_bf16
+def test_matmul_bfloat16_rounding_and_nonfinite(backend, variant):
+    # 256 + 1 and 258 + 1 are ties in bfloat16 (8 significant bits): to even, 256 and 260
+    a = np.array([[256, 1], [258, 1], [1, 1], [np.inf, 1], [np.nan, 1], [3e38, 3e38]], np.float32).astype(BF16)
+    b = np.array([[1], [1]], np.float32).astype(BF16)
+    r = np.asarray(vaccel.matmul(a, b)).astype(np.float32)[:, 0]
+    assert r[0] == 256 and r[1] == 260 and r[2] == 2
+    assert r[3] == np.inf and np.isnan(r[4]) and r[5] == np.inf
+    # inf - inf is NaN, inf + 2 is inf, finite rows are untouched
+    a = np.array([[np.inf, -np.inf], [np.inf, 2], [2, 3]], np.float32).astype(BF16)
+    r = np.asarray(vaccel.matmul(a, b)).astype(np.float32)[:, 0]
+    assert np.isnan(r[0]) and r[1] == np.inf and r[2] == 5
+
+
+@needs_bf16
+@pytest.mark.parametrize("layout", ["a.T", "b.T", "both.T", "strided", "sliced", "batched"])
+def test_matmul_bfloat16_views(backend, variant, rng, layout):
+    m, k, n = 67, 48, 45
+    A = rng.standard_normal((k, m)).astype(BF16)
+    B = rng.standard_normal((n, k)).astype(BF16)
+    if layout == "a.T":
+        a, b = A.T, np.ascontiguousarray(B.T)
+    elif layout == "b.T":
+        a, b = np.ascontiguousarray(A.T), B.T
+    elif layout == "both.T":
+        a, b = A.T, B.T
+    elif layout == "strided":
+        a = rng.standard_normal((m, 2 * k)).astype(BF16)[:, ::2]
+        b = rng.standard_normal((2 * k, n)).astype(BF16)[::2]
+    elif layout == "sliced":
+        a = rng.standard_normal((m + 5, k + 3)).astype(BF16)[2:m + 2, 1:k + 1]
+        b = rng.standard_normal((k + 1, n + 9)).astype(BF16)[1:, 4:n + 4]
+    else:
+        a = rng.standard_normal((3, m, k)).astype(BF16)
+        b = rng.standard_normal((k, n)).astype(BF16)
+    check_bf16(vaccel.matmul(a, b), a, b, True)
+    check_bf16(vaccel.matmul(a, b, out_dtype=np.float32), a, b, False)
+
+
+@needs_bf16
+def test_matmul_bfloat16_arrays_mixed_and_errors(backend, variant, rng):
+    a = rng.standard_normal((40, 30)).astype(BF16)
+    b = rng.standard_normal((30, 20)).astype(BF16)
+    da, db = vaccel.asarray(a), vaccel.asarray(b)
+    assert da.dtype == BF16 and np.array_equal(da.numpy().view(np.uint16), a.view(np.uint16))
+    r = vaccel.matmul(da, db)
+    assert isinstance(r, vaccel.Array) and r.dtype == BF16
+    check_bf16(r, a, b, True)
+    out = vaccel.empty((40, 20), BF16)
+    assert vaccel.matmul(a, db, out=out) is out
+    check_bf16(out, a, b, True)
+    host = np.empty((40, 20), np.float32)
+    check_bf16(vaccel.matmul(da, b, out=host, out_dtype=np.float32), a, b, False)
+    # bfloat16 with another dtype: float32, as with float16 and float32
+    f = rng.standard_normal((30, 20)).astype(np.float32)
+    r = vaccel.matmul(a, f)
+    assert r.dtype == np.float32
+    check(r, a, f)
+    h = f.astype(np.float16)
+    r = vaccel.matmul(da, h)
+    assert r.dtype == np.float32
+    check(r, a, h)
+    with pytest.raises(TypeError, match="out_dtype"):
+        vaccel.matmul(a, b, out_dtype=np.float16)
+    with pytest.raises(TypeError, match="out_dtype"):
+        vaccel.matmul(a, f, out_dtype=BF16)
+    with pytest.raises(TypeError, match="out must be bfloat16"):
+        vaccel.matmul(a, b, out=np.empty((40, 20), np.float16))
+    # empty and k = 0
+    assert vaccel.matmul(a[:0], b).shape == (0, 20)
+    z = np.asarray(vaccel.matmul(a[:, :0], b[:0]))
+    assert z.dtype == BF16 and z.shape == (40, 20) and not z.astype(np.float32).any()
+
+
+@needs_bf16
+def test_transpose_and_other_ops_bfloat16(backend, rng):
+    a = (rng.standard_normal((2, 45, 70)) * 100).astype(BF16)
+    r = vaccel.transpose(a)
+    assert r.dtype == BF16
+    assert np.array_equal(np.asarray(r).view(np.uint16), np.swapaxes(a, -1, -2).view(np.uint16))
+    # ops without a bfloat16 kernel take bfloat16 values as (exact) float32
+    s = vaccel.add(a, a)
+    assert s.dtype == np.float32 and np.array_equal(np.asarray(s), 2 * a.astype(np.float32))
+    if backend == "vulkan":
+        s = vaccel.add(vaccel.asarray(a), 1.0)
+        assert np.array_equal(s.numpy(), a.astype(np.float32) + 1)

@@ -7,13 +7,14 @@
 #               .gl/activate.sh (unpacks the .debs, points the loader at NVIDIA's ICD)
 #   build/spv/  the SPIR-V that `make build` compiled here with glslc
 #   .whl/       cp312 wheels of what the machine's python3 lacks for the tests: it has pytest and
-#               scipy (seen 2026-11), not faiss, so .whl holds faiss-cpu (the tests' oracle for
-#               search and indexes); installed only if an import fails. Made here with
+#               scipy (seen 2026-11), not faiss or ml_dtypes, so .whl holds faiss-cpu (the tests'
+#               oracle for search and indexes) and ml_dtypes (NumPy's bfloat16, for the bfloat16
+#               matmul tests); installed only if an import fails. Made here with
 #                 python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #                   --implementation cp --platform manylinux_2_28_x86_64 \
 #                   --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
 #                   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl \
-#                   faiss-cpu      (add pytest iniconfig pluggy packaging pygments scipy if missing)
+#                   faiss-cpu ml_dtypes    (add pytest iniconfig pluggy packaging pygments scipy if missing)
 # Steps, each under a timeout so that a hang cannot eat the whole call (600 s at most):
 #   build (180 s)  ->  python3 -m vaccel info (60 s)  ->  pytest tests, validation layer off (300 s)
 #   ->  python3 -m benchmarks [--only "$BENCH_ONLY"] $BENCH_ARGS (BENCH_TIMEOUT, default 400 s; the
@@ -37,7 +38,7 @@ mkdir -p "$OUT"
 
 . .gl/activate.sh > /dev/null 2>&1
 export PYTHONUNBUFFERED=1
-python3 -c "import pytest, scipy, faiss" 2>/dev/null || { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; }
+python3 -c "import pytest, scipy, faiss, ml_dtypes" 2>/dev/null || { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; }
 ln -sf libvulkan.so.1 /usr/lib/x86_64-linux-gnu/libvulkan.so
 CFLAGS=-I.gl/include VACCEL_SPIRV_DIR=build/spv timeout 180 python3 setup.py build_ext --inplace --force > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; echo "gpu-run: build failed"; exit 1; }
 export PYTHONPATH=.:${PYTHONPATH:-}

@@ -74,7 +74,8 @@ REQUIRED=("numpy:1.24:numpy>=1.24:python3-numpy" "setuptools:61:setuptools>=61:p
 OPTIONAL=()
 case $LEVEL in
   test)  REQUIRED+=("pytest::pytest:python3-pytest" "scipy::scipy:python3-scipy")
-         OPTIONAL+=("faiss::faiss-cpu:python3-faiss" "sklearn::scikit-learn:python3-sklearn") ;;
+         OPTIONAL+=("faiss::faiss-cpu:python3-faiss" "sklearn::scikit-learn:python3-sklearn"
+                    "ml_dtypes::ml_dtypes:") ;;   # bfloat16 for NumPy: pip only (no Debian 12 package)
   bench) REQUIRED+=("scipy::scipy:python3-scipy")
          OPTIONAL+=("matplotlib::matplotlib:python3-matplotlib") ;;
 esac
@@ -135,7 +136,12 @@ case $mode in
     fi ;;
   apt)
     if [ ${#need[@]} -gt 0 ]; then mapfile -t names < <(pick 4 "${need[@]}"); apt_install "${names[@]}"; fi
-    if [ ${#want[@]} -gt 0 ]; then mapfile -t names < <(pick 4 "${want[@]}"); apt_install --optional "${names[@]}"; fi ;;
+    if [ ${#want[@]} -gt 0 ]; then
+      mapfile -t names < <(pick 4 "${want[@]}" | grep .)   # entries without a Debian package: pip only
+      [ ${#names[@]} -eq 0 ] || apt_install --optional "${names[@]}"
+      mapfile -t pipo < <(for e in "${want[@]}"; do [ -n "$(cut -d: -f4 <<<"$e")" ] || cut -d: -f3 <<<"$e"; done)
+      [ ${#pipo[@]} -eq 0 ] || say "optional, from pip only (not for $PY): ${pipo[*]}"
+    fi ;;
   *)
     say "$PY has no usable pip and is not Debian's python3; install these yourself: $(pick 3 "${need[@]}" "${want[@]}" | tr '\n' ' ')"
     [ ${#need[@]} -eq 0 ] || exit 1 ;;

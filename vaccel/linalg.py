@@ -1,7 +1,7 @@
 """matmul, matvec and transpose with NumPy's semantics: argument checks, 1-D promotion, batch
-broadcasting, the dtype policy (float16 x float16 -> float16 with float32 accumulation, everything
-else computed in float32 and returned as float32) and the dispatch to the Vulkan ops or the NumPy
-reference in vaccel.cpu."""
+broadcasting, the dtype policy (float16 x float16 -> float16 and bfloat16 x bfloat16 -> bfloat16,
+both with float32 accumulation; everything else computed in float32 and returned as float32) and
+the dispatch to the Vulkan ops or the NumPy reference in vaccel.cpu."""
 
 import math
 
@@ -10,26 +10,34 @@ import numpy as np
 from . import cpu, runtime
 
 
-def _operand(x, name):
-    return runtime.numeric(x, name)
+def _operand(x, name, bfloat16=False):
+    return runtime.numeric(x, name, bfloat16)
+
+
+def _half_pair(a, b):
+    """float16 or bfloat16 when a and b both hold it, else None."""
+    da, db = np.dtype(a.dtype), np.dtype(b.dtype)
+    return da if da == db and (da == np.float16 or runtime.is_bfloat16(da)) else None
 
 
 def _result_dtype(a, b, out_dtype):
-    both16 = np.dtype(a.dtype) == np.float16 and np.dtype(b.dtype) == np.float16
+    half = _half_pair(a, b)
     if out_dtype is None:
-        return np.dtype(np.float16 if both16 else np.float32)
+        return half if half is not None else np.dtype(np.float32)
     dt = np.dtype(out_dtype)
-    if dt == np.float32 or (dt == np.float16 and both16):
+    if dt == np.float32 or (half is not None and dt == half):
         return dt
-    raise TypeError(f"out_dtype must be float32{' or float16' if both16 else ''} for {a.dtype} x {b.dtype}, "
-                    f"got {dt}")
+    raise TypeError(f"out_dtype must be float32{' or ' + str(half) if half is not None else ''} for "
+                    f"{a.dtype} x {b.dtype}, got {dt}")
 
 
-def _device_dtype(x):
-    """The dtype the kernels read x in: float16 stays float16 where the device stores 16-bit
-    values, everything else is float32."""
-    if np.dtype(x.dtype) == np.float16 and runtime.device_info()["storage_16bit"]:
-        return np.dtype(np.float16)
+def _device_dtype(x, pair=None):
+    """The dtype the kernels read x in: float16 (and bfloat16 paired with bfloat16) stays so where
+    the device stores 16-bit values, everything else is float32."""
+    dt = np.dtype(x.dtype)
+    if runtime.device_info()["storage_16bit"]:
+        if dt == np.float16 or (runtime.is_bfloat16(dt) and pair == dt):
+            return dt
     return np.dtype(np.float32)
 
 
@@ -140,12 +148,13 @@ def _fill_zeros(res):
 
 def matmul(a, b, out=None, *, out_dtype=None):
     """Matrix product with numpy.matmul's shapes: 2-D, batched (leading axes broadcast), and 1-D
-    operands promoted and squeezed as NumPy does. float16 x float16 gives float16 (float32
-    accumulation; out_dtype=numpy.float32 keeps the float32 result); everything else is computed
-    in float32 and returned as float32. Transposed and strided views are read in place.
+    operands promoted and squeezed as NumPy does. float16 x float16 gives float16 and bfloat16 x
+    bfloat16 (ml_dtypes.bfloat16) gives bfloat16, both with float32 accumulation (out_dtype=
+    numpy.float32 keeps the float32 result); everything else, bfloat16 with another dtype
+    included, is computed in float32 and returned as float32. Transposed and strided views are read in place.
     Returns a vaccel.Array when a or b is one, else a NumPy array; `out` is filled and returned."""
-    a = _operand(a, "a")
-    b = _operand(b, "b")
+    a = _operand(a, "a", bfloat16=True)
+    b = _operand(b, "b", bfloat16=True)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul: a and b must be at least 1-D (use multiply for scalars)")
     rdt = _result_dtype(a, b, out_dtype)
@@ -175,10 +184,12 @@ def matmul(a, b, out=None, *, out_dtype=None):
     if k == 0:
         _fill_zeros(res)
         return res
-    # Operand dtypes: float16 pairs stay float16 (cooperative matrices); a float16 result needs them.
-    da, db = _device_dtype(a2), _device_dtype(b2)
-    if rdt == np.float16 and (da != np.float16 or db != np.float16):
-        raise TypeError("a float16 result needs a device that stores float16; use out_dtype=numpy.float32")
+    # Operand dtypes: float16 and bfloat16 pairs stay so (cooperative matrices); a 16-bit result
+    # needs them.
+    half = _half_pair(a2, b2)
+    da, db = _device_dtype(a2, half), _device_dtype(b2, half)
+    if rdt.itemsize == 2 and (da != rdt or db != rdt):
+        raise TypeError(f"a {rdt} result needs a device that stores 16-bit values; use out_dtype=numpy.float32")
     a3 = _batched(_kernel_ready(_as_dtype(a2, da), "a"), batch_shape)
     b3 = _batched(_kernel_ready(_as_dtype(b2, db), "b"), batch_shape)
     nb = math.prod(batch_shape)
@@ -236,7 +247,7 @@ def matvec(a, x, out=None):
 def transpose(a, out=None):
     """The last two axes of a swapped (2-D or batched), as a new contiguous array of a's dtype
     (float64 becomes float32 on the device, as elsewhere)."""
-    a = _operand(a, "a")
+    a = _operand(a, "a", bfloat16=True)
     if a.ndim < 2:
         raise ValueError(f"transpose: a must be at least 2-D, got shape {a.shape}")
     want_array = runtime._is_array(a)

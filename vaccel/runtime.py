@@ -36,6 +36,18 @@ BACKENDS = ("auto", "vulkan", "cpu")
 _CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.uint8): 3, np.dtype(np.int32): 4,
           np.dtype(np.uint32): 5, np.dtype(np.int64): 6}
 
+# bfloat16 is NumPy's through ml_dtypes (the dtype JAX and others use), when it is installed.
+try:
+    import ml_dtypes as _ml_dtypes
+    BFLOAT16 = np.dtype(_ml_dtypes.bfloat16)
+    _CODES[BFLOAT16] = 2
+except ImportError:  # pragma: no cover - depends on the environment
+    BFLOAT16 = None
+
+
+def is_bfloat16(dtype):
+    return BFLOAT16 is not None and np.dtype(dtype) == BFLOAT16
+
 
 def _env_flag(name):
     v = os.environ.get(name, "")
@@ -236,7 +248,8 @@ def report():
                              "cooperative_matrix", "cooperative_matrix_nv2", "timestamps", "transfer_queue")
                  if d[k]]
         if d.get("cooperative_matrix_shape"):
-            feats.append("coopmat %dx%dx%d f16" % tuple(d["cooperative_matrix_shape"]))
+            feats.append("coopmat %dx%dx%d f16" % tuple(d["cooperative_matrix_shape"])
+                         + (" bf16" if d.get("cooperative_matrix_bf16") else ""))
         lines.append("    features: " + ", ".join(feats))
         lines.append(f"    memory: zero-copy path '{d['zero_copy']}'"
                      + (", unified" if d["unified_memory"] else "")
@@ -261,10 +274,13 @@ def integer(value, name):
     return int(value)
 
 
-def numeric(x, name):
+def numeric(x, name, bfloat16=False):
     """x as an operand of an op: an Array passes through, anything else becomes a NumPy array of
-    numbers; TypeError naming the argument otherwise."""
+    numbers; TypeError naming the argument otherwise. bfloat16 values (ml_dtypes) become float32
+    (exactly) unless the op takes them (bfloat16=True)."""
     if _is_array(x):
+        if not bfloat16 and is_bfloat16(x.dtype):
+            return asarray(x.numpy().astype(np.float32))
         return x
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
@@ -272,6 +288,8 @@ def numeric(x, name):
         a = np.asarray(x)
     except Exception as exc:
         raise TypeError(f"{name} must be array-like: {exc}") from None
+    if is_bfloat16(a.dtype):
+        return a if bfloat16 else a.astype(np.float32)
     if a.dtype == object or a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
     return a

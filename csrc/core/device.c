@@ -240,7 +240,7 @@ static void copy_str(char *dst, size_t cap, const char *src) {
 /* Picks the float16 -> float32 subgroup shape for the GEMM kernels: 16x16x16 where offered (the
  * common one on NVIDIA and AMD), else the offered one with the most work per instruction whose
  * sides are multiples of 8 (the kernels' 16-byte shared-memory addressing). */
-static void coopmat_shape(VkPhysicalDevice pd, va_device_info *info) {
+static void coopmat_shape(VkPhysicalDevice pd, va_device_info *info, int bf16_coopmat) {
     if (!the_instance) return;
     va_coopmat_props_fn fn = (va_coopmat_props_fn)vkGetInstanceProcAddr(
         the_instance->instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
@@ -265,6 +265,12 @@ static void coopmat_shape(VkPhysicalDevice pd, va_device_info *info) {
                 info->coopmat_k = p[i].k;
             }
         }
+        /* VK_COMPONENT_TYPE_BFLOAT16_KHR = 1000141000 */
+        for (uint32_t i = 0; best && bf16_coopmat && i < n; i++)
+            if (p[i].a_type == 1000141000 && p[i].b_type == 1000141000 && p[i].c_type == 1 &&
+                p[i].result_type == 1 && p[i].scope == 3 && !p[i].saturating && p[i].m == info->coopmat_m &&
+                p[i].n == info->coopmat_n && p[i].k == info->coopmat_k)
+                info->coopmat_bf16 = 1;
     }
     free(p);
 }
@@ -340,7 +346,7 @@ va_status va_query_device(VkPhysicalDevice pd, int index, va_device_info *info) 
     info->storage_8bit = f.v12.storageBuffer8BitAccess;
     info->cooperative_matrix = f.has_coop && f.coop.cooperativeMatrix;
     info->cooperative_matrix_nv2 = f.has_coop2 && f.coop2.f[0];
-    if (info->cooperative_matrix) coopmat_shape(pd, info);
+    if (info->cooperative_matrix) coopmat_shape(pd, info, info->bf16 && f.bf16.coopmat);
     info->external_memory_host = f.has_host_import;
     info->min_imported_host_pointer_alignment = f.has_host_import ? ph.minImportedHostPointerAlignment : 0;
     info->memory_budget = f.has_budget;

@@ -97,7 +97,8 @@ static simt_cfg simt_tiles(const va_context *ctx, int64_t m, int64_t n, int64_t 
     return c;
 }
 
-static const char *coop_name(const va_tensor *c) {
+static const char *coop_name(const va_tensor *a, const va_tensor *c) {
+    if (a->dtype == VA_BF16) return c->dtype == VA_BF16 ? "matmul_coopmat_bf16c" : "matmul_coopmat_bf16";
     return c->dtype == VA_F16 ? "matmul_coopmat_f16c" : "matmul_coopmat";
 }
 
@@ -107,9 +108,12 @@ int va_coopmat_enabled(const va_context *ctx) {
     return !(off && *off && strcmp(off, "0") != 0);
 }
 
+/* float16 pairs where the device has cooperative matrices; bfloat16 pairs where it also lists
+ * bfloat16 ones at the same shape (and this build has their kernel). */
 static int use_coopmat(const va_context *ctx, const va_tensor *a, const va_tensor *b, const va_tensor *c) {
-    if (a->dtype != VA_F16 || b->dtype != VA_F16 || !va_coopmat_enabled(ctx)) return 0;
-    return va_kernel_available(coop_name(c));
+    if (a->dtype != b->dtype || !va_coopmat_enabled(ctx)) return 0;
+    if (a->dtype != VA_F16 && !(a->dtype == VA_BF16 && ctx->info.coopmat_bf16)) return 0;
+    return va_kernel_available(coop_name(a, c));
 }
 
 /* Workgroup-scope cooperative matrices (VK_NV_cooperative_matrix2), where the device has them,
@@ -161,10 +165,14 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
     VA_TRY(describe(a, "a", &A));
     VA_TRY(describe(b, "b", &B));
     VA_TRY(describe(c, "out", &C));
-    if ((a->dtype != VA_F32 && a->dtype != VA_F16) || (b->dtype != VA_F32 && b->dtype != VA_F16))
-        return va_fail(VA_ERROR_INVALID_ARGUMENT, "a and b must be float32 or float16");
-    if (c->dtype != VA_F32 && !(c->dtype == VA_F16 && a->dtype == VA_F16 && b->dtype == VA_F16))
-        return va_fail(VA_ERROR_INVALID_ARGUMENT, "out must be float32 (float16 only for float16 a and b)");
+    if ((a->dtype != VA_F32 && a->dtype != VA_F16 && a->dtype != VA_BF16) ||
+        (b->dtype != VA_F32 && b->dtype != VA_F16 && b->dtype != VA_BF16))
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "a and b must be float32, float16 or bfloat16");
+    if ((a->dtype == VA_BF16) != (b->dtype == VA_BF16))
+        return va_fail(VA_ERROR_INVALID_ARGUMENT, "a bfloat16 operand needs a bfloat16 partner");
+    if (c->dtype != VA_F32 && !(c->dtype == a->dtype && c->dtype == b->dtype && c->dtype != VA_F32))
+        return va_fail(VA_ERROR_INVALID_ARGUMENT,
+                       "out must be float32 (float16 or bfloat16 only for a and b of that dtype)");
     if (C.colmajor && C.cols > 1)
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "out must be row-major (its last axis contiguous)");
     int64_t m = C.rows, n = C.cols, k = A.cols, batch = C.batch;
@@ -182,7 +190,7 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
     if (m == 0 || n == 0 || batch == 0) return VA_SUCCESS;
 
     int coop = use_coopmat(ctx, a, b, c);
-    int cm2 = coop && use_cm2(ctx, c);
+    int cm2 = coop && a->dtype == VA_F16 && use_cm2(ctx, c);
     uint32_t bm, bn, bk, vec, wg;
     uint32_t spec[17];
     uint32_t nspec;
@@ -205,15 +213,16 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
                            ctx->info.coopmat_k, A.colmajor, B.colmajor, 0, 0, sgs, ctx->info.subgroup_size};
         memcpy(spec, sp, sizeof sp);
         nspec = 17;
-        name = coop_name(c);
+        name = coop_name(a, c);
     } else {
-        sc = simt_tiles(ctx, m, n, batch, a->dtype == VA_F16 || b->dtype == VA_F16);
+        sc = simt_tiles(ctx, m, n, batch, a->dtype != VA_F32 || b->dtype != VA_F32);
         bm = sc.bm; bn = sc.bn; bk = sc.bk; vec = 4;
         wg = (sc.bm / sc.tm) * (sc.bn / sc.tn);
         uint32_t sp[12] = {wg, 1, 1, sc.bm, sc.bn, sc.bk, sc.tm, sc.tn, A.colmajor, B.colmajor, 0, 0};
         memcpy(spec, sp, sizeof sp);
         nspec = 12;
-        name = a->dtype == VA_F16 ? (b->dtype == VA_F16 ? (c->dtype == VA_F16 ? "matmul_f16c" : "matmul_f16") : "matmul_a16")
+        name = a->dtype == VA_BF16 ? (c->dtype == VA_BF16 ? "matmul_bf16c" : "matmul_bf16")
+             : a->dtype == VA_F16 ? (b->dtype == VA_F16 ? (c->dtype == VA_F16 ? "matmul_f16c" : "matmul_f16") : "matmul_a16")
              : b->dtype == VA_F16 ? "matmul_b16" : "matmul";
     }
     uint32_t vflag = coop ? 13 : 10;

@@ -98,6 +98,7 @@ static PyObject *info_dict(const va_device_info *i) {
              put(d, "cooperative_matrix_shape",
                  i->coopmat_m ? Py_BuildValue("(III)", i->coopmat_m, i->coopmat_n, i->coopmat_k)
                               : (Py_INCREF(Py_None), Py_None)) == 0 &&
+             put(d, "cooperative_matrix_bf16", PyBool_FromLong(i->coopmat_bf16)) == 0 &&
              put(d, "external_memory_host", PyBool_FromLong(i->external_memory_host)) == 0 &&
              put(d, "min_imported_host_pointer_alignment",
                  PyLong_FromUnsignedLongLong(i->min_imported_host_pointer_alignment)) == 0 &&
