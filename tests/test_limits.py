@@ -112,3 +112,43 @@ def test_damaged_pipeline_cache_is_ignored_and_replaced(tmp_path, rng, damage):
     ctx.save_cache()
     del s, ctx
     assert _context(tmp_path).memory_stats()["disk_cache_loaded"] is True
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.uint8])
+@pytest.mark.parametrize("n,rows", [(1000, 300), (999, 1000), (1, 1), (4096, 1024)])
+def test_host_blocks_bring_every_row_in_order(rng, dtype, n, rows):
+    x = (rng.standard_normal((n, 13)) * 50).astype(dtype)
+    seen = []
+    for j0, block in runtime.HostBlocks(x, rows):
+        assert isinstance(block, vaccel.Array) and block.dtype == x.dtype
+        assert block.shape == (min(rows, n - j0), 13)
+        # work recorded on the block (a device op) sees its upload
+        assert np.array_equal(block.numpy(), x[j0:j0 + rows])
+        if dtype != np.uint8:
+            assert np.array_equal(np.asarray(vaccel.multiply(block, 1.0)), x[j0:j0 + rows].astype(np.float32))
+        seen.append(j0)
+    assert seen == list(range(0, n, rows))
+
+
+def test_host_blocks_leaving_early_and_strided_hosts(rng):
+    x = rng.standard_normal((5000, 40)).astype(np.float32)
+    for j0, block in runtime.HostBlocks(x, 700):
+        if j0 >= 1400:
+            break                       # the upload in flight is waited for; the stream stays usable
+    view = x[:, ::2]                    # not contiguous: each block is copied before its upload
+    got = np.concatenate([b.numpy() for _, b in runtime.HostBlocks(view, 1234)])
+    assert np.array_equal(got, view)
+    with vaccel.batch():
+        with pytest.raises(RuntimeError, match="outside a batch"):
+            next(iter(runtime.HostBlocks(x, 100)))
+
+
+def test_knn_streams_blocks_on_the_fused_path(small_device_limit, rng):
+    # enough queries and rows for the fused (and, with cooperative matrices, tensor-core) path
+    q = rng.standard_normal((300, 24)).astype(np.float32)
+    db = rng.standard_normal((30000, 24)).astype(np.float32)
+    for data in (db, db.astype(np.float16)):
+        D, I = vaccel.knn(q, data, 10)
+        RD, RI = cpu.knn(q, data.astype(np.float32), 10, "sqeuclidean")
+        np.testing.assert_allclose(D, RD, rtol=1e-4, atol=1e-4)
+        assert (I != RI).mean() < 0.01

@@ -89,6 +89,7 @@ config = _Config()
 class _State(threading.local):
     def __init__(self):
         self.stream = None
+        self.transfer = None      # the uploads stream (transfer queue), see HostBlocks
         self.batch_depth = 0
         self.profiles = []
 
@@ -177,6 +178,61 @@ def memory_stats(reset_peak=False):
     if reset_peak:
         ctx.reset_peak()
     return stats
+
+
+class HostBlocks:
+    """Row blocks of a host array brought to the device one after another, the upload of the next
+    block overlapping the work on the current one: uploads go to the device's transfer queue (a DMA
+    engine; on a device without one they share the compute queue), into two device buffers used in
+    turn, and the work recorded on a block waits on the device for its upload. Iterate to get
+    (first row, Array of the block's rows); the Array is valid until the next step. Outside a batch
+    only. VACCEL_STREAM_OVERLAP=0 uploads each block only once the work on the previous one is done
+    (for measuring what the overlap gains).
+
+    Each upload pins the block's pages first (VK_EXT_external_memory_host; a staging copy where
+    that is missing): host work that the driver serialises with other calls, so it is not hidden
+    (a helper thread pinning the next block slowed the search by as much on an H100)."""
+
+    def __init__(self, host, rows):
+        self.host = host
+        self.rows = max(1, int(rows))
+        self.n = host.shape[0]
+        self.tail = host.shape[1:]
+        self.row_bytes = host.dtype.itemsize * int(np.prod(self.tail, dtype=np.int64))
+
+    def _upload(self, t, buf, j0):
+        block = np.ascontiguousarray(self.host[j0:j0 + self.rows])
+        t.upload(buf, 0, block.reshape(-1).view(np.uint8))
+        t.submit()
+        return block   # kept alive until the upload is waited for
+
+    def __iter__(self):
+        if in_batch():
+            raise RuntimeError("HostBlocks streams outside a batch only")
+        if self.n == 0:
+            return
+        ctx = context()
+        if _state.transfer is None:
+            _state.transfer = _vaccel.Stream(ctx, transfer=True)
+        t, c = _state.transfer, _stream()
+        nbytes = max(4, min(self.rows, self.n) * self.row_bytes)
+        bufs = [ctx.alloc(nbytes), ctx.alloc(nbytes) if self.n > self.rows else None]
+        overlap = os.environ.get("VACCEL_STREAM_OVERLAP", "1") != "0"
+        pending = None
+        try:
+            for i, j0 in enumerate(range(0, self.n, self.rows)):
+                if pending is None:
+                    pending = self._upload(t, bufs[i % 2], j0)
+                c.after(t)           # the work on this block waits for its upload, on the device
+                t.wait()             # (which ran while the previous block was worked on)
+                pending = None
+                if overlap and j0 + self.rows < self.n:
+                    pending = self._upload(t, bufs[(i + 1) % 2], j0 + self.rows)
+                r = min(self.rows, self.n - j0)
+                yield j0, Array(bufs[i % 2], (r,) + self.tail, self.host.dtype)
+        finally:
+            if pending is not None:
+                t.wait()
 
 
 def _stream():

@@ -142,11 +142,14 @@ def knn(queries, database, k, metric="sqeuclidean", *, p=2.0, filter=None):
         return _knn_call(q, db, k, code, p, bits)
     # A host database larger than the device allows: blocks of rows, merged here. Each block's
     # best k are exact for that block, so the merge of all of them is exact.
+    # The blocks come to the device through runtime.HostBlocks: the next one's upload (on the
+    # transfer queue where the device has one) overlaps the search of the current one.
     allowed = None if filter is None else np.unpackbits(bits.view(np.uint8), bitorder="little")[:nb].astype(bool)
+    q = runtime.asarray(q)
     parts = []
-    for j0 in range(0, nb, rows):
-        sub = None if allowed is None else _filter_bits(allowed[j0:j0 + rows], min(rows, nb - j0))
-        D, I = _knn_call(q, db[j0:j0 + rows], k, code, p, sub)
+    for j0, block in runtime.HostBlocks(db, rows):
+        sub = None if allowed is None else _filter_bits(allowed[j0:j0 + rows], block.shape[0])
+        D, I = _knn_call(q, block, k, code, p, sub)
         parts.append((D, np.where(I >= 0, I + j0, -1)))
     D = np.concatenate([d for d, _ in parts], axis=1)
     I = np.concatenate([i for _, i in parts], axis=1)
@@ -162,7 +165,7 @@ def _database_block(q, db):
         return db.shape[0]
     per_row = db.shape[1] * np.dtype(db.dtype).itemsize
     budget = runtime.device_memory_limit() - q.shape[0] * q.shape[1] * np.dtype(q.dtype).itemsize
-    return max(1, budget // max(1, 2 * per_row))
+    return max(1, budget // max(1, 3 * per_row))   # two blocks in turn, room for the search's own
 
 
 _FUSED_CODES = {distances._CODE[m] for m in ("sqeuclidean", "euclidean", "inner", "cosine")}

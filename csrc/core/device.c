@@ -487,6 +487,15 @@ static va_status create_device(va_context *ctx) {
         if ((qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && fam < 0) fam = (int)i;
     if (fam < 0) return va_fail(VA_ERROR_DEVICE_NOT_AVAILABLE, "device has no compute queue");
     ctx->queue_family = (uint32_t)fam;
+    /* A transfer-only family (a DMA engine) for uploads that overlap compute, unless
+     * VACCEL_NO_TRANSFER_QUEUE says otherwise; without one uploads share the compute queue. */
+    const char *no_tq = getenv("VACCEL_NO_TRANSFER_QUEUE");
+    int tfam = -1;
+    for (uint32_t i = 0; i < nq && !(no_tq && *no_tq && strcmp(no_tq, "0") != 0); i++)
+        if ((qf[i].queueFlags & VK_QUEUE_TRANSFER_BIT) && !(qf[i].queueFlags & (VK_QUEUE_COMPUTE_BIT | VK_QUEUE_GRAPHICS_BIT)) &&
+            qf[i].queueCount > 0 && tfam < 0)
+            tfam = (int)i;
+    ctx->transfer_family = tfam >= 0 ? (uint32_t)tfam : ctx->queue_family;
 
     uint32_t next = 0;
     vkEnumerateDeviceExtensionProperties(pd, NULL, &next, NULL);
@@ -551,18 +560,29 @@ static va_status create_device(va_context *ctx) {
     free(ext);
 
     float prio = 1.0f;
-    VkDeviceQueueCreateInfo qci = {VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
-    qci.queueFamilyIndex = ctx->queue_family;
-    qci.queueCount = 1;
-    qci.pQueuePriorities = &prio;
+    VkDeviceQueueCreateInfo qci[2] = {{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO},
+                                      {VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO}};
+    qci[0].queueFamilyIndex = ctx->queue_family;
+    qci[0].queueCount = 1;
+    qci[0].pQueuePriorities = &prio;
+    qci[1] = qci[0];
+    qci[1].queueFamilyIndex = ctx->transfer_family;
     VkDeviceCreateInfo dci = {VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
     dci.pNext = &en.f2;
-    dci.queueCreateInfoCount = 1;
-    dci.pQueueCreateInfos = &qci;
+    dci.queueCreateInfoCount = ctx->transfer_family != ctx->queue_family ? 2 : 1;
+    dci.pQueueCreateInfos = qci;
     dci.enabledExtensionCount = ne;
     dci.ppEnabledExtensionNames = exts;
     VK_TRY(vkCreateDevice(pd, &dci, NULL, &ctx->device), "vkCreateDevice");
     vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
+    vkGetDeviceQueue(ctx->device, ctx->transfer_family, 0, &ctx->transfer_queue);
+    if (en.v12.timelineSemaphore) {
+        VkSemaphoreTypeCreateInfo tci = {VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO};
+        tci.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
+        VkSemaphoreCreateInfo sci = {VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO};
+        sci.pNext = &tci;
+        if (vkCreateSemaphore(ctx->device, &sci, NULL, &ctx->timeline) != VK_SUCCESS) ctx->timeline = VK_NULL_HANDLE;
+    }
     if (have.has_host_import)
         ctx->get_host_ptr_props = (PFN_vkGetMemoryHostPointerPropertiesEXT)vkGetDeviceProcAddr(
             ctx->device, "vkGetMemoryHostPointerPropertiesEXT");
@@ -613,6 +633,7 @@ void va_context_destroy(va_context *ctx) {
         vkDeviceWaitIdle(ctx->device);
         va_pipeline_destroy(ctx);
         va_memory_destroy(ctx);
+        if (ctx->timeline) vkDestroySemaphore(ctx->device, ctx->timeline, NULL);
         vkDestroyDevice(ctx->device, NULL);
     }
     pthread_mutex_destroy(&ctx->lock);

@@ -132,6 +132,14 @@ struct va_context {
     VkDevice device;
     VkQueue queue;
     uint32_t queue_family;
+    /* Uploads that overlap compute: a transfer-only queue family (a DMA engine) where the device
+     * has one, else the compute queue itself; device buffers are shared by both families. */
+    VkQueue transfer_queue;
+    uint32_t transfer_family;
+    /* Signalled by transfer streams' submits (increasing values), waited by the streams that read
+     * what they uploaded (va_stream_after); VK_NULL_HANDLE without timeline semaphores. */
+    VkSemaphore timeline;
+    uint64_t timeline_value;
     va_device_info info;
     VkPhysicalDeviceMemoryProperties memprops;
     pthread_mutex_t lock;          /* pool, kernels, queue */

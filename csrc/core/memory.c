@@ -112,6 +112,17 @@ static uint64_t cache_cap(va_context *ctx, va_pool *p) {
     return heap / 4;
 }
 
+/* Buffers are used by the compute queue and, where the device has a separate one, by the transfer
+ * queue (uploads that overlap compute): shared by both families, no ownership transfers. */
+static void share_queues(const va_context *ctx, VkBufferCreateInfo *bci, uint32_t fams[2]) {
+    if (ctx->transfer_family == ctx->queue_family) return;
+    fams[0] = ctx->queue_family;
+    fams[1] = ctx->transfer_family;
+    bci->sharingMode = VK_SHARING_MODE_CONCURRENT;
+    bci->queueFamilyIndexCount = 2;
+    bci->pQueueFamilyIndices = fams;
+}
+
 static va_status block_create(va_context *ctx, va_mem_kind kind, uint64_t size, int dedicated,
                               va_block **out) {
     va_pool *p = &ctx->pools[kind];
@@ -140,6 +151,8 @@ static va_status block_create(va_context *ctx, va_mem_kind kind, uint64_t size, 
     VkBufferCreateInfo bci = {VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
     bci.size = size;
     bci.usage = usage;
+    uint32_t fams[2];
+    share_queues(ctx, &bci, fams);
     VkResult r = vkCreateBuffer(ctx->device, &bci, NULL, &b->buffer);
     if (r != VK_SUCCESS) { block_free(ctx, b); return va_vk_fail(r, "vkCreateBuffer"); }
     VkMemoryRequirements req;
@@ -312,6 +325,8 @@ va_status va_buffer_import(va_context *ctx, void *ptr, uint64_t size, va_buffer 
     bci.pNext = &ext;
     bci.size = span;
     bci.usage = usage;
+    uint32_t fams[2];
+    share_queues(ctx, &bci, fams);
     VkResult r = vkCreateBuffer(ctx->device, &bci, NULL, &b->buffer);
     if (r != VK_SUCCESS) { block_free(ctx, b); free(buf); return va_vk_fail(r, "vkCreateBuffer(import)"); }
     VkMemoryRequirements req;

@@ -38,6 +38,9 @@ struct va_stream {
     va_dispatch_timing *last;
     uint32_t nlast, last_cap;
     va_stream_stats stats;
+    int transfer;                /* on the transfer queue: copies only */
+    uint64_t signal_value;       /* the timeline value the last submit signals (transfer streams) */
+    uint64_t wait_value;         /* the timeline value the next submit waits for (va_stream_after) */
 };
 
 static va_status grow(void **arr, uint32_t *cap, uint32_t need, size_t elem) {
@@ -53,15 +56,16 @@ static va_status grow(void **arr, uint32_t *cap, uint32_t need, size_t elem) {
 
 va_context *va_stream_context(va_stream *s) { return s->ctx; }
 
-va_status va_stream_create(va_context *ctx, va_stream **out) {
+static va_status stream_create(va_context *ctx, int transfer, va_stream **out) {
     va_clear_error();
     *out = NULL;
     va_stream *s = calloc(1, sizeof *s);
     if (!s) return va_fail(VA_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
     s->ctx = ctx;
+    s->transfer = transfer;
     VkCommandPoolCreateInfo cp = {VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
     cp.flags = VK_COMMAND_POOL_CREATE_TRANSIENT_BIT;
-    cp.queueFamilyIndex = ctx->queue_family;
+    cp.queueFamilyIndex = transfer ? ctx->transfer_family : ctx->queue_family;
     VkResult r = vkCreateCommandPool(ctx->device, &cp, NULL, &s->cmd_pool);
     if (r != VK_SUCCESS) { free(s); return va_vk_fail(r, "vkCreateCommandPool"); }
     VkCommandBufferAllocateInfo ai = {VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
@@ -73,6 +77,18 @@ va_status va_stream_create(va_context *ctx, va_stream **out) {
     if (r == VK_SUCCESS) r = vkCreateFence(ctx->device, &fi, NULL, &s->fence);
     if (r != VK_SUCCESS) { va_stream_destroy(s); return va_vk_fail(r, "stream creation"); }
     *out = s;
+    return VA_SUCCESS;
+}
+
+va_status va_stream_create(va_context *ctx, va_stream **out) { return stream_create(ctx, 0, out); }
+
+va_status va_stream_create_transfer(va_context *ctx, va_stream **out) { return stream_create(ctx, 1, out); }
+
+va_status va_stream_after(va_stream *s, va_stream *other) {
+    va_clear_error();
+    if (s->ctx != other->ctx) return va_fail(VA_ERROR_INVALID_ARGUMENT, "streams of different contexts");
+    if (!s->ctx->timeline) return other->submitted ? va_stream_wait(other) : VA_SUCCESS;
+    if (other->submitted && other->signal_value > s->wait_value) s->wait_value = other->signal_value;
     return VA_SUCCESS;
 }
 
@@ -143,6 +159,11 @@ static va_status track(va_stream *s, const access *a, uint32_t n) {
         mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
                            VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
         VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+        if (s->transfer) {   /* a transfer-only queue knows no shader stages */
+            mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+            mb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+            st = VK_PIPELINE_STAGE_TRANSFER_BIT;
+        }
         vkCmdPipelineBarrier(s->cmd, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
         s->nacc = 0;
         s->stats.barriers++;
@@ -348,6 +369,7 @@ va_status va_stream_dispatch(va_stream *s, const va_kernel *k, const va_binding 
                              const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
                              uint32_t gz) {
     va_context *ctx = s->ctx;
+    if (s->transfer) return va_fail(VA_ERROR_INTERNAL, "a transfer stream records copies only (%s)", k->name);
     if (nb != k->nbindings)
         return va_fail(VA_ERROR_INTERNAL, "kernel %s takes %u bindings, %u given", k->name,
                        k->nbindings, nb);
@@ -419,7 +441,7 @@ va_status va_stream_copy(va_stream *s, va_buffer *src, uint64_t src_offset, va_b
     VA_TRY(check_range(dst, dst_offset, size, "copy destination"));
     if (size == 0) return VA_SUCCESS;
     va_context *ctx = s->ctx;
-    if (size % 4 || src_offset % 4 || dst_offset % 4) {
+    if (size % 4 || src_offset % 4 || dst_offset % 4 || s->transfer) {
         /* Odd sizes: the transfer engine handles bytes. */
         va_status st = record_copy(s, src, src_offset, dst, dst_offset, size);
         if (!st) s->pending++;
@@ -458,18 +480,44 @@ va_status va_stream_submit(va_stream *s) {
     s->ndls = 0;
     if (!s->recording) return VA_SUCCESS; /* nothing on the device; host copies finish at wait */
     VkMemoryBarrier mb = {VK_STRUCTURE_TYPE_MEMORY_BARRIER};
-    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.srcAccessMask = (s->transfer ? 0 : VK_ACCESS_SHADER_WRITE_BIT) | VK_ACCESS_TRANSFER_WRITE_BIT;
     mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
-    vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+    vkCmdPipelineBarrier(s->cmd, (s->transfer ? 0 : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT) | VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
     VK_TRY(vkEndCommandBuffer(s->cmd), "vkEndCommandBuffer");
     s->recording = 0;
     VkSubmitInfo si = {VK_STRUCTURE_TYPE_SUBMIT_INFO};
     si.commandBufferCount = 1;
     si.pCommandBuffers = &s->cmd;
+    /* Timeline: a transfer stream signals the next value; a stream told to come after one waits
+     * for its value before any of its commands. */
+    VkTimelineSemaphoreSubmitInfo tsi = {VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
+    VkPipelineStageFlags wait_stage = VK_PIPELINE_STAGE_TRANSFER_BIT | (s->transfer ? 0 : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
+    uint64_t wait_value = s->wait_value, signal_value = 0;
+    if (ctx->timeline && (s->transfer || wait_value)) {
+        si.pNext = &tsi;
+        if (wait_value) {
+            si.waitSemaphoreCount = 1;
+            si.pWaitSemaphores = &ctx->timeline;
+            si.pWaitDstStageMask = &wait_stage;
+            tsi.waitSemaphoreValueCount = 1;
+            tsi.pWaitSemaphoreValues = &wait_value;
+        }
+        if (s->transfer) {
+            si.signalSemaphoreCount = 1;
+            si.pSignalSemaphores = &ctx->timeline;
+            tsi.signalSemaphoreValueCount = 1;
+            tsi.pSignalSemaphoreValues = &signal_value;
+        }
+    }
     pthread_mutex_lock(&ctx->lock);
-    VkResult r = vkQueueSubmit(ctx->queue, 1, &si, s->fence);
+    if (si.signalSemaphoreCount) signal_value = ++ctx->timeline_value;
+    VkResult r = vkQueueSubmit(s->transfer ? ctx->transfer_queue : ctx->queue, 1, &si, s->fence);
     pthread_mutex_unlock(&ctx->lock);
+    if (r == VK_SUCCESS) {
+        s->wait_value = 0;
+        if (si.signalSemaphoreCount) s->signal_value = signal_value;
+    }
     if (r != VK_SUCCESS) {
         va_status st = va_vk_fail(r, "vkQueueSubmit");
         reset(s);
@@ -527,7 +575,7 @@ uint32_t va_stream_pending(const va_stream *s) { return s->pending + s->ncopies;
 va_status va_stream_set_profiling(va_stream *s, int enabled) {
     if (s->recording || s->submitted)
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "profiling can change only between batches");
-    s->profiling = enabled && s->ctx->info.timestamps;
+    s->profiling = enabled && !s->transfer && s->ctx->info.timestamps;
     if (s->profiling && !s->qpool) {
         VkQueryPoolCreateInfo qi = {VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
         qi.queryType = VK_QUERY_TYPE_TIMESTAMP;

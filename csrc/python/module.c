@@ -326,11 +326,14 @@ static PyType_Spec buffer_spec = {"vaccel._vaccel.Buffer", sizeof(BufferObject),
 
 /* ---- Stream ---- */
 static PyObject *stream_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    (void)kw;
+    static char *kwlist[] = {"context", "transfer", NULL};
     PyObject *ctx;
-    if (!PyArg_ParseTuple(args, "O!", (PyTypeObject *)ContextType, &ctx)) return NULL;
+    int transfer = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|p", kwlist, (PyTypeObject *)ContextType, &ctx, &transfer))
+        return NULL;
     va_stream *s = NULL;
-    va_status st = va_stream_create(((ContextObject *)ctx)->ctx, &s);
+    va_status st = transfer ? va_stream_create_transfer(((ContextObject *)ctx)->ctx, &s)
+                            : va_stream_create(((ContextObject *)ctx)->ctx, &s);
     if (st) return raise_status(st);
     allocfunc alloc = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
     StreamObject *self = (StreamObject *)alloc(type, 0);
@@ -664,7 +667,16 @@ static PyObject *stream_stats(PyObject *o, PyObject *noargs) {
                          st.bytes_downloaded);
 }
 
+static PyObject *stream_after(PyObject *o, PyObject *args) {
+    PyObject *other;
+    if (!PyArg_ParseTuple(args, "O!", (PyTypeObject *)StreamType, &other)) return NULL;
+    va_status st = va_stream_after(((StreamObject *)o)->s, ((StreamObject *)other)->s);
+    if (st) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef stream_methods[] = {
+    {"after", stream_after, METH_VARARGS, "after(other): the next submit waits on the device for other's last submit."},
     {"run", stream_run, METH_VARARGS, "run(op, inputs, outputs, iparams=(), fparams=(), names=()): record an op."},
     {"upload", stream_upload, METH_VARARGS, "upload(buffer, offset, host): record a host->device copy."},
     {"download", stream_download, METH_VARARGS, "download(buffer, offset, host): device->host, done at wait."},
@@ -680,7 +692,8 @@ static PyMethodDef stream_methods[] = {
 
 static PyType_Slot stream_slots[] = {
     {Py_tp_new, stream_new}, {Py_tp_dealloc, stream_dealloc}, {Py_tp_methods, stream_methods},
-    {Py_tp_doc, "Stream(context): records ops into one submit."}, {0, NULL}};
+    {Py_tp_doc, "Stream(context, transfer=False): records ops into one submit (transfer: uploads on the "
+                "transfer queue)."}, {0, NULL}};
 static PyType_Spec stream_spec = {"vaccel._vaccel.Stream", sizeof(StreamObject), 0, Py_TPFLAGS_DEFAULT,
                                   stream_slots};
 
