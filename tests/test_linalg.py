@@ -72,24 +72,30 @@ def test_matmul_float16(backend, variant, rng, m, k, n, out_dtype):
     check(r, a, b, half_out=out_dtype is None)
 
 
-@pytest.mark.parametrize("layout", ["a.T", "b.T", "both.T", "strided", "sliced"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
-def test_matmul_views(backend, variant, rng, layout, dtype):
-    m, k, n = 67, 48, 45
+def view_operands(rng, layout, dtype, m=67, k=48, n=45):
+    """a (m, k) and b (k, n) of dtype laid out as `layout` says: transposed, strided or sliced
+    views, or a batch of a against one b."""
     A = rng.standard_normal((k, m)).astype(dtype)
     B = rng.standard_normal((n, k)).astype(dtype)
     if layout == "a.T":
-        a, b = A.T, np.ascontiguousarray(B.T)
-    elif layout == "b.T":
-        a, b = np.ascontiguousarray(A.T), B.T
-    elif layout == "both.T":
-        a, b = A.T, B.T
-    elif layout == "strided":
-        a = rng.standard_normal((m, 2 * k)).astype(dtype)[:, ::2]
-        b = rng.standard_normal((2 * k, n)).astype(dtype)[::2]
-    else:
-        a = rng.standard_normal((m + 5, k + 3)).astype(dtype)[2:m + 2, 1:k + 1]
-        b = rng.standard_normal((k + 1, n + 9)).astype(dtype)[1:, 4:n + 4]
+        return A.T, np.ascontiguousarray(B.T)
+    if layout == "b.T":
+        return np.ascontiguousarray(A.T), B.T
+    if layout == "both.T":
+        return A.T, B.T
+    if layout == "strided":
+        return (rng.standard_normal((m, 2 * k)).astype(dtype)[:, ::2],
+                rng.standard_normal((2 * k, n)).astype(dtype)[::2])
+    if layout == "sliced":
+        return (rng.standard_normal((m + 5, k + 3)).astype(dtype)[2:m + 2, 1:k + 1],
+                rng.standard_normal((k + 1, n + 9)).astype(dtype)[1:, 4:n + 4])
+    return rng.standard_normal((3, m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+
+
+@pytest.mark.parametrize("layout", ["a.T", "b.T", "both.T", "strided", "sliced"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_matmul_views(backend, variant, rng, layout, dtype):
+    a, b = view_operands(rng, layout, dtype)
     r = vaccel.matmul(a, b, out_dtype=np.float32)
     check(r, a, b)
 
@@ -340,24 +346,7 @@ def test_matmul_bfloat16_rounding_and_nonfinite(backend, variant):
 @needs_bf16
 @pytest.mark.parametrize("layout", ["a.T", "b.T", "both.T", "strided", "sliced", "batched"])
 def test_matmul_bfloat16_views(backend, variant, rng, layout):
-    m, k, n = 67, 48, 45
-    A = rng.standard_normal((k, m)).astype(BF16)
-    B = rng.standard_normal((n, k)).astype(BF16)
-    if layout == "a.T":
-        a, b = A.T, np.ascontiguousarray(B.T)
-    elif layout == "b.T":
-        a, b = np.ascontiguousarray(A.T), B.T
-    elif layout == "both.T":
-        a, b = A.T, B.T
-    elif layout == "strided":
-        a = rng.standard_normal((m, 2 * k)).astype(BF16)[:, ::2]
-        b = rng.standard_normal((2 * k, n)).astype(BF16)[::2]
-    elif layout == "sliced":
-        a = rng.standard_normal((m + 5, k + 3)).astype(BF16)[2:m + 2, 1:k + 1]
-        b = rng.standard_normal((k + 1, n + 9)).astype(BF16)[1:, 4:n + 4]
-    else:
-        a = rng.standard_normal((3, m, k)).astype(BF16)
-        b = rng.standard_normal((k, n)).astype(BF16)
+    a, b = view_operands(rng, layout, BF16)
     check_bf16(vaccel.matmul(a, b), a, b, True)
     check_bf16(vaccel.matmul(a, b, out_dtype=np.float32), a, b, False)
 
