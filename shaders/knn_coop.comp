@@ -6,7 +6,14 @@
 // are staged through two shared-memory buffers (the next is fetched into registers while the
 // current one is multiplied: one barrier per stage). Every accumulator starts from a query term
 // plus a row term (broadcast tiles in shared memory), so that after the depth loop it holds
-//   MODE 0: approx + slack, an upper bound of the exact distance: written to O (the sample pass)
+//   MODE 0: approx + slack, an upper bound of the exact distance (the sample pass). Each subgroup
+//           keeps the running minimum of every accumulator element over its fragments and tiles
+//           (registers only; NaN ignored, padding columns +inf) and writes those minima: NN
+//           values per query, each the least bound over a set of sample rows (one column of
+//           each of its fragments) that no other value shares, to O[row * ldo + blk * NN + c],
+//           blk = workgroup.y * SGN + the subgroup's column. The k-th smallest of all the values
+//           of a row therefore bounds its k-th nearest distance from above, as the k-th of the
+//           whole sample would, and the sample's bounds are never written out.
 //   MODE 1: approx - slack - tau, a margin: the pair is a candidate where it is <= 0 or NaN,
 // approx being the distance from the float16 copies and slack its rounding bound (knn_coop.glsl).
 // A subgroup tests its fragments' elements where they are (integer tests on the bits, so NaN is a
@@ -43,7 +50,7 @@ layout(constant_id = 14) const uint SG = 32;     // the subgroup size the pipeli
 
 layout(binding = 0) readonly buffer QH_ { uvec4 QH[]; };      // (rows, ldq) float16 queries, 8 per uvec4
 layout(binding = 1) readonly buffer XH_ { uvec4 XH[]; };      // (nb, ldx) float16 database rows
-layout(binding = 2) writeonly buffer O_ { float O[]; };       // MODE 0: (nq, ldo) upper bounds
+layout(binding = 2) writeonly buffer O_ { float O[]; };       // MODE 0: (nq, ldo) minima of upper bounds
 layout(binding = 2) writeonly buffer CAND_ { uvec2 CAND[]; }; // MODE 1: (nq, cap) (margin bits, index)
 layout(binding = 3) buffer CNT_ { uint CNT[]; };              // per query candidate count
 layout(binding = 4) readonly buffer QN_ { float QNRM[]; };
@@ -95,7 +102,7 @@ float row_term(uint r) {
 }
 
 float col_term(uint j) {
-    if (j >= pc.nb) return MODE == 1 ? uintBitsToFloat(0x7F800000u) : 0.0;
+    if (j >= pc.nb) return uintBitsToFloat(0x7F800000u);   // no candidate (MODE 1), no minimum (MODE 0)
     float n = XNRM[pc.xn_off + j];
     float s = coop_slack_x(n);
     return MODE == 0 ? coop_base_x(n) + s : coop_base_x(n) - s;
@@ -139,8 +146,10 @@ void main() {
         coopMatLoad(rf[i], SH, (wm0 + i * MM) / 4, 0, gl_CooperativeMatrixLayoutColumnMajor);
     if (lane == 0) stg_n[sg] = 0u;
     barrier();
-    if (tile0 >= tile1) return;
-    const uint nstages = (tile1 - tile0) * pc.nchunks;
+    if (tile0 >= tile1 && MODE != 0) return;
+    const uint nstages = tile0 < tile1 ? (tile1 - tile0) * pc.nchunks : 0u;
+    coopmat<float, gl_ScopeSubgroup, MM, NN, gl_MatrixUseAccumulator> mn[FM];   // MODE 0's minima
+    [[unroll]] for (uint i = 0; i < FM; i++) mn[i] = coopmat<float, gl_ScopeSubgroup, MM, NN, gl_MatrixUseAccumulator>(uintBitsToFloat(0x7F800000u));
 
     coopmat<float16_t, gl_ScopeSubgroup, MM, KK, gl_MatrixUseA> fa[FM][CSTEPS];
     coopmat<float, gl_ScopeSubgroup, MM, NN, gl_MatrixUseAccumulator> acc[FM][FN];
@@ -181,9 +190,11 @@ void main() {
         if (q < BN) SH[(buf) * STAGE + B_SZ + q / 4][q % 4] = floatBitsToUint(rc[s]);              \
     }
 
-    if (ONE_CHUNK) { LOAD_A(0) }
-    FETCH(0u)
-    STORE(0u)
+    if (ONE_CHUNK && nstages > 0) { LOAD_A(0) }
+    if (nstages > 0) {
+        FETCH(0u)
+        STORE(0u)
+    }
     barrier();
     uint cur = 0;
     for (uint st = 0; st < nstages; st++) {
@@ -213,12 +224,14 @@ void main() {
             [[unroll]] for (uint i = 0; i < FM; i++)
                 [[unroll]] for (uint j = 0; j < FN; j++) {
                     const uint r0 = row0 + wm0 + i * MM, c0 = col0 + wn0 + j * NN;
-                    if (MODE == 0 && r0 + MM <= pc.nq && c0 + NN <= pc.nb) {
-                        coopMatStore(acc[i][j], O, pc.o_off + r0 * pc.ldo + c0, pc.ldo,
-                                     gl_CooperativeMatrixLayoutRowMajor);
+                    if (MODE == 0) {   // the running minima, element by element (same layout)
+                        for (int e = 0; e < mn[i].length(); e++) {
+                            float v = acc[i][j][e];
+                            if (v < mn[i][e]) mn[i][e] = v;
+                        }
                         continue;
                     }
-                    if (MODE != 0) {
+                    {
                         uint m = 0u;
                         for (int e = 0; e < acc[i][j].length(); e++) m = max(m, flag_bits(acc[i][j][e]));
                         if (MODE == 2) {   // the probe: the GEMM and this test only
@@ -233,15 +246,7 @@ void main() {
                     subgroupMemoryBarrierShared();
                     subgroupBarrier();
                     const uint cb = sg * (MM * NN / 4) + lane * (NE / 4);
-                    if (MODE == 0) {
-                        [[unroll]] for (uint q = 0; q < NE / 4; q++) {
-                            vec4 v = CS[cb + q];
-                            [[unroll]] for (uint c4 = 0; c4 < 4; c4++) {
-                                uint e = lane * NE + q * 4 + c4, r = r0 + e / NN, c = c0 + e % NN;
-                                if (r < pc.nq && c < pc.nb) O[pc.o_off + r * pc.ldo + c] = v[c4];
-                            }
-                        }
-                    } else {
+                    {
                         uint mask = 0u;
                         [[unroll]] for (uint q = 0; q < NE / 4; q++) {
                             uvec4 f = floatBitsToUint(CS[cb + q]) - 1u;
@@ -279,4 +284,21 @@ void main() {
         cur = 1 - cur;
     }
     if (MODE == 1) flush(sg, lane);
+    if (MODE == 0) {   // the minima: column c of block blk is O[row * ldo + blk * NN + c]
+        const uint blk = gl_WorkGroupID.y * SGN + sg % SGN, cb = sg * (MM * NN / 4);
+        [[unroll]] for (uint i = 0; i < FM; i++) {
+            const uint r0 = row0 + wm0 + i * MM;
+            if (r0 + MM <= pc.nq) {
+                coopMatStore(mn[i], O, pc.o_off + r0 * pc.ldo + blk * NN, pc.ldo, gl_CooperativeMatrixLayoutRowMajor);
+                continue;
+            }
+            coopMatStore(mn[i], CS, cb, NN / 4, gl_CooperativeMatrixLayoutRowMajor);
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+            for (uint e = lane; e < MM * NN; e += SG)
+                if (r0 + e / NN < pc.nq) O[pc.o_off + (r0 + e / NN) * pc.ldo + blk * NN + e % NN] = CS[cb + e / 4][e % 4];
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+        }
+    }
 }

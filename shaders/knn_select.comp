@@ -4,7 +4,8 @@
 // index and NaN after every number) with a bitonic network, and writes the first k. A query whose
 // list overflowed (more candidates than slots), or holds fewer than pc.need, is flagged for an
 // exact recomputation. topk's filter path (topk.c) uses it too: a row's candidates are its entries
-// (value bits, column), OUT 3 ranks the largest first.
+// (value bits, column), OUT 3 ranks the largest first. I64 writes the indices as int64, -1 where
+// there is none, so that the caller's int64 result needs no conversion on the host.
 // REFINE variants (the tensor-core search, knn_coop.comp): a candidate's value is its margin, from
 // which its distance from the float16 copies and that distance's rounding bound give an upper and
 // a lower bound of the exact distance (knn_coop.glsl). The list is sorted by upper bound; tau2, the
@@ -26,6 +27,7 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint CAP = 2048;     // slots per query, a power of two
 layout(constant_id = 2) const uint OUT = 0;        // 0 value, 1 sqrt(value), 2 -value, 3 value largest first
+layout(constant_id = 5) const bool I64 = false;    // I as int64 (two words each, -1 for none), else uint32
 
 layout(binding = 0) readonly buffer CAND_ { uvec2 CAND[]; };
 layout(binding = 1) readonly buffer CNT_ { uint CNT[]; };
@@ -206,7 +208,13 @@ void main() {
             idx = c.y;
         }
         D[pc.d_off + q * pc.ldd + i] = v;
-        I[pc.i_off + q * pc.ldi + i] = idx;
+        if (I64) {
+            uint at = 2u * (pc.i_off + q * pc.ldi + i);
+            I[at] = idx;
+            I[at + 1u] = idx == 0xFFFFFFFFu ? 0xFFFFFFFFu : 0u;
+        } else {
+            I[pc.i_off + q * pc.ldi + i] = idx;
+        }
     }
 #if defined(REFINE)
     if (t == 0) F[pc.f_off + q] = count > CAP || n_exact > XCAP || n_finite < pc.need ? 1u : 0u;

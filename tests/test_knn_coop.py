@@ -131,3 +131,28 @@ def test_coop_views_and_device_arrays(monkeypatch, rng):
     D, I, ran = _run(monkeypatch, qa, dba, 9, "inner")
     assert ran
     _check(D, I, q.astype(np.float32), base[:9000].astype(np.float32), 9, "inner")
+
+
+def test_coop_sorted_database_and_reused_sample(monkeypatch, rng):
+    """Rows stored in order along a direction (a query's neighbours adjacent in storage): the
+    sample's groups are random whatever the order, so the bound stays tight (no list overflows)
+    and the results exact. A second database of the same size reuses the context's cached sample
+    (knn.c sample_rows): exact too."""
+    d, nb = 24, 40000
+    db = rng.standard_normal((nb, d)).astype(np.float32)
+    db = np.ascontiguousarray(db[np.argsort(db[:, 0], kind="stable")])
+    q = (db[rng.choice(nb, 100, replace=False)] + rng.standard_normal((100, d)) * 0.05).astype(np.float32)
+    for k in (10, 100):
+        D = np.empty((100, k), np.float32)
+        I = np.empty((100, k), np.int64)
+        flags = np.empty(100, np.uint32)
+        with vaccel.profile() as p:
+            runtime.run_op("knn_fused", (q, db), (D, I, flags), (0, k))
+        assert any(name == "knn_coop" for name, _ in p.dispatches)
+        assert not flags.any()
+        _check(D, I, q, db, k, "sqeuclidean")
+    other = rng.standard_normal((nb, d)).astype(np.float32)
+    for k in (10, 100):
+        D, I, ran = _run(monkeypatch, q, other, k, "sqeuclidean")
+        assert ran
+        _check(D, I, q, other, k, "sqeuclidean")

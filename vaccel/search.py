@@ -185,11 +185,11 @@ def _use_fused(q, db, k, code, bits):
 
 
 def _knn_call(q, db, k, code, p, bits):
-    D = np.empty((q.shape[0], k), np.float32)
-    raw = np.empty((q.shape[0], k), np.uint32)
     if _use_fused(q, db, k, code, bits):
+        D = np.empty((q.shape[0], k), np.float32)
+        I = np.empty((q.shape[0], k), np.int64)   # the kernel writes int64 indices, -1 for none
         flags = np.empty(q.shape[0], np.uint32)
-        runtime.run_op("knn_fused", (q, db), (D, raw, flags), (code, k),
+        runtime.run_op("knn_fused", (q, db), (D, I, flags), (code, k),
                        names={("in", 0): "queries", ("in", 1): "database", ("out", 0): "D", ("out", 1): "I"})
         if runtime.in_batch():
             runtime.synchronize()
@@ -199,8 +199,8 @@ def _knn_call(q, db, k, code, p, bits):
             qr = q.numpy()[redo] if runtime._is_array(q) else q[redo]
             Dr, Ir = _knn_plain(qr, db, k, code, p, None)
             D[redo] = Dr
-            raw[redo] = Ir
-        return D, _indices(raw, db.shape[0])
+            I[redo] = _indices(Ir, db.shape[0])
+        return D, I
     D, raw = _knn_plain(q, db, k, code, p, bits)
     return D, _indices(raw, db.shape[0])
 

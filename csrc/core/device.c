@@ -631,6 +631,8 @@ void va_context_destroy(va_context *ctx) {
     if (!ctx) return;
     if (ctx->device) {
         vkDeviceWaitIdle(ctx->device);
+        if (ctx->sample_map) va_buffer_release(ctx->sample_map);
+        ctx->sample_map = NULL;
         va_pipeline_destroy(ctx);
         va_memory_destroy(ctx);
         if (ctx->timeline) vkDestroySemaphore(ctx->device, ctx->timeline, NULL);

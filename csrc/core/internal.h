@@ -153,6 +153,10 @@ struct va_context {
     int cache_loaded;
     uint64_t pipelines_created, pipeline_hits;
     PFN_vkGetMemoryHostPointerPropertiesEXT get_host_ptr_props;
+    /* The knn search's last shuffled sample of database rows (knn.c sample_rows), in host-visible
+     * memory written once: the next search over as many rows reuses it. Under lock. */
+    va_buffer *sample_map;
+    int64_t sample_nb, sample_ns;
 };
 
 /* ---- streams (stream.c) ---- */
@@ -162,6 +166,9 @@ typedef struct va_binding {
     uint64_t size;       /* bytes; VK_WHOLE_SIZE for the rest of buf */
     va_access access;
 } va_binding;
+
+/* Keeps buf alive until the stream's recorded work has finished (or the stream is reset). */
+va_status va_stream_hold(va_stream *s, va_buffer *buf);
 
 /* Records one dispatch, with a barrier before it only if an earlier unbarriered command touches an
  * overlapping range in a conflicting way. Binding offsets need not be aligned: the aligned-down

@@ -130,6 +130,11 @@ static va_status hold(va_stream *s, va_buffer *b) {
     return VA_SUCCESS;
 }
 
+va_status va_stream_hold(va_stream *s, va_buffer *buf) {
+    va_clear_error();
+    return hold(s, buf);
+}
+
 static va_status begin(va_stream *s) {
     if (s->submitted)
         return va_fail(VA_ERROR_INVALID_ARGUMENT, "stream was submitted; wait for it before recording more");

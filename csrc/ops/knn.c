@@ -151,21 +151,74 @@ static uint32_t mix32(uint64_t x) {
     return (uint32_t)(x ^ (x >> 31));
 }
 
-/* The sample: one random row of each of ns equal strata of nb rows, ascending, in *map (the caller
- * frees it) and uploaded to *mapb. */
-static va_status sample_rows(va_stream *s, int64_t nb, int64_t ns, uint32_t **map_out, va_buffer **mapb) {
+/* The sample: one random row of each of ns equal strata of nb rows, in *map (the caller frees it)
+ * and uploaded to *mapb; ascending, or in a random order where shuffled (so that any fixed
+ * grouping of the sample's positions is a random grouping of rows, whatever the rows' order). */
+static va_status sample_rows(va_stream *s, int64_t nb, int64_t ns, int shuffled, uint32_t **map_out,
+                             va_buffer **mapb) {
+    va_context *ctx = va_stream_context(s);
+    if (shuffled) {   /* the context's cached sample (host-visible, written when made) if it fits */
+        va_buffer *hit = NULL;
+        pthread_mutex_lock(&ctx->lock);
+        if (ctx->sample_map && ctx->sample_nb == nb && ctx->sample_ns == ns) {
+            hit = ctx->sample_map;
+            va_buffer_retain(hit);
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        if (hit) {
+            *map_out = NULL;
+            *mapb = hit;
+            va_status st = va_stream_hold(s, hit);   /* the stream keeps it until its work is done */
+            va_buffer_release(hit);
+            return st;
+        }
+    }
     uint32_t *map = malloc((size_t)ns * 4);
     if (!map) return va_fail(VA_ERROR_OUT_OF_HOST_MEMORY, "sample of %lld rows", (long long)ns);
+    /* Strata bounds lo = floor(i nb / ns) step by step (no division per row), a row of each by a
+     * multiply-shift of a hash; the shuffle likewise. */
+    uint64_t q = (uint64_t)nb / (uint64_t)ns, r = (uint64_t)nb % (uint64_t)ns, acc = 0, lo = 0;
     for (int64_t i = 0; i < ns; i++) {
-        int64_t lo = (int64_t)((__int128)i * nb / ns), hi = (int64_t)((__int128)(i + 1) * nb / ns);
-        map[i] = (uint32_t)(lo + (hi > lo ? (int64_t)(mix32((uint64_t)i) % (uint64_t)(hi - lo)) : 0));
+        uint64_t hi = lo + q;
+        acc += r;
+        if (acc >= (uint64_t)ns) { acc -= (uint64_t)ns; hi++; }
+        map[i] = (uint32_t)(lo + (((uint64_t)mix32((uint64_t)i) * (hi - lo)) >> 32));
+        lo = hi;
     }
-    va_status st = va_stream_scratch(s, (uint64_t)ns * 4, mapb);
-    for (int64_t i = 0; st == VA_SUCCESS && i < ns; i += 65536)   /* uploads under 1 MiB are copied now */
-        st = va_stream_upload(s, *mapb, (uint64_t)i * 4, map + i, (uint64_t)((ns - i < 65536 ? ns - i : 65536) * 4));
+    for (int64_t i = shuffled ? ns - 1 : 0; i > 0; i--) {   /* Fisher-Yates */
+        int64_t j = (int64_t)(((uint64_t)mix32((uint64_t)(i + ns)) * (uint64_t)(i + 1)) >> 32);
+        uint32_t t = map[i];
+        map[i] = map[j];
+        map[j] = t;
+    }
+    va_status st;
+    va_buffer *hb = NULL;
+    if (shuffled && va_buffer_alloc(ctx, VA_MEM_UPLOAD, (uint64_t)ns * 4, &hb) == VA_SUCCESS && va_buffer_map(hb)) {
+        memcpy(va_buffer_map(hb), map, (size_t)ns * 4);
+        st = va_stream_hold(s, hb);
+        *mapb = hb;
+        va_buffer *old = NULL;
+        pthread_mutex_lock(&ctx->lock);
+        old = ctx->sample_map;
+        ctx->sample_map = hb;   /* the context's reference: the allocation's */
+        ctx->sample_nb = nb;
+        ctx->sample_ns = ns;
+        pthread_mutex_unlock(&ctx->lock);
+        if (old) va_buffer_release(old);
+    } else {
+        if (hb) va_buffer_release(hb);
+        va_clear_error();
+        st = va_stream_scratch(s, (uint64_t)ns * 4, mapb);
+        for (int64_t i = 0; st == VA_SUCCESS && i < ns; i += 65536)   /* uploads under 1 MiB are copied now */
+            st = va_stream_upload(s, *mapb, (uint64_t)i * 4, map + i, (uint64_t)((ns - i < 65536 ? ns - i : 65536) * 4));
+    }
     if (st) {
         free(map);
         return st;
+    }
+    if (shuffled) {   /* the caller has no use for the host copy */
+        free(map);
+        map = NULL;
     }
     *map_out = map;
     return VA_SUCCESS;
@@ -222,7 +275,8 @@ va_status va_tau_rows(va_stream *s, va_buffer *tile, int64_t rows, int64_t n, in
  * The fused search's plan on cooperative matrices, for float32 or float16 rows alike: float16
  * copies of the queries (scaled by -2 for squared L2, -1 otherwise; unit rows for cosine) and of
  * the database (kept as it is when it is float16 already and suits the kernel) give distances
- * within a rigorous bound of the exact ones (knn_coop.glsl). The sample's upper bounds give tau;
+ * within a rigorous bound of the exact ones (knn_coop.glsl). The k-th least of the minima of the
+ * sample's upper bounds over disjoint groups of sample rows gives tau;
  * the candidate pass keeps every pair whose lower bound is within tau; knn_select's refine variant
  * computes the exact distances of the about k candidates whose lower bound is within the k-th
  * smallest upper bound, from the original rows, and writes the k best. The result is therefore the
@@ -279,6 +333,19 @@ static int coop_applies(const va_context *ctx, const va_tensor *q, const va_tens
     return 1;
 }
 
+/* Workgroups along the rows of a pass over ntiles tiles for qn queries (and the tiles each takes,
+ * in *per): enough to fill the device, and for the sample pass (groups != 0: minima per subgroup
+ * column and workgroup) enough for about 8 k minima per query. */
+static uint64_t coop_splits(uint64_t ntiles, uint64_t qn, uint32_t bm, int64_t k, uint64_t groups, uint64_t *per) {
+    uint64_t gx = va_ceil_div(qn, bm), splits = va_ceil_div(2048, gx);
+    if (groups && splits < va_ceil_div(8 * (uint64_t)k, groups)) splits = va_ceil_div(8 * (uint64_t)k, groups);
+    if (splits > ntiles) splits = ntiles;
+    if (splits > 65535) splits = 65535;
+    if (splits < 1) splits = 1;
+    *per = va_ceil_div(ntiles, splits);
+    return va_ceil_div(ntiles, *per);
+}
+
 /* See internal.h. */
 va_status va_coop_prep(va_stream *s, const va_tensor *x, int64_t rows, int64_t valid, uint32_t dpad, uint32_t mode,
                        va_buffer *map, int64_t map_n, const va_tensor *shift, va_buffer *out, va_buffer *nrm,
@@ -320,21 +387,30 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
     va_context *ctx = va_stream_context(s);
     int64_t nq = q->shape[0], nb = db->shape[0], d = q->shape[1];
     uint32_t cap = fused_cap(k);
-    double qk = (double)k + 7.0 * sqrt((double)k) + 14.0;
-    /* The sample, 1.5 (k <= 32) or 2 (k > 32) times the size the candidate lists need: a larger
-     * sample costs more to rank and leaves fewer candidates, and these factors were the best of
-     * 1, 1.5, 2 and 3 on an H100 (10,000 x 1,000,000 x 128, k = 10 and 100: 24.7 / 34.6 ms of GPU
-     * time against 24.9 / 38.7 at 1). VACCEL_KNN_SAMPLE overrides the factor, for tuning. */
+    uint32_t sg = ctx->info.subgroup_size, bm = p->sgm * p->fm * p->mm, bn = p->sgn * p->fn * p->nn;
+    /* The sample: as large as leaves about max(4 k, 160) rows within tau (the k-th least of m >= 6 k
+     * group minima lies at about 1.07 k of the sample's order, so about 1.07 k nb / ns rows of the
+     * database do), because its pass (MODE 0) writes only the minima of its bounds over groups of
+     * FN rows or more (knn_coop.comp) and so costs only its GEMM, while every candidate costs the
+     * candidate pass. On an H100 (10,000 x 1,000,000 x 128 float16, GPU ms of the whole search) this
+     * was the best of the sizes tried: k = 10, 67k rows 18.9 (45k 19.3, 90k 18.9); k = 100, 270k
+     * rows 23.4 (135k 24.9, 180k 24.1, 360k 23.8). At least 6 k FN rows, for 6 k groups or more.
+     * VACCEL_KNN_SAMPLE scales it, for tuning. */
     const char *se = getenv("VACCEL_KNN_SAMPLE");
-    double sf = se && *se ? strtod(se, NULL) : (k > 32 ? 2.0 : 1.5);
-    if (!(sf >= 1.0 && sf <= 16.0)) sf = k > 32 ? 2.0 : 1.5;
-    int64_t ns = nb <= cap ? nb : (int64_t)ceil((double)nb * qk * sf / cap);
+    double sf = se && *se ? strtod(se, NULL) : 1.0;
+    if (!(sf >= 0.05 && sf <= 64.0)) sf = 1.0;
+    double within = 4.0 * (double)k < 160.0 ? 160.0 : 4.0 * (double)k;
+    int64_t ns = nb <= cap ? nb : (int64_t)ceil((double)nb * 1.07 * (double)k / within * sf);
+    if (ns < 6 * k * (int64_t)p->fn) ns = 6 * k * (int64_t)p->fn;
     if (ns > nb) ns = nb;
     if (ns < 1) ns = 1;
+    /* The sample pass's groups: per query, NN minima for each of its SGN subgroup columns of each
+     * workgroup along the rows (splits of the sample's tiles), about 8 k of them or as many as
+     * fill the device. */
+    const uint64_t ntiles_s = va_ceil_div((uint64_t)ns, bn), mgroups = (uint64_t)p->sgn * p->nn;
     int cosine = metric == VA_METRIC_COSINE;
     uint32_t mcode = metric == VA_METRIC_INNER ? 1 : cosine ? 2 : 0;
     uint32_t outcode = metric == VA_METRIC_EUCLIDEAN ? 1 : metric == VA_METRIC_INNER ? 2 : 0;
-    uint32_t sg = ctx->info.subgroup_size, bm = p->sgm * p->fm * p->mm, bn = p->sgn * p->fn * p->nn;
 
     /* Rounding bounds (knn_coop.glsl): float16 rounding of a float32 value is within 2^-10 of it
      * whatever the rounding mode, and values below float16's normal range lose at most 2^-14
@@ -364,20 +440,27 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
     }
     /* The sample, gathered into its own operand. */
     uint32_t *map = NULL;
-    VA_TRY(sample_rows(s, nb, ns, &map, &mapb));
+    VA_TRY(sample_rows(s, nb, ns, 1, &map, &mapb));
     free(map);
     VA_TRY(va_stream_scratch(s, (uint64_t)ns * p->dpad * 2, &xs));
     VA_TRY(va_stream_scratch(s, (uint64_t)ns * 4, &xsn));
     VA_TRY(va_coop_prep(s, db, ns, ns, p->dpad, cosine, mapb, ns, NULL, xs, xsn, NULL, 1.0f));
 
     /* Query blocks: the sample's bounds and the candidate lists within the tile budget. */
-    int64_t qc = query_block(ctx, q, ns, cap, bm);
+    uint64_t per_s, m_k = coop_splits(ntiles_s, (uint64_t)nq > 2048ull * bm ? (uint64_t)nq : 2048ull * bm, bm, k,
+                                      mgroups, &per_s) * mgroups;   /* the minima per query where gx is large */
+    int64_t qc = query_block(ctx, q, (int64_t)m_k, cap, bm);
     if (qc < 1) return va_fail(VA_ERROR_FEATURE_NOT_SUPPORTED, "fused knn: no query block fits");
     int64_t qpad = (qc + bm - 1) / bm * bm;
+    /* The minima of the largest and the last query block. */
+    uint64_t tile_elems = (uint64_t)qc * coop_splits(ntiles_s, (uint64_t)qc, bm, k, mgroups, &per_s) * mgroups;
+    uint64_t qlast = (uint64_t)(nq % qc ? nq % qc : qc);
+    uint64_t tl_last = qlast * coop_splits(ntiles_s, qlast, bm, k, mgroups, &per_s) * mgroups;
+    if (tl_last > tile_elems) tile_elems = tl_last;
     va_buffer *tile = NULL, *tau_v = NULL, *cand = NULL, *cnt = NULL;
     VA_TRY(va_stream_scratch(s, (uint64_t)qpad * p->dpad * 2, &qh));
     VA_TRY(va_stream_scratch(s, (uint64_t)qc * 4, &qnrm));
-    VA_TRY(va_stream_scratch(s, (uint64_t)qc * (uint64_t)ns * 4, &tile));
+    VA_TRY(va_stream_scratch(s, tile_elems * 4, &tile));
     VA_TRY(va_stream_scratch(s, (uint64_t)qc * 4, &tau_v));
     VA_TRY(va_stream_scratch(s, (uint64_t)qc * cap * 8, &cand));
     VA_TRY(va_stream_scratch(s, (uint64_t)qc * 4, &cnt));
@@ -395,9 +478,9 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
     const char *selname = q->dtype == VA_F16 ? (db->dtype == VA_F16 ? "knn_select_refine_f16" : "knn_select_refine_a16")
                                              : db->dtype == VA_F16 ? "knn_select_refine_b16" : "knn_select_refine";
     const uint32_t xcap = 1024;
-    uint32_t sel_spec[5] = {256, cap, outcode, mcode, xcap};
+    uint32_t sel_spec[6] = {256, cap, outcode, mcode, xcap, out_i->dtype == VA_I64};
     const va_kernel *ksel;
-    VA_TRY(va_kernel_get(ctx, selname, sel_spec, 5, 0, &ksel));
+    VA_TRY(va_kernel_get(ctx, selname, sel_spec, 6, 0, &ksel));
 
     for (int64_t q0 = 0; q0 < nq; q0 += qc) {
         int64_t qn = nq - q0 < qc ? nq - q0 : qc;
@@ -415,27 +498,24 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
                 x_off = rdb / 8;
                 ldx = (uint32_t)(db->strides[0] / 8);
             } else b[1] = (va_binding){xh, 0, (uint64_t)nb * p->dpad * 2, VA_READ};
-            b[2] = mode == 0 ? (va_binding){tile, 0, (uint64_t)qn * ns * 4, VA_WRITE}
+            uint64_t ntiles = va_ceil_div((uint64_t)ncols, bn), gx = va_ceil_div((uint64_t)qn, bm), per;
+            uint64_t splits = coop_splits(ntiles, (uint64_t)qn, bm, k, mode == 0 ? mgroups : 0, &per);
+            const uint64_t m = splits * mgroups;   /* mode 0: the minima per query */
+            b[2] = mode == 0 ? (va_binding){tile, 0, (uint64_t)qn * m * 4, VA_WRITE}
                              : (va_binding){cand, 0, (uint64_t)qn * cap * 8, VA_WRITE};
             b[3] = (va_binding){cnt, 0, (uint64_t)qn * 4, mode == 0 ? VA_WRITE : VA_READ_WRITE};
             b[4] = (va_binding){qnrm, 0, (uint64_t)qn * 4, VA_READ};
             b[5] = mode == 0 ? (va_binding){xsn, 0, (uint64_t)ns * 4, VA_READ}
                              : (va_binding){xn, 0, (uint64_t)nb * 4, VA_READ};
             b[6] = mode == 0 ? b[4] : (va_binding){tau_v, 0, (uint64_t)qn * 4, VA_READ};
-            uint64_t ntiles = va_ceil_div((uint64_t)ncols, bn), gx = va_ceil_div((uint64_t)qn, bm);
-            uint64_t splits = va_ceil_div(2048, gx);
-            if (splits > ntiles) splits = ntiles;
-            if (splits > 65535) splits = 65535;
-            uint64_t per = va_ceil_div(ntiles, splits);
-            splits = va_ceil_div(ntiles, per);
             struct {
                 uint32_t nq, nb, nchunks, ldq, ldx, q_off, x_off, qn_off, xn_off, tau_off, tau_ld, o_off, ldo,
                     col_base, tiles_per_wg, zero_counts, c0, c1, c2h, c3;
             } pc = {(uint32_t)qn, (uint32_t)ncols, p->nchunks, p->dpad / 8, ldx, 0, x_off, 0, 0,
-                    0, 1, 0, mode == 0 ? (uint32_t)ns : cap, 0, (uint32_t)per,
+                    0, 1, 0, mode == 0 ? (uint32_t)m : cap, 0, (uint32_t)per,
                     mode == 0, uc0.u, uc1.u, uc2.u, uc3.u};
             VA_TRY(va_stream_dispatch(s, kern[mode], b, 7, &pc, sizeof pc, (uint32_t)gx, (uint32_t)splits, 1));
-            if (mode == 0) VA_TRY(va_tau_rows(s, tile, qn, ns, k, 0, tau_v));   /* tau: the bound of each query */
+            if (mode == 0) VA_TRY(va_tau_rows(s, tile, qn, (int64_t)m, k, 0, tau_v));   /* tau: each query's bound */
         }
         uint32_t rd, ri, rf, rq;
         va_binding sb[10];
@@ -473,7 +553,9 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
         VA_TRY(va_check_matrix(db, "database", VA_F32, VA_F16));
     }
     VA_TRY(va_check_matrix(out_d, "distances", VA_F32, VA_F32));
-    VA_TRY(va_check_matrix(out_i, "indices", VA_U32, VA_I32));
+    /* indices: uint32 (0xFFFFFFFF for none) or int64 (-1 for none) */
+    if (out_i->dtype == VA_I64) VA_TRY(va_check_matrix(out_i, "indices", VA_I64, VA_I64));
+    else VA_TRY(va_check_matrix(out_i, "indices", VA_U32, VA_I32));
     int64_t nq = q->shape[0], nb = db->shape[0], d = q->shape[1];
     /* Columns of a database row a binding must cover: its code bytes for quantized rows. */
     int64_t dcols = sq ? db->shape[1] : d;
@@ -514,7 +596,7 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
 
     /* The sample: one random row of each of ns equal strata, ascending. */
     uint32_t *map = NULL;
-    VA_TRY(sample_rows(s, nb, ns, &map, &mapb));
+    VA_TRY(sample_rows(s, nb, ns, 0, &map, &mapb));
     va_status st = VA_SUCCESS;
 
     /* Tiles: the SIMT GEMM, 128 x 128 (128 x 64 for float16 operands, whose 8 x 8 register tile
@@ -551,9 +633,9 @@ static va_status knn_fused_impl(va_stream *s, const va_tensor *q, const va_tenso
 
     union { float f; uint32_t u; } slack = {(float)((8.0 * (double)d + 32.0) / 16777216.0)}, guard = {1.0f / 64.0f};
     const va_kernel *kern[2][2][2] = {{{NULL}}};   /* [mode][vec_a][vec_b] */
-    uint32_t sel_spec[3] = {256, cap, outcode};
+    uint32_t sel_spec[6] = {256, cap, outcode, 0, 0, out_i->dtype == VA_I64};
     const va_kernel *ksel;
-    st = va_kernel_get(ctx, "knn_select", sel_spec, 3, 0, &ksel);
+    st = va_kernel_get(ctx, "knn_select", sel_spec, 6, 0, &ksel);
     for (int64_t q0 = 0; st == VA_SUCCESS && q0 < nq; q0 += qc) {
         int64_t qn = nq - q0 < qc ? nq - q0 : qc;
         uint32_t ra, rqn;
