@@ -227,3 +227,43 @@ def test_array_copy_sizes_and_offsets(rng, n):
     np.testing.assert_array_equal(a.copy().numpy(), x)
     if n > 1:
         np.testing.assert_array_equal(a[1:].copy().numpy(), x[1:])
+
+
+_HOST_PATHS_CHILD = r"""
+import numpy as np, scipy.spatial.distance as sd, vaccel
+rng = np.random.default_rng(5)
+a = rng.standard_normal((700, 33)).astype(np.float32)
+b = rng.standard_normal((900, 33)).astype(np.float32)
+for _ in range(2):   # outputs of 2.5 MB: past the import threshold
+    got = vaccel.cdist(a, b)
+    np.testing.assert_allclose(got, sd.cdist(a, b), rtol=1e-4, atol=1e-4)
+with vaccel.batch():   # several large host results in one submit
+    x = vaccel.cdist(a, b, "sqeuclidean")
+    y = vaccel.cdist(b, a, "cityblock")
+np.testing.assert_allclose(np.asarray(x), sd.cdist(a, b, "sqeuclidean"), rtol=1e-4, atol=1e-3)
+np.testing.assert_allclose(np.asarray(y), sd.cdist(b, a, "cityblock"), rtol=1e-4, atol=1e-3)
+D, I = vaccel.knn(a, b, 600)   # D and I past the threshold
+R = np.argsort(sd.cdist(a, b, "sqeuclidean"), axis=1, kind="stable")[:, :600]
+assert (I == R).mean() > 0.999
+msgs = vaccel.validation_messages()
+assert not msgs, msgs[:5]
+print("ok", vaccel.info()["device"]["zero_copy"])
+"""
+
+
+@pytest.mark.parametrize("path", ["import", "staging"])
+def test_host_result_paths(path):
+    """Large host results on each path the device may take (VACCEL_ZERO_COPY forces it, in a child
+    process since it is read when the context is made): on 'import' the work is submitted first and
+    the result pages imported while it runs, their copies in a second submit (stream.c)."""
+    if vaccel.get_backend() != "vulkan":
+        pytest.skip("the Vulkan backend's host paths")
+    if path == "import" and not vaccel.info()["device"].get("external_memory_host"):
+        pytest.skip("the device cannot import host memory")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env["VACCEL_ZERO_COPY"] = path
+    proc = subprocess.run([sys.executable, "-c", _HOST_PATHS_CHILD], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["ok", path], proc.stdout

@@ -395,6 +395,10 @@ va_status va_query_device(VkPhysicalDevice pd, int index, va_device_info *info) 
         info->zero_copy = info->unified_memory ? VA_ZERO_COPY_UNIFIED : VA_ZERO_COPY_IMPORT;
     else
         info->zero_copy = VA_ZERO_COPY_STAGING;
+    /* VACCEL_ZERO_COPY=staging or =import forces that path (for testing it on any device). */
+    const char *zc = getenv("VACCEL_ZERO_COPY");
+    if (zc && strcmp(zc, "staging") == 0) info->zero_copy = VA_ZERO_COPY_STAGING;
+    if (zc && strcmp(zc, "import") == 0 && info->external_memory_host) info->zero_copy = VA_ZERO_COPY_IMPORT;
     free(ext);
     return VA_SUCCESS;
 }

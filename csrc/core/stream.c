@@ -12,14 +12,17 @@
 
 typedef struct access { VkBuffer buffer; uint64_t begin, end; int write; } access;
 typedef struct host_copy { void *dst; const uint8_t *src; uint64_t size; } host_copy;
-typedef struct deferred_dl { va_buffer *dev; uint64_t dev_off; va_buffer *host; uint64_t host_off; uint64_t size; } deferred_dl;
+/* host NULL: ptr's pages are imported at submit, while the work before the copy runs */
+typedef struct deferred_dl { va_buffer *dev; uint64_t dev_off; va_buffer *host; uint64_t host_off; uint64_t size; void *ptr; } deferred_dl;
 
 struct va_stream {
     va_context *ctx;
     VkCommandPool cmd_pool;
-    VkCommandBuffer cmd;
+    VkCommandBuffer cmd;         /* the one being recorded: cmds[0], or cmds[1] for a split submit's tail */
+    VkCommandBuffer cmds[2];
     VkFence fence;
-    int recording, submitted;
+    VkFence head_fence;          /* a split submit's first part (va_stream_submit) */
+    int recording, submitted, split;
     VkDescriptorPool *dpools;
     uint32_t ndpools, dpool_cur;
     va_buffer **held;
@@ -71,10 +74,12 @@ static va_status stream_create(va_context *ctx, int transfer, va_stream **out) {
     VkCommandBufferAllocateInfo ai = {VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
     ai.commandPool = s->cmd_pool;
     ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-    ai.commandBufferCount = 1;
-    r = vkAllocateCommandBuffers(ctx->device, &ai, &s->cmd);
+    ai.commandBufferCount = 2;
+    r = vkAllocateCommandBuffers(ctx->device, &ai, s->cmds);
+    s->cmd = s->cmds[0];
     VkFenceCreateInfo fi = {VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     if (r == VK_SUCCESS) r = vkCreateFence(ctx->device, &fi, NULL, &s->fence);
+    if (r == VK_SUCCESS) r = vkCreateFence(ctx->device, &fi, NULL, &s->head_fence);
     if (r != VK_SUCCESS) { va_stream_destroy(s); return va_vk_fail(r, "stream creation"); }
     *out = s;
     return VA_SUCCESS;
@@ -104,6 +109,9 @@ static void reset(va_stream *s) {
     s->ncopies = s->ndls = s->nacc = s->pending = 0;
     s->nq = 0;
     s->recording = s->submitted = 0;
+    if (s->split) vkResetFences(ctx->device, 1, &s->head_fence);
+    s->split = 0;
+    s->cmd = s->cmds[0];
     vkResetCommandPool(ctx->device, s->cmd_pool, 0);
     for (uint32_t i = 0; i < s->ndpools; i++) vkResetDescriptorPool(ctx->device, s->dpools[i], 0);
     s->dpool_cur = 0;
@@ -114,10 +122,12 @@ void va_stream_destroy(va_stream *s) {
     if (!s) return;
     va_context *ctx = s->ctx;
     if (s->submitted) vkWaitForFences(ctx->device, 1, &s->fence, VK_TRUE, UINT64_MAX);
+    if (s->split) vkWaitForFences(ctx->device, 1, &s->head_fence, VK_TRUE, UINT64_MAX);
     release_held(s);
     for (uint32_t i = 0; i < s->ndpools; i++) vkDestroyDescriptorPool(ctx->device, s->dpools[i], NULL);
     if (s->qpool) vkDestroyQueryPool(ctx->device, s->qpool, NULL);
     if (s->fence) vkDestroyFence(ctx->device, s->fence, NULL);
+    if (s->head_fence) vkDestroyFence(ctx->device, s->head_fence, NULL);
     if (s->cmd_pool) vkDestroyCommandPool(ctx->device, s->cmd_pool, NULL);
     free(s->dpools); free(s->held); free(s->copies); free(s->dls); free(s->acc); free(s->last);
     free(s);
@@ -244,8 +254,8 @@ static va_status add_deferred(va_stream *s, va_buffer *dev, uint64_t doff, va_bu
                               uint64_t hoff, uint64_t size) {
     VA_TRY(grow((void **)&s->dls, &s->dls_cap, s->ndls + 1, sizeof *s->dls));
     VA_TRY(hold(s, dev));
-    VA_TRY(hold(s, host));
-    s->dls[s->ndls++] = (deferred_dl){dev, doff, host, hoff, size};
+    if (host) VA_TRY(hold(s, host));
+    s->dls[s->ndls++] = (deferred_dl){dev, doff, host, hoff, size, NULL};
     return VA_SUCCESS;
 }
 
@@ -301,14 +311,20 @@ va_status va_stream_host_operand(va_stream *s, void *ptr, uint64_t size, va_acce
     if (access & VA_READ) VA_TRY(va_stream_upload(s, dev, 0, ptr, size));
     if (access & VA_WRITE) {
         s->stats.bytes_downloaded += size;
-        void *mapped = va_buffer_map(dev);
+        /* Device memory the host can map is read back in place only where it is the host's own
+         * (unified); a discrete GPU's mappable device memory (a BAR) reads slowly. */
+        void *mapped = ctx->info.zero_copy == VA_ZERO_COPY_UNIFIED ? va_buffer_map(dev) : NULL;
         if (mapped) {
             VA_TRY(add_host_copy(s, ptr, mapped, size));
         } else {
             va_buffer *host = NULL;
             uint64_t hoff = 0;
-            if (size >= VA_IMPORT_MIN && ctx->info.external_memory_host &&
-                va_buffer_import(ctx, ptr, size, &host, &hoff) == VA_SUCCESS) {
+            if (size >= VA_IMPORT_MIN && ctx->info.external_memory_host && !s->transfer) {
+                /* Imported at submit, while the work before the copy runs (va_stream_submit). */
+                VA_TRY(add_deferred(s, dev, 0, NULL, 0, size));
+                s->dls[s->ndls - 1].ptr = ptr;
+            } else if (size >= VA_IMPORT_MIN && ctx->info.external_memory_host &&
+                       va_buffer_import(ctx, ptr, size, &host, &hoff) == VA_SUCCESS) {
                 st = add_deferred(s, dev, 0, host, hoff, size);
                 va_buffer_release(host);
                 VA_TRY(st);
@@ -474,22 +490,22 @@ va_status va_stream_copy(va_stream *s, va_buffer *src, uint64_t src_offset, va_b
     return VA_SUCCESS;
 }
 
-va_status va_stream_submit(va_stream *s) {
-    va_clear_error();
-    if (s->submitted) return VA_SUCCESS;
+/* Ends the command buffer being recorded (with a barrier that makes its writes visible to the host)
+ * and submits it with fence; the timeline wait (va_stream_after) goes with the first submit, the
+ * signal (transfer streams) with the last. On failure the stream is reset. */
+static va_status submit_cmd(va_stream *s, VkFence fence, int last) {
     va_context *ctx = s->ctx;
-    for (uint32_t i = 0; i < s->ndls; i++) {
-        deferred_dl *d = &s->dls[i];
-        VA_TRY(record_copy(s, d->dev, d->dev_off, d->host, d->host_off, d->size));
-    }
-    s->ndls = 0;
-    if (!s->recording) return VA_SUCCESS; /* nothing on the device; host copies finish at wait */
     VkMemoryBarrier mb = {VK_STRUCTURE_TYPE_MEMORY_BARRIER};
     mb.srcAccessMask = (s->transfer ? 0 : VK_ACCESS_SHADER_WRITE_BIT) | VK_ACCESS_TRANSFER_WRITE_BIT;
     mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
     vkCmdPipelineBarrier(s->cmd, (s->transfer ? 0 : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT) | VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
-    VK_TRY(vkEndCommandBuffer(s->cmd), "vkEndCommandBuffer");
+    VkResult r = vkEndCommandBuffer(s->cmd);
+    if (r != VK_SUCCESS) {
+        va_status st = va_vk_fail(r, "vkEndCommandBuffer");
+        va_stream_abort(s);
+        return st;
+    }
     s->recording = 0;
     VkSubmitInfo si = {VK_STRUCTURE_TYPE_SUBMIT_INFO};
     si.commandBufferCount = 1;
@@ -499,7 +515,7 @@ va_status va_stream_submit(va_stream *s) {
     VkTimelineSemaphoreSubmitInfo tsi = {VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
     VkPipelineStageFlags wait_stage = VK_PIPELINE_STAGE_TRANSFER_BIT | (s->transfer ? 0 : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
     uint64_t wait_value = s->wait_value, signal_value = 0;
-    if (ctx->timeline && (s->transfer || wait_value)) {
+    if (ctx->timeline && ((s->transfer && last) || wait_value)) {
         si.pNext = &tsi;
         if (wait_value) {
             si.waitSemaphoreCount = 1;
@@ -508,7 +524,7 @@ va_status va_stream_submit(va_stream *s) {
             tsi.waitSemaphoreValueCount = 1;
             tsi.pWaitSemaphoreValues = &wait_value;
         }
-        if (s->transfer) {
+        if (s->transfer && last) {
             si.signalSemaphoreCount = 1;
             si.pSignalSemaphores = &ctx->timeline;
             tsi.signalSemaphoreValueCount = 1;
@@ -517,17 +533,82 @@ va_status va_stream_submit(va_stream *s) {
     }
     pthread_mutex_lock(&ctx->lock);
     if (si.signalSemaphoreCount) signal_value = ++ctx->timeline_value;
-    VkResult r = vkQueueSubmit(s->transfer ? ctx->transfer_queue : ctx->queue, 1, &si, s->fence);
+    r = vkQueueSubmit(s->transfer ? ctx->transfer_queue : ctx->queue, 1, &si, fence);
     pthread_mutex_unlock(&ctx->lock);
-    if (r == VK_SUCCESS) {
-        s->wait_value = 0;
-        if (si.signalSemaphoreCount) s->signal_value = signal_value;
-    }
     if (r != VK_SUCCESS) {
         va_status st = va_vk_fail(r, "vkQueueSubmit");
-        reset(s);
+        va_stream_abort(s);
         return st;
     }
+    s->wait_value = 0;
+    if (si.signalSemaphoreCount) s->signal_value = signal_value;
+    return VA_SUCCESS;
+}
+
+va_status va_stream_submit(va_stream *s) {
+    va_clear_error();
+    if (s->submitted) return VA_SUCCESS;
+    va_context *ctx = s->ctx;
+    int lazy = 0;
+    for (uint32_t i = 0; i < s->ndls; i++) lazy |= s->dls[i].host == NULL;
+    if (lazy && s->recording) {
+        /* A split submit: the work recorded so far goes to the device now, the host pages of the
+         * large downloads are imported (pinned) while it runs, and their copies follow in a second
+         * command buffer, after a barrier (submission order makes it wait for the first). */
+        VA_TRY(submit_cmd(s, s->head_fence, 0));
+        s->split = 1;
+        s->cmd = s->cmds[1];
+        VkCommandBufferBeginInfo bi = {VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+        bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+        VkResult br = vkBeginCommandBuffer(s->cmd, &bi);
+        va_status st = br == VK_SUCCESS ? VA_SUCCESS : va_vk_fail(br, "vkBeginCommandBuffer");
+        if (!st) {
+            s->recording = 1;
+            VkMemoryBarrier mb = {VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+            mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+            mb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT;
+            vkCmdPipelineBarrier(s->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                                 VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+            s->nacc = 0;
+        }
+        for (uint32_t i = 0; !st && i < s->ndls; i++) {
+            deferred_dl *d = &s->dls[i];
+            if (!d->host) {
+                uint64_t hoff = 0;
+                va_buffer *host = NULL;
+                if (va_buffer_import(ctx, d->ptr, d->size, &host, &hoff) == VA_SUCCESS) {
+                    st = hold(s, host);
+                    va_buffer_release(host);
+                } else {   /* a staging buffer and a copy after the wait instead */
+                    va_clear_error();
+                    st = va_buffer_alloc(ctx, VA_MEM_READBACK, d->size, &host);
+                    if (!st) {
+                        st = hold(s, host);
+                        va_buffer_release(host);
+                    }
+                    if (!st) st = add_host_copy(s, d->ptr, va_buffer_map(host), d->size);
+                }
+                if (st) break;
+                d->host = host;
+                d->host_off = hoff;
+            }
+            st = record_copy(s, d->dev, d->dev_off, d->host, d->host_off, d->size);
+        }
+        s->ndls = 0;
+        if (!st) st = submit_cmd(s, s->fence, 1);
+        else va_stream_abort(s);
+        if (st) return st;
+        s->submitted = 1;
+        s->stats.submits++;
+        return VA_SUCCESS;
+    }
+    for (uint32_t i = 0; i < s->ndls; i++) {
+        deferred_dl *d = &s->dls[i];
+        VA_TRY(record_copy(s, d->dev, d->dev_off, d->host, d->host_off, d->size));
+    }
+    s->ndls = 0;
+    if (!s->recording) return VA_SUCCESS; /* nothing on the device; host copies finish at wait */
+    VA_TRY(submit_cmd(s, s->fence, 1));
     s->submitted = 1;
     s->stats.submits++;
     return VA_SUCCESS;
@@ -554,7 +635,8 @@ va_status va_stream_wait(va_stream *s) {
     va_status st = va_stream_submit(s);
     if (st) { va_stream_abort(s); return st; }
     if (s->submitted) {
-        VkResult r = vkWaitForFences(s->ctx->device, 1, &s->fence, VK_TRUE, UINT64_MAX);
+        VkFence f[2] = {s->fence, s->head_fence};
+        VkResult r = vkWaitForFences(s->ctx->device, s->split ? 2 : 1, f, VK_TRUE, UINT64_MAX);
         if (r != VK_SUCCESS) {
             st = va_vk_fail(r, "vkWaitForFences");
             s->submitted = 0;
@@ -572,6 +654,7 @@ void va_stream_abort(va_stream *s) {
     if (!s) return;
     if (s->submitted) vkWaitForFences(s->ctx->device, 1, &s->fence, VK_TRUE, UINT64_MAX);
     else if (s->recording) vkEndCommandBuffer(s->cmd);
+    if (s->split) vkWaitForFences(s->ctx->device, 1, &s->head_fence, VK_TRUE, UINT64_MAX);
     reset(s);
 }
 
