@@ -64,8 +64,8 @@ def fetch_numpy(res, rows):
 
 
 def fetch_torch(res, rows):
+    import torch
     if rows is not None:
-        import torch
         res = res[torch.as_tensor(rows, device=res.device)]
     if res.dtype == torch.bfloat16:   # NumPy has no bfloat16 of its own: float32 holds it exactly
         res = res.float()
