@@ -286,6 +286,26 @@ va_status va_stream_download(va_stream *s, va_buffer *src, uint64_t src_offset, 
     return st;
 }
 
+/* Where a download into host memory ptr lands: ptr's own pages, imported (large ranges, where the
+ * device can), else a readback buffer copied to ptr after the wait. The stream holds *host. */
+static va_status download_target(va_stream *s, void *ptr, uint64_t size, va_buffer **host, uint64_t *hoff) {
+    va_context *ctx = s->ctx;
+    *hoff = 0;
+    if (size >= VA_IMPORT_MIN && ctx->info.external_memory_host &&
+        va_buffer_import(ctx, ptr, size, host, hoff) == VA_SUCCESS) {
+        va_status st = hold(s, *host);
+        va_buffer_release(*host);
+        return st;
+    }
+    va_clear_error();
+    *hoff = 0;
+    VA_TRY(va_buffer_alloc(ctx, VA_MEM_READBACK, size, host));
+    va_status st = hold(s, *host);
+    va_buffer_release(*host);
+    if (!st) st = add_host_copy(s, ptr, va_buffer_map(*host), size);
+    return st;
+}
+
 va_status va_stream_host_operand(va_stream *s, void *ptr, uint64_t size, va_access access,
                                  va_buffer **buf, uint64_t *offset) {
     va_clear_error();
@@ -323,18 +343,9 @@ va_status va_stream_host_operand(va_stream *s, void *ptr, uint64_t size, va_acce
                 /* Imported at submit, while the work before the copy runs (va_stream_submit). */
                 VA_TRY(add_deferred(s, dev, 0, NULL, 0, size));
                 s->dls[s->ndls - 1].ptr = ptr;
-            } else if (size >= VA_IMPORT_MIN && ctx->info.external_memory_host &&
-                       va_buffer_import(ctx, ptr, size, &host, &hoff) == VA_SUCCESS) {
-                st = add_deferred(s, dev, 0, host, hoff, size);
-                va_buffer_release(host);
-                VA_TRY(st);
             } else {
-                va_clear_error();
-                VA_TRY(va_buffer_alloc(ctx, VA_MEM_READBACK, size, &host));
-                st = add_deferred(s, dev, 0, host, 0, size);
-                if (!st) st = add_host_copy(s, ptr, va_buffer_map(host), size);
-                va_buffer_release(host);
-                VA_TRY(st);
+                VA_TRY(download_target(s, ptr, size, &host, &hoff));
+                VA_TRY(add_deferred(s, dev, 0, host, hoff, size));
             }
         }
     }
@@ -548,7 +559,6 @@ static va_status submit_cmd(va_stream *s, VkFence fence, int last) {
 va_status va_stream_submit(va_stream *s) {
     va_clear_error();
     if (s->submitted) return VA_SUCCESS;
-    va_context *ctx = s->ctx;
     int lazy = 0;
     for (uint32_t i = 0; i < s->ndls; i++) lazy |= s->dls[i].host == NULL;
     if (lazy && s->recording) {
@@ -573,25 +583,7 @@ va_status va_stream_submit(va_stream *s) {
         }
         for (uint32_t i = 0; !st && i < s->ndls; i++) {
             deferred_dl *d = &s->dls[i];
-            if (!d->host) {
-                uint64_t hoff = 0;
-                va_buffer *host = NULL;
-                if (va_buffer_import(ctx, d->ptr, d->size, &host, &hoff) == VA_SUCCESS) {
-                    st = hold(s, host);
-                    va_buffer_release(host);
-                } else {   /* a staging buffer and a copy after the wait instead */
-                    va_clear_error();
-                    st = va_buffer_alloc(ctx, VA_MEM_READBACK, d->size, &host);
-                    if (!st) {
-                        st = hold(s, host);
-                        va_buffer_release(host);
-                    }
-                    if (!st) st = add_host_copy(s, d->ptr, va_buffer_map(host), d->size);
-                }
-                if (st) break;
-                d->host = host;
-                d->host_off = hoff;
-            }
+            if (!d->host && (st = download_target(s, d->ptr, d->size, &d->host, &d->host_off)) != VA_SUCCESS) break;
             st = record_copy(s, d->dev, d->dev_off, d->host, d->host_off, d->size);
         }
         s->ndls = 0;

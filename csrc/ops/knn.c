@@ -151,8 +151,8 @@ static uint32_t mix32(uint64_t x) {
     return (uint32_t)(x ^ (x >> 31));
 }
 
-/* The sample: one random row of each of ns equal strata of nb rows, in *map (the caller frees it)
- * and uploaded to *mapb; ascending, or in a random order where shuffled (so that any fixed
+/* The sample: one random row of each of ns equal strata of nb rows, uploaded to *mapb and, where
+ * map_out is not NULL, in *map_out (the caller frees it); ascending, or in a random order where shuffled (so that any fixed
  * grouping of the sample's positions is a random grouping of rows, whatever the rows' order). */
 static va_status sample_rows(va_stream *s, int64_t nb, int64_t ns, int shuffled, uint32_t **map_out,
                              va_buffer **mapb) {
@@ -166,7 +166,7 @@ static va_status sample_rows(va_stream *s, int64_t nb, int64_t ns, int shuffled,
         }
         pthread_mutex_unlock(&ctx->lock);
         if (hit) {
-            *map_out = NULL;
+            if (map_out) *map_out = NULL;
             *mapb = hit;
             va_status st = va_stream_hold(s, hit);   /* the stream keeps it until its work is done */
             va_buffer_release(hit);
@@ -216,11 +216,8 @@ static va_status sample_rows(va_stream *s, int64_t nb, int64_t ns, int shuffled,
         free(map);
         return st;
     }
-    if (shuffled) {   /* the caller has no use for the host copy */
-        free(map);
-        map = NULL;
-    }
-    *map_out = map;
+    if (map_out) *map_out = map;
+    else free(map);
     return VA_SUCCESS;
 }
 
@@ -439,9 +436,7 @@ static va_status knn_coop_impl(va_stream *s, const va_tensor *q, const va_tensor
         VA_TRY(va_coop_prep(s, db, nb, nb, p->dpad, cosine, NULL, 0, NULL, xh, xn, NULL, 1.0f));
     }
     /* The sample, gathered into its own operand. */
-    uint32_t *map = NULL;
-    VA_TRY(sample_rows(s, nb, ns, 1, &map, &mapb));
-    free(map);
+    VA_TRY(sample_rows(s, nb, ns, 1, NULL, &mapb));
     VA_TRY(va_stream_scratch(s, (uint64_t)ns * p->dpad * 2, &xs));
     VA_TRY(va_stream_scratch(s, (uint64_t)ns * 4, &xsn));
     VA_TRY(va_coop_prep(s, db, ns, ns, p->dpad, cosine, mapb, ns, NULL, xs, xsn, NULL, 1.0f));
