@@ -24,11 +24,16 @@ import numpy as np
 MiB = 1 << 20
 
 
-def _best_time(fn, sync, repeats, warmup=2):
-    """Fastest of `repeats` calls: a ceiling is what the machine can reach, not what it usually does."""
-    for _ in range(warmup):
+def _best_time(fn, sync, repeats, warmup=2, warmup_s=0.0):
+    """Fastest of `repeats` calls: a ceiling is what the machine can reach, not what it usually does.
+    warmup_s: keep warming up (each call waited for) until that long has passed: a GPU raises its
+    clocks only after a few hundred ms of load (see harness.WARMUP_S)."""
+    started = time.perf_counter()
+    w = 0
+    while w < warmup or time.perf_counter() - started < warmup_s:
         fn()
-    sync()
+        sync()
+        w += 1
     ts = []
     for _ in range(repeats):
         sync()
@@ -80,7 +85,7 @@ def vaccel_copy(peers, quick):
                 a, b = pair[i % 2], pair[1 - i % 2]
                 stream.copy(a._buf, a._offset, b._buf, b._offset, nbytes)
 
-    t = _best_time(chain, v.synchronize, 3 if quick else 5)
+    t = _best_time(chain, v.synchronize, 3 if quick else 5, warmup_s=0.4)
     return (2 * nbytes * copies / t / 1e9,
             f"vaccel copy kernel {nbytes // MiB} MiB, a chain of {copies} in one batch, wall clock")
 
@@ -93,7 +98,7 @@ def torch_gemm(peers):
     a = torch.randn(n, n, device="cuda", generator=g)
     b = torch.randn(n, n, device="cuda", generator=g)
     c = torch.empty(n, n, device="cuda")
-    t = _best_time(lambda: torch.mm(a, b, out=c), torch.cuda.synchronize, 10)
+    t = _best_time(lambda: torch.mm(a, b, out=c), torch.cuda.synchronize, 10, warmup_s=0.4)
     del a, b, c
     torch.cuda.empty_cache()
     return 2 * n**3 / t / 1e9, f"torch.cuda fp32 mm {n}^3, TF32 off"
@@ -107,7 +112,7 @@ def torch_gemm_f16(peers, dtype="float16"):
     a = torch.randn(n, n, device="cuda", generator=g, dtype=tdt)
     b = torch.randn(n, n, device="cuda", generator=g, dtype=tdt)
     c = torch.empty(n, n, device="cuda", dtype=tdt)
-    t = _best_time(lambda: torch.mm(a, b, out=c), torch.cuda.synchronize, 10)
+    t = _best_time(lambda: torch.mm(a, b, out=c), torch.cuda.synchronize, 10, warmup_s=0.4)
     del a, b, c
     torch.cuda.empty_cache()
     name = "fp16" if dtype == "float16" else "bf16"
@@ -117,7 +122,7 @@ def torch_gemm_f16(peers, dtype="float16"):
 def torch_copy(peers):
     torch = peers.torch
     x = torch.empty(256 * MiB // 4, device="cuda").normal_()
-    t = _best_time(lambda: x.clone(), torch.cuda.synchronize, 20)
+    t = _best_time(lambda: x.clone(), torch.cuda.synchronize, 20, warmup_s=0.4)
     nbytes = x.numel() * 4
     del x
     torch.cuda.empty_cache()

@@ -6,10 +6,11 @@ peers. For every implementation the harness
   2. runs it once and checks the result against a float64 NumPy reference (a random subset of
      rows on large outputs) -- an implementation that is wrong is recorded with correct=False and
      never timed; a timed record says correct=True (None where the case has no check);
-  3. warms up, measures its peak extra memory over one call (vaccel: memory_stats), then times
-     `repeats` calls (at most `max_repeats` for large cases), each bracketed by the
-     implementation's own synchronize, rotating over several input sets so that together they
-     exceed the GPU's L2 (unless --quick);
+  3. warms up (on a GPU for at least WARMUP_S: its clocks rise only under load), measures its
+     peak extra memory over one call (vaccel: memory_stats), then times `repeats` calls (at
+     most `max_repeats` for large cases), each bracketed by the implementation's own
+     synchronize, rotating over several input sets so that together they exceed the GPU's L2
+     (unless --quick);
   4. records median/min time, throughput, the floor (the larger of bytes / measured bandwidth
      and flops / measured GEMM rate) and, for vaccel rows, the ratio to each peer.
 
@@ -32,6 +33,8 @@ from .ceilings import bandwidth
 
 L2_BYTES = 50 * 10**6          # H100 L2; rotation makes the input working set exceed twice this
 MAX_INPUT_SETS = 64
+WARMUP_S = 0.4                 # device implementations warm up for at least this long (clocks)
+MAX_WARMUP_CALLS = 10000
 CPU_PEER_MAX_GEMM_WORK = 2**34   # m*n*d above which CPU peers (GEMM-form) are not run
 CPU_PEER_MAX_LOOP_WORK = 2**30   # m*n*d above which CPU peers without BLAS are not run
 
@@ -369,9 +372,19 @@ def _measure(case, impl, sets, repeats, budget_s, ctx):
         correct = True
     del res
 
-    for w in range(case.warmup):
+    # Warm-up: case.warmup calls, and on a GPU at least WARMUP_S of back-to-back calls. A GPU
+    # left idle (inputs made on the host between cases) raises its clocks only after a few hundred
+    # ms of load: on the H100 an add over 2^28 floats took 1.82 ms a call for the first 0.4 s of
+    # calls, then 1.05 ms. Without this the first implementation of a case is timed cold and the
+    # next one warm. Each call is waited for, as in the timed loop (an asynchronous peer would
+    # otherwise queue seconds of work).
+    started = time.perf_counter()
+    w = 0
+    while w < case.warmup or (impl.where == "device" and time.perf_counter() - started < WARMUP_S
+                              and w < MAX_WARMUP_CALLS):
         run(w % k)
-    impl.sync()
+        impl.sync()
+        w += 1
 
     peak = None
     if impl.mem is not None:

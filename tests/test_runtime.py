@@ -267,3 +267,42 @@ def test_host_result_paths(path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["ok", path], proc.stdout
+
+
+_WAIT_CHILD = r"""
+import os, numpy as np, vaccel
+want = int(os.environ["VACCEL_SPIN_US"])
+assert vaccel.info()["device"]["wait_spin_us"] == want, vaccel.info()["device"]["wait_spin_us"]
+rng = np.random.default_rng(9)
+x = rng.standard_normal((3000, 257)).astype(np.float32)
+y = rng.standard_normal((3000, 257)).astype(np.float32)
+dx, dy = vaccel.asarray(x), vaccel.asarray(y)
+for _ in range(3):   # one wait per op: short ones end while polling, longer ones after it
+    np.testing.assert_allclose(vaccel.add(dx, dy).numpy(), x + y, rtol=1e-6)
+    np.testing.assert_allclose(vaccel.sum(dx), x.sum(dtype=np.float64), rtol=1e-5)
+    D, I = vaccel.knn(x[:200], y, 10)
+    ref = np.argsort(((x[:200, None, :] - y[None]) ** 2).sum(-1), axis=1, kind="stable")[:, :10]
+    assert (I == ref).mean() > 0.999
+with vaccel.batch():
+    z = vaccel.exp(vaccel.multiply(dx, 0.25))
+np.testing.assert_allclose(z.numpy(), np.exp(x * 0.25), rtol=1e-5)
+msgs = vaccel.validation_messages()
+assert not msgs, msgs[:5]
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("spin_us", ["0", "1", "2000000"])
+def test_wait_polls_then_sleeps(spin_us):
+    """Waits poll the fence for VACCEL_SPIN_US microseconds before sleeping (stream.c spin_on; read
+    when the context is made, so in a child process): never (0), giving up at once (1), and long
+    enough for every op here to finish while polling."""
+    if vaccel.get_backend() != "vulkan":
+        pytest.skip("the Vulkan backend's waits")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env["VACCEL_SPIN_US"] = spin_us
+    proc = subprocess.run([sys.executable, "-c", _WAIT_CHILD], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["ok"], proc.stdout

@@ -4,6 +4,7 @@
  * buffers a batch holds alive, and GPU timestamps per dispatch. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -622,12 +623,45 @@ static void collect_timings(va_stream *s) {
     s->nlast = s->nq / 2;
 }
 
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Polls the fence every 2 us for up to info.wait_spin_us before the blocking wait (see
+ * wait_spin_us in device.c). A poll costs about 0.4 us on NVIDIA's driver (measured on the H100
+ * host): the gap keeps the driver from being hammered and adds at most 2 us to a wait. */
+static void spin_on(const va_context *ctx, VkFence fence) {
+    uint64_t spin = ctx->info.wait_spin_us * 1000;
+    if (!spin) return;
+    uint64_t t0 = now_ns(), next = t0;
+    for (;;) {
+        uint64_t t = now_ns();
+        if (t - t0 >= spin) return;
+        if (t >= next) {
+            if (vkGetFenceStatus(ctx->device, fence) != VK_NOT_READY) return;
+            next = t + 2000;
+        }
+        cpu_relax();
+    }
+}
+
 va_status va_stream_wait(va_stream *s) {
     va_clear_error();
     va_status st = va_stream_submit(s);
     if (st) { va_stream_abort(s); return st; }
     if (s->submitted) {
         VkFence f[2] = {s->fence, s->head_fence};
+        spin_on(s->ctx, s->fence);
         VkResult r = vkWaitForFences(s->ctx->device, s->split ? 2 : 1, f, VK_TRUE, UINT64_MAX);
         if (r != VK_SUCCESS) {
             st = va_vk_fail(r, "vkWaitForFences");
