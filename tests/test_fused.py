@@ -73,6 +73,42 @@ def test_scalar_values_reuse_the_pipeline(rng):
     assert vaccel.memory_stats()["pipelines_created"] == before
 
 
+def test_repeated_calls_on_device_arrays(rng):
+    """A call whose operands are all device Arrays (and numbers) keeps what it worked out under its
+    signature (shapes, dtypes, strides, which inputs are numbers); later calls with that signature
+    take it and only their buffers, offsets and numbers change. Each is checked, the views that
+    start at other offsets and the broadcast operands included; other signatures get plans of
+    their own, and host operands never take one."""
+    vaccel.set_backend("vulkan")
+    f = vaccel.compile_expr("maximum(x * s, y) + b")
+    big = rng.standard_normal((40, 24)).astype(F32)
+    dbig = vaccel.asarray(big)
+    bvec = rng.standard_normal(24).astype(F32)
+    db = vaccel.asarray(bvec)
+    for call in range(4):
+        lo = call * 3                                # same shape and strides, another offset
+        x, y = big[lo:lo + 10], big[lo + 11:lo + 31:2]
+        s = (0.5, -2.0, 3, 1.25)[call]               # a float, then an int: numbers either way
+        got = f(x=dbig[lo:lo + 10], y=dbig[lo + 11:lo + 31:2], s=s, b=db)
+        assert isinstance(got, vaccel.Array)
+        check(got.numpy(), np.maximum(f64(x) * s, f64(y)) + f64(bvec), 1e-6, atol=1e-6, what=f"call {call}")
+        out = vaccel.empty((10, 24))
+        assert f(x=dbig[lo:lo + 10], y=dbig[lo + 11:lo + 31:2], s=s, b=db, out=out) is out
+        check(out.numpy(), np.maximum(f64(x) * s, f64(y)) + f64(bvec), 1e-6, atol=1e-6, what=f"out {call}")
+    assert len(f._plans) == 2                        # with and without out=
+    check(f(x=dbig[:5], y=dbig[5:10], s=1.0, b=1.5).numpy(),
+          np.maximum(f64(big[:5]), f64(big[5:10])) + 1.5, 1e-6, atol=1e-6, what="b a number")
+    assert len(f._plans) == 3
+    check(np.asarray(f(x=big[:5], y=big[5:10], s=1.0, b=bvec)),
+          np.maximum(f64(big[:5]), f64(big[5:10])) + f64(bvec), 1e-6, atol=1e-6, what="host operands")
+    assert len(f._plans) == 3
+    h = rng.standard_normal((6, 24)).astype(np.float16)
+    dh = vaccel.asarray(h)
+    for _ in range(2):
+        check(vaccel.add(dh, dh).numpy(), 2 * f64(h), 1e-3, np.float16, "float16 Arrays")
+        check(vaccel.add(dh, 1).numpy(), f64(h) + 1, 1e-3, np.float16, "float16 and an int")
+
+
 def test_common_subexpressions_and_registers(backend, rng):
     x = rng.standard_normal(500).astype(F32) * 0.5
     y = rng.standard_normal(500).astype(F32) * 0.5

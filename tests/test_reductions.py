@@ -333,6 +333,21 @@ def test_split_into_binding_windows(small_windows, monkeypatch, rng, shape, axis
     check("sum", vaccel.sum(h, axis=axis), h, axis)
 
 
+@pytest.mark.parametrize("shape,axis", [((20000, 300), 0), ((3000, 40), 0), ((200_000,), None)])
+def test_merge_levels_split_too(monkeypatch, rng, shape, axis):
+    """Many workgroups asked for (VACCEL_REDUCE_GROUPS): the first pass leaves hundreds of partial
+    states per column and the merge levels split them again (three or more passes)."""
+    monkeypatch.setenv("VACCEL_REDUCE_GROUPS", "200000")
+    x = rng.standard_normal(shape).astype(np.float32) + 3
+    x.flat[rng.integers(0, x.size, 5)] = [np.nan, np.inf, -7.0, 1e4, -np.inf]
+    x.flat[rng.integers(0, x.size, 3)] = 1e4    # ties for argmax: the first index wins
+    for op in ALL_OPS:
+        check(op, getattr(vaccel, op)(x, axis=axis), x, axis)
+    y = np.abs(rng.standard_normal(shape)).astype(np.float32) * 1e3 + 1e4
+    for op in ("sum", "var", "argmin"):
+        check(op, getattr(vaccel, op)(y, axis=axis), y, axis)
+
+
 def test_beyond_the_device_binding_range(rng):
     """More than maxStorageBufferRange bytes in one call (128 MiB on lavapipe): split into
     windows, never refused."""

@@ -30,6 +30,7 @@ _ALIASES = {"absolute": "abs", "neg": "negative", "max": "maximum", "min": "mini
             "sub": "subtract", "mul": "multiply", "div": "divide"}
 _BINOPS = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide"}
 MAX_INPUTS = 6
+_F32, _F16 = np.dtype(np.float32), np.dtype(np.float16)
 MAX_INSTRUCTIONS = 24
 MAX_SCALARS = 16
 _REGISTERS = 16
@@ -195,6 +196,7 @@ class Expr:
         self.tree = _parse(src)
         self.names = tuple(_variables(self.tree))
         self._lowered = {}
+        self._plans = {}     # call signature (device operands only) -> what _evaluate worked out
 
     def __repr__(self):
         return f"vaccel.compile_expr({self.src!r})"
@@ -366,7 +368,51 @@ def _host_describable(a):
 
 # ---- evaluation -------------------------------------------------------------------------------
 
+_PLAN_CAP = 256
+
+
+def _plan_key(named, out):
+    """The signature of a call whose operands are all device Arrays of float32 (float16 where the
+    device stores it) or Python numbers, out None or such an Array: everything _evaluate works out
+    before recording depends only on it (and on the scalar values, kept apart). None otherwise."""
+    key = []
+    for n, v in named:
+        t = type(v)
+        if t is runtime.Array:
+            if v.dtype != _F32 and (v.dtype != _F16 or not runtime.device_info()["storage_16bit"]):
+                return None
+            key.append((v.shape, v.dtype.num, v._strides))
+        elif t is float or t is int:
+            key.append(None)
+        else:
+            return None
+    if out is not None:
+        if type(out) is not runtime.Array:
+            return None
+        key.append((out.shape, out.dtype.num, out._strides))
+    return tuple(key)
+
+
+def _run_plan(plan, named, out):
+    """_evaluate for a call whose signature was seen before: the operands' views and the
+    program come from the plan; only the buffers and the scalar values are this call's."""
+    shape, dtype, mshape, mstrides, ip, names, slots = plan
+    res = runtime.empty(shape, dtype) if out is None else out
+    vals = dict(named)
+    views = tuple(runtime.Array.view(v._buf, mshape, v.dtype, v._offset, st)
+                  for (n, v), st in zip(((n, v) for n, v in named if type(v) is runtime.Array), mstrides))
+    tview = runtime.Array.view(res._buf, mshape, res.dtype, res._offset, mstrides[-1])
+    consts = [float(vals[k[1]]) if k[0] == "var" else k[1] for k in slots]
+    runtime.run_op("elementwise", views, (tview,), ip, consts, names, strided=True)
+    return res
+
+
 def _evaluate(expr, named, out):
+    key = _plan_key(named, out) if runtime.get_backend() == "vulkan" else None
+    if key is not None:
+        plan = expr._plans.get(key)
+        if plan is not None:
+            return _run_plan(plan, named, out)
     operands = [(n, _as_operand(n, v)) for n, v in named]
     arrays = [(n, v) for n, v in operands if not isinstance(v, float)]
     scalars = {n: v for n, v in operands if isinstance(v, float)}
@@ -407,6 +453,7 @@ def _evaluate(expr, named, out):
         strides = [_bstrides(v, shape) for v in ins] + [st_out]
         mshape, mstrides = _merge_dims(shape, strides)
         if len(mshape) > 4:
+            key = None   # host copies stand in for the operands: no plan over their buffers
             # Too many dims to describe: the inputs as contiguous broadcast copies (1 dim).
             ins = [np.ascontiguousarray(np.broadcast_to(v.numpy() if runtime._is_array(v) else v, shape))
                    for v in ins]
@@ -420,6 +467,9 @@ def _evaluate(expr, named, out):
             ip.append(words[i] | (words[i + 1] << 32 if i + 1 < len(words) else 0))
         names = {("in", i): n for i, (n, _) in enumerate(arrays)}
         names[("out", 0)] = "out"
+        if key is not None and target is res and len(expr._plans) < _PLAN_CAP:
+            slots = expr._lowered[tuple(n for n, _ in arrays)][2]
+            expr._plans[key] = (shape, dtype, mshape, tuple(mstrides), ip, names, slots)
         runtime.run_op("elementwise", views, (tview,), ip, consts, names, strided=True)
     if target is not res:
         if runtime._is_array(res):

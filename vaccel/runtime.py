@@ -449,6 +449,14 @@ class Array:
             strides = tuple(reversed(strides))
         self._strides = tuple(strides)
 
+    @classmethod
+    def view(cls, buf, shape, dtype, offset, strides):
+        """An Array over buf from values already normalised (tuples of ints, a NumPy dtype): the
+        constructor without its checks, for the ops' hot paths."""
+        a = cls.__new__(cls)
+        a._buf, a.shape, a.dtype, a._offset, a._strides = buf, shape, dtype, offset, strides
+        return a
+
     @property
     def ndim(self):
         return len(self.shape)

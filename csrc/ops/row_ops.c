@@ -2,6 +2,9 @@
  * Short rows go one per subgroup, longer ones one per workgroup; rows are split into blocks so
  * every binding window fits maxStorageBufferRange; vec4 accesses where rows are contiguous and
  * 4-aligned. */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "../core/internal.h"
 
 #define ROW_WG 256u
@@ -50,9 +53,23 @@ static va_status run_rows(va_stream *s, const char *name, const va_tensor *x, co
     /* A subgroup per row while a row fits its registers, else the whole workgroup. */
     uint32_t sg = ctx->info.subgroup_size ? ctx->info.subgroup_size : 32;
     uint32_t rows = (uint64_t)n <= 4ull * ROW_VPT * sg && ROW_WG % sg == 0 ? ROW_WG / sg : 1;
+    /* A workgroup per row: the fewest threads (256, 512, 1024) whose registers hold it, so that no
+     * register sits unused; registers are what limits the workgroups an SM runs at once (rows of
+     * 16384 on the H100: 1024 threads with room for 32768 elements ran 0.97 ms, 512 threads 0.72). */
     uint32_t wg = ROW_WG;
-    if (rows == 1 && (uint64_t)n > 4ull * ROW_VPT * ROW_WG && ctx->info.max_workgroup_invocations >= ROW_WG_LONG)
-        wg = ROW_WG_LONG;
+    while (rows == 1 && (uint64_t)n > 4ull * ROW_VPT * wg && wg < ROW_WG_LONG &&
+           2 * wg <= ctx->info.max_workgroup_invocations)
+        wg *= 2;
+    uint32_t vpt = ROW_VPT;
+    const char *tile = getenv("VACCEL_ROW_TILE");   /* tuning: "wg,vpt" for rows a workgroup takes */
+    if (tile && rows == 1) {
+        unsigned tw = 0, tv = 0;
+        if (sscanf(tile, "%u,%u", &tw, &tv) == 2 && tw >= sg && tw % sg == 0 &&
+            tw <= ctx->info.max_workgroup_invocations && tv >= 1 && tv <= 32) {
+            wg = tw;
+            vpt = tv;
+        }
+    }
     int aligned16 = ctx->info.min_storage_buffer_offset_alignment % 16 == 0;
     for (int64_t r0 = 0; r0 < m; r0 += chunk) {
         int64_t rc = m - r0 < chunk ? m - r0 : chunk;
@@ -62,7 +79,7 @@ static va_status run_rows(va_stream *s, const char *name, const va_tensor *x, co
         for (int i = 0; i < nextra; i++) b[1 + i] = extra[i];
         b[1 + nextra] = va_rows_binding(ctx, &ov, r0, rc, n, VA_WRITE, &ro);
         int vec = aligned16 && n % 4 == 0 && sx == 1 && ldx % 4 == 0 && ldo % 4 == 0 && rx % 4 == 0 && ro % 4 == 0;
-        uint32_t spec[8] = {wg, 1, 1, rows, ROW_VPT, vec ? 4u : 1u};
+        uint32_t spec[8] = {wg, 1, 1, rows, vpt, vec ? 4u : 1u};
         for (int i = 0; i < nmore; i++) spec[6 + i] = more[i];
         const va_kernel *k;
         VA_TRY(va_kernel_get(ctx, name, spec, (uint32_t)(6 + nmore), 0, &k));
