@@ -48,6 +48,7 @@ layout(push_constant) uniform PC {
     uint what;            // 0 sum 1 mean 2 var 3 std 4 min 5 max 6 argmin 7 argmax 8 statistics
     float ddof, count;    // count: the full R, for mean
     uint o_off, oi_off;   // output window remainders (elements)
+    uint grp;             // > 0: rows (sr == 1) taken by grp adjacent threads each, ceff = WG / grp
 } pc;
 
 const uint NONE = 0xFFFFFFFFu;
@@ -193,7 +194,12 @@ void main() {
     uint g = gl_WorkGroupID.x;
     uint seg = g / cblocks, cb = g % cblocks;
     uint b = gl_WorkGroupID.y;
-    uint cl = t % pc.ceff, y = t / pc.ceff, Y = WG / pc.ceff;
+    // Column-fastest threads (a column's Y threads are ceff apart), or with grp > 0 each column
+    // (a short contiguous run: sr == 1) to grp adjacent threads, whose 16-byte loads then cover
+    // consecutive memory across the workgroup when the runs are adjacent.
+    const uint G = pc.grp;
+    uint cl = G != 0u ? t / G : t % pc.ceff, y = G != 0u ? t % G : t / pc.ceff;
+    uint Y = G != 0u ? G : WG / pc.ceff, ystride = G != 0u ? 1u : pc.ceff;
     uint c = cb * pc.ceff + cl;
     bool live = y < Y && c < pc.C && b < pc.B;
     uint rs = seg * pc.seg, re = min(pc.R, rs + pc.seg);
@@ -204,30 +210,32 @@ void main() {
 #if defined(IN_STATE)
         for (uint r = rs + y; r < re; r += Y) s = merge(s, load_state(base + r * pc.sr));
 #else
-        if (pc.C == 1u && pc.sr == 1u) {
-            // One contiguous run of the row per workgroup: scalar head up to the first 16-byte
-            // boundary, 16-byte loads, scalar tail. Each thread still meets its rows in order.
+        if (pc.sr == 1u && (pc.C == 1u || G != 0u)) {
+            // One contiguous run of the column per workgroup (C == 1), or per grp threads: scalar
+            // head up to the first 16-byte boundary, 16-byte loads, scalar tail. Each thread still
+            // meets its rows in order.
+            const uint ln = G != 0u ? y : t, LS = G != 0u ? G : WG;
             uint lo = base + rs, hi = base + re;
             uint ua = min((lo + UNIT - 1u) / UNIT, hi / UNIT), ub = max(hi / UNIT, ua);
             uint ir = pc.r0 + rs - lo;   // row index = element index + ir
-            if (lo + t < ua * UNIT) push1(s, load1(lo + t), lo + t + ir);
-            uint u = ua + t;
-            for (; u + 3u * WG < ub; u += 4u * WG) {
+            for (uint e = lo + ln; e < min(ua * UNIT, hi); e += LS) push1(s, load1(e), e + ir);
+            uint u = ua + ln;
+            for (; u + 3u * LS < ub; u += 4u * LS) {
 #if defined(IN_F16)
                 uvec4 q[4];
-                [[unroll]] for (uint j = 0u; j < 4u; j++) q[j] = X8[u + j * WG];
+                [[unroll]] for (uint j = 0u; j < 4u; j++) q[j] = X8[u + j * LS];
                 [[unroll]] for (uint j = 0u; j < 4u; j++) {
-                    uint e = (u + j * WG) * UNIT + ir;
+                    uint e = (u + j * LS) * UNIT + ir;
                     push_unit(s, vec4(unpackHalf2x16(q[j].x), unpackHalf2x16(q[j].y)), e);
                     push_unit(s, vec4(unpackHalf2x16(q[j].z), unpackHalf2x16(q[j].w)), e + 4u);
                 }
 #else
                 vec4 q[4];
-                [[unroll]] for (uint j = 0u; j < 4u; j++) q[j] = X4[u + j * WG];
-                [[unroll]] for (uint j = 0u; j < 4u; j++) push_unit(s, q[j], (u + j * WG) * UNIT + ir);
+                [[unroll]] for (uint j = 0u; j < 4u; j++) q[j] = X4[u + j * LS];
+                [[unroll]] for (uint j = 0u; j < 4u; j++) push_unit(s, q[j], (u + j * LS) * UNIT + ir);
 #endif
             }
-            for (; u < ub; u += WG) {
+            for (; u < ub; u += LS) {
 #if defined(IN_F16)
                 uvec4 q = X8[u];
                 push_unit(s, vec4(unpackHalf2x16(q.x), unpackHalf2x16(q.y)), u * UNIT + ir);
@@ -236,8 +244,7 @@ void main() {
                 push_unit(s, X4[u], u * UNIT + ir);
 #endif
             }
-            uint e = max(ub * UNIT, lo) + t;
-            if (e < hi) push1(s, load1(e), e + ir);
+            for (uint e = max(ub * UNIT, lo) + ln; e < hi; e += LS) push1(s, load1(e), e + ir);
         } else {
             // Four rows in flight per thread; reads across threads are consecutive columns.
             uint r = rs + y;
@@ -258,7 +265,7 @@ void main() {
     while (span < Y) span <<= 1u;
     for (uint h = span >> 1u; h > 0u; h >>= 1u) {
         if (y < h && y + h < Y) {
-            St o = get_shared(t + h * pc.ceff);
+            St o = get_shared(t + h * ystride);
             put_shared(t, merge(get_shared(t), o));
         }
         barrier();

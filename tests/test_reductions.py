@@ -134,6 +134,30 @@ def test_float32_offsets(backend, rng):
                 check(op, getattr(vaccel, op)(x), x)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_many_short_rows(backend, rng, dtype):
+    """Rows along the last axis up to 4096 long, many of them: each row goes to a group of adjacent
+    threads (reduce.c SHORT_RUN). Lengths around the group sizes and the 16-byte unit, rows that
+    start off that unit (an offset view, a row pitch that is not a multiple of it), NaN, ties
+    (the first index wins) and float16."""
+    for n in (1, 3, 16, 17, 63, 64, 65, 128, 129, 1000, 4096, 4097):
+        m = 37 if n < 1000 else 9
+        flat = rng.standard_normal(m * (n + 3) + 5).astype(dtype)
+        for x in (flat[1:1 + m * n].reshape(m, n), flat[:m * (n + 3)].reshape(m, n + 3)[:, 2:]):
+            x[0, n // 2] = np.nan
+            if n > 2:
+                x[1, 1] = x[1, n - 1] = 9.0    # ties: argmax must answer 1
+                x[2, 0] = x[2, n - 1] = -9.0
+            for op in ALL_OPS:
+                check(op, getattr(vaccel, op)(x, axis=1), x, 1)
+            st = vaccel.statistics(x, axis=1)
+            check("var", st["var"], x, 1)
+            check("min", st["min"], x, 1)
+        strided = flat[:m * (n + 3)].reshape(m, n + 3)[:, 1:n + 1]   # rows ld = n + 3 apart
+        for op in ("sum", "argmin", "std"):
+            check(op, getattr(vaccel, op)(strided, axis=1), strided, 1)
+
+
 VIEWS = {
     "every-other-column": lambda a: a[:, ::2],
     "transposed": lambda a: a.T,
