@@ -6,6 +6,10 @@ reduce/argmax/<n>        index of the largest of n float32 values (first of ties
 reduce/var-axis0/<m>x<d> column variances of an (m, d) float32 matrix: a reduction down a
                          non-contiguous axis (coalesced reads across columns, rows split over
                          workgroups, then merged)
+reduce/mean-axis1/<m>x<d> row means of an (m, d) float32 matrix, d = 128: many short contiguous
+                         rows (an embedding's mean, say); m results of 4 bytes, brought to the
+                         host by every implementation (vaccel returns NumPy; the peers' .cpu() /
+                         .get() are timed too)
 histogram/<n>/bins=256   numpy.histogram(x, 256) of n float32 values (edges from the data's extremes,
                          then the counts: vaccel reads x twice, once for min/max and once to count)
 
@@ -37,6 +41,9 @@ def _ops(kind):
     if kind == "var-axis0":
         return (lambda V, x: V.var(x, axis=0), lambda t, x: t.var(x, dim=0, unbiased=False),
                 lambda cp, x: cp.var(x, axis=0), lambda x: np.var(x, axis=0))
+    if kind == "mean-axis1":
+        return (lambda V, x: V.mean(x, axis=1), lambda t, x: t.mean(x, dim=1).cpu(),
+                lambda cp, x: cp.mean(x, axis=1).get(), lambda x: np.mean(x, axis=1))
     return (lambda V, x: V.histogram(x, HIST_BINS)[0],
             lambda t, x: t.histc(x, HIST_BINS, float(x.min()), float(x.max())),
             lambda cp, x: cp.histogram(x, HIST_BINS)[0], lambda x: np.histogram(x, HIST_BINS)[0])
@@ -65,6 +72,10 @@ def make_check(kind):
             want = np.var(x.astype(np.float64), axis=0)
             bad = np.abs(got - want) > 1e-4 * np.abs(want) + 1e-6
             return None if not bad.any() else f"{int(bad.sum())} of {want.size} variances off"
+        if kind == "mean-axis1":
+            want = x.mean(axis=1, dtype=np.float64)
+            bad = np.abs(got - want) > 1e-5 * np.abs(x).mean(axis=1, dtype=np.float64) + 1e-7
+            return None if not bad.any() else f"{int(bad.sum())} of {want.size} means off"
         want = np.histogram(x, HIST_BINS)[0]
         # torch.histc's float bin arithmetic may move values that sit on an edge by one bin.
         diff = int(np.abs(got.astype(np.int64) - want).sum())
@@ -113,7 +124,7 @@ def _impls(P, kind, n):
 
 def make_case(P, kind, n):
     impls, skipped = _impls(P, kind, n)
-    if kind == "var-axis0":
+    if kind in ("var-axis0", "mean-axis1"):
         d = 128
         shape, name = (n // d, d), f"reduce/{kind}/{n // d}x{d}"
     elif kind == "histogram":
@@ -132,5 +143,5 @@ def make_case(P, kind, n):
 @register
 def reduction_cases(ctx):
     n = QUICK_N if ctx.quick else FULL_N
-    for kind in ("sum", "argmax", "var-axis0", "histogram"):
+    for kind in ("sum", "argmax", "var-axis0", "mean-axis1", "histogram"):
         yield make_case(ctx.peers, kind, n)
