@@ -150,6 +150,11 @@ va_status va_validation_messages(char *buf, size_t cap, int clear, int *count);
 /* A device buffer of size bytes, suballocated from the pool. Reference counted: streams that use
  * a buffer hold it until their work is done, so releasing early is safe. */
 va_status va_buffer_create(va_context *ctx, uint64_t size, va_buffer **out);
+/* A buffer in host-visible memory that the host writes through va_buffer_host_ptr and copies read
+ * (staging for uploads the caller fills itself, e.g. from several threads). */
+va_status va_buffer_create_staging(va_context *ctx, uint64_t size, va_buffer **out);
+/* The host address of a host-visible buffer's first byte; NULL for device memory. */
+void *va_buffer_host_ptr(const va_buffer *buf);
 void va_buffer_retain(va_buffer *buf);
 void va_buffer_release(va_buffer *buf);
 uint64_t va_buffer_size(const va_buffer *buf);

@@ -143,6 +143,44 @@ def test_host_blocks_leaving_early_and_strided_hosts(rng):
             next(iter(runtime.HostBlocks(x, 100)))
 
 
+@pytest.mark.parametrize("overlap", ["1", "0"])
+def test_host_blocks_through_small_staging_chunks(monkeypatch, rng, overlap):
+    """Blocks larger than a staging buffer go in several chunks, each copied into the two staging
+    buffers in turn by a pool of threads (here with tiny chunks and pool), with the uploads of the
+    next block on a helper thread (or, VACCEL_STREAM_OVERLAP=0, in line)."""
+    monkeypatch.setattr(runtime.HostBlocks, "CHUNK", 1001)
+    monkeypatch.setattr(runtime.HostBlocks, "POOL_MIN", 0)
+    monkeypatch.setenv("VACCEL_STREAM_OVERLAP", overlap)
+    x = rng.standard_normal((3001, 17)).astype(np.float32)
+    for rows in (300, 3001, 7):
+        seen = []
+        for j0, block in runtime.HostBlocks(x, rows):
+            assert np.array_equal(np.asarray(vaccel.multiply(block, 2.0)), 2 * x[j0:j0 + rows])
+            seen.append(j0)
+        assert seen == list(range(0, 3001, rows))
+    D, I = vaccel.knn(x[:50], x, 5)
+    assert (I[:, 0] == np.arange(50)).all()
+
+
+def test_host_blocks_upload_failure_reaches_the_caller(monkeypatch, rng):
+    x = rng.standard_normal((1000, 8)).astype(np.float32)
+    real = runtime.HostBlocks._upload
+
+    def failing(self, t, stage, views, buf, j0, pool):
+        if j0 >= 400:
+            raise MemoryError("planted upload failure")
+        return real(self, t, stage, views, buf, j0, pool)
+    monkeypatch.setattr(runtime.HostBlocks, "_upload", failing)
+    seen = []
+    with pytest.raises(MemoryError, match="planted"):
+        for j0, block in runtime.HostBlocks(x, 200):
+            seen.append(j0)
+    assert seen == [0, 200]
+    monkeypatch.setattr(runtime.HostBlocks, "_upload", real)
+    got = np.concatenate([b.numpy() for _, b in runtime.HostBlocks(x, 300)])   # still usable
+    assert np.array_equal(got, x)
+
+
 def test_knn_streams_blocks_on_the_fused_path(small_device_limit, rng):
     # enough queries and rows for the fused (and, with cooperative matrices, tensor-core) path
     q = rng.standard_normal((300, 24)).astype(np.float32)

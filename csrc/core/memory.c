@@ -300,6 +300,14 @@ va_status va_buffer_create(va_context *ctx, uint64_t size, va_buffer **out) {
     return va_buffer_alloc(ctx, VA_MEM_DEVICE, size, out);
 }
 
+va_status va_buffer_create_staging(va_context *ctx, uint64_t size, va_buffer **out) {
+    va_clear_error();
+    if (!ctx || !out) return va_fail(VA_ERROR_INVALID_ARGUMENT, "null argument");
+    return va_buffer_alloc(ctx, VA_MEM_UPLOAD, size, out);
+}
+
+void *va_buffer_host_ptr(const va_buffer *buf) { return buf ? va_buffer_map(buf) : NULL; }
+
 va_status va_buffer_import(va_context *ctx, void *ptr, uint64_t size, va_buffer **out,
                            uint64_t *offset) {
     *out = NULL;

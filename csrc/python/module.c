@@ -270,13 +270,14 @@ static PyObject *context_save_cache(PyObject *o, PyObject *noargs) {
     Py_RETURN_NONE;
 }
 
-static PyObject *context_alloc(PyObject *o, PyObject *args) {
+static PyObject *alloc_buffer(PyObject *o, PyObject *args, int staging) {
     unsigned long long size;
     if (!PyArg_ParseTuple(args, "K", &size)) return NULL;
     va_buffer *buf = NULL;
     va_status s;
     Py_BEGIN_ALLOW_THREADS
-    s = va_buffer_create(((ContextObject *)o)->ctx, size, &buf);
+    s = staging ? va_buffer_create_staging(((ContextObject *)o)->ctx, size, &buf)
+                : va_buffer_create(((ContextObject *)o)->ctx, size, &buf);
     Py_END_ALLOW_THREADS
     if (s) return raise_status(s);
     allocfunc alloc = (allocfunc)PyType_GetSlot((PyTypeObject *)BufferType, Py_tp_alloc);
@@ -288,12 +289,17 @@ static PyObject *context_alloc(PyObject *o, PyObject *args) {
     return (PyObject *)b;
 }
 
+static PyObject *context_alloc(PyObject *o, PyObject *args) { return alloc_buffer(o, args, 0); }
+static PyObject *context_alloc_staging(PyObject *o, PyObject *args) { return alloc_buffer(o, args, 1); }
+
 static PyMethodDef context_methods[] = {
     {"info", context_info, METH_NOARGS, "Capability report of the context's device."},
     {"memory_stats", context_memory_stats, METH_NOARGS, "Pool and pipeline counters."},
     {"reset_peak", context_reset_peak, METH_NOARGS, "Restart the peak-memory high-water mark."},
     {"save_cache", context_save_cache, METH_NOARGS, "Write the pipeline cache to disk now."},
     {"alloc", context_alloc, METH_VARARGS, "alloc(nbytes) -> Buffer on the device."},
+    {"alloc_staging", context_alloc_staging, METH_VARARGS,
+     "alloc_staging(nbytes) -> Buffer in host-visible memory (see Buffer.host_view)."},
     {NULL, NULL, 0, NULL}};
 
 static PyType_Slot context_slots[] = {
@@ -320,7 +326,25 @@ static PyObject *buffer_nbytes(PyObject *o, void *closure) {
 
 static PyGetSetDef buffer_getset[] = {{"nbytes", buffer_nbytes, NULL, "size in bytes", NULL},
                                       {NULL, NULL, NULL, NULL, NULL}};
+
+/* A writable memoryview of a host-visible buffer's bytes. It does not keep the Buffer alive: the
+ * caller holds the Buffer for as long as it uses the view. */
+static PyObject *buffer_host_view(PyObject *o, PyObject *noargs) {
+    (void)noargs;
+    BufferObject *self = (BufferObject *)o;
+    void *p = va_buffer_host_ptr(self->buf);
+    if (!p) {
+        PyErr_SetString(PyExc_ValueError, "buffer is not host-visible (Context.alloc_staging makes one)");
+        return NULL;
+    }
+    return PyMemoryView_FromMemory((char *)p, (Py_ssize_t)self->size, PyBUF_WRITE);
+}
+
+static PyMethodDef buffer_methods[] = {
+    {"host_view", buffer_host_view, METH_NOARGS, "Writable memoryview of a host-visible buffer (hold the Buffer)."},
+    {NULL, NULL, 0, NULL}};
 static PyType_Slot buffer_slots[] = {{Py_tp_dealloc, buffer_dealloc}, {Py_tp_getset, buffer_getset},
+                                     {Py_tp_methods, buffer_methods},
                                      {Py_tp_doc, "Device memory, from Context.alloc."}, {0, NULL}};
 static PyType_Spec buffer_spec = {"vaccel._vaccel.Buffer", sizeof(BufferObject), 0, Py_TPFLAGS_DEFAULT,
                                   buffer_slots};
