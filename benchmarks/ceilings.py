@@ -12,9 +12,9 @@ host_gemm_GFLOPs   NumPy fp32 matmul
 torch_copy_GBps    torch.cuda clone, beside vaccel's copy
 
 The bytes floor of a device case uses the best copy rate measured on the device in the run (the
-larger of device_copy_GBps and torch_copy_GBps, see bandwidth()): on the H100 vaccel's copy kernel
-moves 1.5-1.8 TB/s where torch's clone moves 2.7-2.8, so a floor from our own copy alone would
-flatter every bandwidth-bound kernel.
+larger of device_copy_GBps and torch_copy_GBps, see bandwidth()). Both are measured after at least
+0.4 s of warm-up: an idle GPU raises its clocks only under load (on the H100 our copy kernel read
+1.55 TB/s cold, 2.9 TB/s warm; torch's clone 2.7-2.8).
 """
 
 import time
