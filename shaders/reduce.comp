@@ -129,6 +129,13 @@ St merge(St a, St b) {
 // Four (eight) consecutive rows at once: the statistics fold them as one small batch (one
 // division instead of four); the others element by element.
 void push_unit(inout St s, vec4 v, uint r) {
+    if (OP == 1u || OP == 2u) {
+        // Most units hold nothing better than the running extreme: one test of the four (no NaN
+        // among them, a state already set, their extreme not strictly better) skips them.
+        float w = OP == 1u ? s.mn : s.mx;
+        float e = OP == 1u ? min(min(v.x, v.y), min(v.z, v.w)) : max(max(v.x, v.y), max(v.z, v.w));
+        if (s.idx != NONE && !any(isnan(v)) && !(OP == 1u ? e < w : e > w)) return;
+    }
     if (OP != 3u) {
         push1(s, v.x, r); push1(s, v.y, r + 1u); push1(s, v.z, r + 2u); push1(s, v.w, r + 3u);
         return;
