@@ -435,9 +435,14 @@ def host_operand(x, name, strided=False):
     the view cannot be described (reversed or non-unit inner stride, misaligned, or sparse).
     strided: the op takes any non-negative strides (0 included: broadcast dims), so only reversed,
     misaligned or sparse views are copied."""
-    if x.dtype not in _CODES:
+    code = _CODES.get(x.dtype)
+    if code is None:
         raise TypeError(f"{name}: dtype {x.dtype} is not supported on the device")
     item = x.itemsize
+    if x.flags.c_contiguous and x.flags.aligned:   # the common case, without the checks below
+        strides = tuple(s // item for s in x.strides)
+        if all(s >= 0 for s in strides):            # (a size-1 dim may carry any stride)
+            return (x, 0, code, x.shape, strides), x
     ok = all(s >= 0 and s % item == 0 for s in x.strides) and x.ctypes.data % item == 0
     if ok and x.ndim and x.size:
         span = sum((n - 1) * s for n, s in zip(x.shape, x.strides)) + item
