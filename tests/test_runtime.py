@@ -260,13 +260,18 @@ def test_host_result_paths(path):
         pytest.skip("the Vulkan backend's host paths")
     if path == "import" and not vaccel.info()["device"].get("external_memory_host"):
         pytest.skip("the device cannot import host memory")
-    env = dict(os.environ)
+    assert _run_child(_HOST_PATHS_CHILD, VACCEL_ZERO_COPY=path) == ["ok", path]
+
+
+def _run_child(script, **env):
+    """Runs script in a fresh Python with env added (settings read when a context is made); its
+    stdout split into words."""
+    env = dict(os.environ, **env)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    env["VACCEL_ZERO_COPY"] = path
-    proc = subprocess.run([sys.executable, "-c", _HOST_PATHS_CHILD], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["ok", path], proc.stdout
+    return proc.stdout.split()
 
 
 _WAIT_CHILD = r"""
@@ -299,10 +304,4 @@ def test_wait_polls_then_sleeps(spin_us):
     enough for every op here to finish while polling."""
     if vaccel.get_backend() != "vulkan":
         pytest.skip("the Vulkan backend's waits")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    env["VACCEL_SPIN_US"] = spin_us
-    proc = subprocess.run([sys.executable, "-c", _WAIT_CHILD], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.split() == ["ok"], proc.stdout
+    assert _run_child(_WAIT_CHILD, VACCEL_SPIN_US=spin_us) == ["ok"]
