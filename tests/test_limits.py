@@ -166,10 +166,10 @@ def test_host_blocks_upload_failure_reaches_the_caller(monkeypatch, rng):
     x = rng.standard_normal((1000, 8)).astype(np.float32)
     real = runtime.HostBlocks._upload
 
-    def failing(self, t, stage, views, buf, j0, pool):
+    def failing(self, t, stage, views, buf, j0, pool, stop=None):
         if j0 >= 400:
             raise MemoryError("planted upload failure")
-        return real(self, t, stage, views, buf, j0, pool)
+        return real(self, t, stage, views, buf, j0, pool, stop)
     monkeypatch.setattr(runtime.HostBlocks, "_upload", failing)
     seen = []
     with pytest.raises(MemoryError, match="planted"):
@@ -179,6 +179,39 @@ def test_host_blocks_upload_failure_reaches_the_caller(monkeypatch, rng):
     monkeypatch.setattr(runtime.HostBlocks, "_upload", real)
     got = np.concatenate([b.numpy() for _, b in runtime.HostBlocks(x, 300)])   # still usable
     assert np.array_equal(got, x)
+
+
+def test_host_blocks_side_by_side_and_abandoned(monkeypatch, rng):
+    """Two streams of blocks at once from one thread (each has its own transfer stream and helper),
+    one left after its first block and dropped without being closed: nothing hangs, and every
+    block seen is right."""
+    monkeypatch.setattr(runtime.HostBlocks, "CHUNK", 4096)
+    monkeypatch.setattr(runtime.HostBlocks, "POOL_MIN", 0)
+    x = rng.standard_normal((2000, 33)).astype(np.float32)
+    y = rng.standard_normal((1500, 33)).astype(np.float32)
+    for (i, a), (j, b) in zip(runtime.HostBlocks(x, 300), runtime.HostBlocks(y, 250)):
+        assert np.array_equal(a.numpy(), x[i:i + 300]) and np.array_equal(b.numpy(), y[j:j + 250])
+    it = iter(runtime.HostBlocks(x, 100))
+    j0, first = next(it)
+    assert j0 == 0 and np.array_equal(first.numpy(), x[:100])
+    del it, first
+    import gc
+    gc.collect()
+    got = np.concatenate([b.numpy() for _, b in runtime.HostBlocks(x, 700)])
+    assert np.array_equal(got, x)
+
+
+def test_staging_buffer_view_keeps_it_alive():
+    ctx = runtime.context()
+    view = ctx.alloc_staging(4096).host_view()      # the Buffer itself is not kept here
+    import gc
+    gc.collect()
+    view[:4] = b"abcd"
+    assert bytes(view[:4]) == b"abcd"
+    buf = ctx.alloc_staging(64)
+    a = np.frombuffer(buf, np.uint8)                 # the buffer protocol directly
+    a[:] = 9
+    assert bytes(buf.host_view()[:3]) == b"\t\t\t"
 
 
 def test_knn_streams_blocks_on_the_fused_path(small_device_limit, rng):

@@ -399,9 +399,9 @@ def _run_plan(plan, named, out):
     shape, dtype, mshape, mstrides, ip, names, slots = plan
     res = runtime.empty(shape, dtype) if out is None else out
     vals = dict(named)
-    views = tuple(runtime.Array.view(v._buf, mshape, v.dtype, v._offset, st)
+    views = tuple(runtime.Array._from_parts(v._buf, mshape, v.dtype, v._offset, st)
                   for (n, v), st in zip(((n, v) for n, v in named if type(v) is runtime.Array), mstrides))
-    tview = runtime.Array.view(res._buf, mshape, res.dtype, res._offset, mstrides[-1])
+    tview = runtime.Array._from_parts(res._buf, mshape, res.dtype, res._offset, mstrides[-1])
     consts = [float(vals[k[1]]) if k[0] == "var" else k[1] for k in slots]
     runtime.run_op("elementwise", views, (tview,), ip, consts, names, strided=True)
     return res

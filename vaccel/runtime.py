@@ -89,7 +89,6 @@ config = _Config()
 class _State(threading.local):
     def __init__(self):
         self.stream = None
-        self.transfer = None      # the uploads stream (transfer queue), see HostBlocks
         self.batch_depth = 0
         self.profiles = []
 
@@ -198,7 +197,8 @@ class HostBlocks:
     # Host threads copying a chunk: the copy is what bounds the stream (H100 host, 16 cores: 2 / 4
     # / 8 threads gave 173 / 100 / 80 ms for the uploads of 2 GB, 64 MiB chunks; 16 and 256 MiB no
     # better), so half the cores, up to 8.
-    THREADS = max(1, min(8, (os.cpu_count() or 2) // 2))
+    THREADS = max(1, min(8, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                             else os.cpu_count() or 2) // 2))
     POOL_MIN = 4 << 20    # chunks smaller than this are copied by one thread
 
     def __init__(self, host, rows):
@@ -214,13 +214,16 @@ class HostBlocks:
             block = np.ascontiguousarray(block)
         return block.reshape(-1).view(np.uint8)
 
-    def _upload(self, t, stage, views, buf, j0, pool):
+    def _upload(self, t, stage, views, buf, j0, pool, stop=None):
         """Rows j0.. into buf through the staging buffers: chunk c + 1 is copied on the host while
-        chunk c's copy to the device runs. Returns once the block is on the device."""
+        chunk c's copy to the device runs. Returns once the block is on the device (or, once stop
+        is set, after the chunk in flight)."""
         src = self._block_bytes(j0)
         ch = views[0].nbytes
         try:
             for c, off in enumerate(range(0, src.nbytes, ch)):
+                if stop is not None and stop.is_set():
+                    break
                 m = min(ch, src.nbytes - off)
                 view = views[c % 2]
                 part = -(-m // self.THREADS)
@@ -233,9 +236,11 @@ class HostBlocks:
                     t.wait()         # chunk c - 1 is on the device: its staging buffer is free next
                 t.copy(stage[c % 2], 0, buf, off, m)
                 t.submit()
-        finally:
-            if t.pending():
-                t.wait()             # also after a failure: the stream is left idle
+        except BaseException:
+            t.abort()                # waits for what was submitted, drops what was recorded
+            raise
+        if t.pending():
+            t.wait()
 
     def __iter__(self):
         if in_batch():
@@ -244,9 +249,10 @@ class HostBlocks:
             return
         from concurrent.futures import ThreadPoolExecutor
         ctx = context()
-        if _state.transfer is None:
-            _state.transfer = _vaccel.Stream(ctx, transfer=True)
-        t = _state.transfer
+        # A transfer stream of this iteration's own (made anew: well under a millisecond): its
+        # helper thread drives it, and two iterations may run at once (a zip of two, or a
+        # streamed search inside one).
+        t = _vaccel.Stream(ctx, transfer=True)
         starts = list(range(0, self.n, self.rows))
         nbytes = max(4, min(self.rows, self.n) * self.row_bytes)
         bufs = [ctx.alloc(nbytes), ctx.alloc(nbytes) if len(starts) > 1 else None]
@@ -279,7 +285,7 @@ class HostBlocks:
                         done[b - 2].wait()              # its device buffer is free again
                     if stop.is_set():
                         return
-                    self._upload(t, stage, views, bufs[b % 2], j0, pool)
+                    self._upload(t, stage, views, bufs[b % 2], j0, pool, stop)
                     ready[b].set()
             except BaseException as exc:  # noqa: BLE001 -- handed to the caller's thread
                 failed.append((b, exc))                 # blocks before b were delivered or are ready
@@ -299,7 +305,8 @@ class HostBlocks:
             stop.set()
             for e in done:
                 e.set()
-            helper.join()
+            if threading.current_thread() is not helper:   # (closed by the collector there)
+                helper.join()
 
 
 def _stream():
@@ -522,7 +529,7 @@ class Array:
         self._strides = tuple(strides)
 
     @classmethod
-    def view(cls, buf, shape, dtype, offset, strides):
+    def _from_parts(cls, buf, shape, dtype, offset, strides):
         """An Array over buf from values already normalised (tuples of ints, a NumPy dtype): the
         constructor without its checks, for the ops' hot paths."""
         a = cls.__new__(cls)

@@ -1,6 +1,7 @@
 /* device.c — the process-wide Vulkan instance (with the validation layer on request), the
  * capability report of each physical device, device choice, and context creation/destruction. */
 #include <ctype.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,18 +599,20 @@ static va_status create_device(va_context *ctx) {
  * thread that slept then runs its next call's Python at half speed (H100 host, measured: add over
  * 2^28 floats 1.29 ms a call blocking, 1.15 polling, for 1.06 ms of GPU time): 10 % of a
  * bandwidth-bound op on a large array. So a wait first polls the fence, as CUDA's default
- * synchronisation does, for up to VACCEL_SPIN_US microseconds (default 10000; 0: never), then
- * blocks. Not on a CPU device (the polling thread would take a core that lavapipe's workers
- * need) nor on a host with fewer than four cores. */
+ * synchronisation does, for up to 10 ms, then blocks. Not on a CPU device (the polling thread
+ * would take a core that lavapipe's workers need) nor where this process may use fewer than four
+ * cores. VACCEL_SPIN_US (digits: microseconds, at most 60 s; 0: never) sets it on any device. */
 static uint64_t wait_spin_us(const va_device_info *info) {
     const char *v = getenv("VACCEL_SPIN_US");
-    if (v && *v) {
+    if (v && *v >= '0' && *v <= '9') {
         char *end;
         unsigned long long us = strtoull(v, &end, 10);
         if (*end == '\0') return us < 60000000ull ? (uint64_t)us : 60000000ull;
     }
     if (info->type == VA_DEVICE_CPU) return 0;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) cores = CPU_COUNT(&set);
     return cores >= 4 ? 10000 : 0;
 }
 

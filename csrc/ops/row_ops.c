@@ -63,9 +63,10 @@ static va_status run_rows(va_stream *s, const char *name, const va_tensor *x, co
     uint32_t vpt = ROW_VPT;
     const char *tile = getenv("VACCEL_ROW_TILE");   /* tuning: "wg,vpt" for rows a workgroup takes */
     if (tile && rows == 1) {
-        unsigned tw = 0, tv = 0;
-        if (sscanf(tile, "%u,%u", &tw, &tv) == 2 && tw >= sg && tw % sg == 0 &&
-            tw <= ctx->info.max_workgroup_invocations && tv >= 1 && tv <= 32) {
+        int tw = 0, tv = 0, used = 0;
+        if (sscanf(tile, "%d,%d%n", &tw, &tv, &used) == 2 && tile[used] == '\0' && tw >= (int)sg &&
+            tw % (int)sg == 0 && tw <= (int)ctx->info.max_workgroup_invocations && tw <= 1024 && tv >= 1 &&
+            tv <= 32) {
             wg = tw;
             vpt = tv;
         }

@@ -327,24 +327,32 @@ static PyObject *buffer_nbytes(PyObject *o, void *closure) {
 static PyGetSetDef buffer_getset[] = {{"nbytes", buffer_nbytes, NULL, "size in bytes", NULL},
                                       {NULL, NULL, NULL, NULL, NULL}};
 
-/* A writable memoryview of a host-visible buffer's bytes. It does not keep the Buffer alive: the
- * caller holds the Buffer for as long as it uses the view. */
-static PyObject *buffer_host_view(PyObject *o, PyObject *noargs) {
-    (void)noargs;
+/* The buffer protocol over a host-visible buffer's bytes (writable); the view holds the Buffer. */
+static int buffer_getbuffer(PyObject *o, Py_buffer *view, int flags) {
     BufferObject *self = (BufferObject *)o;
     void *p = va_buffer_host_ptr(self->buf);
     if (!p) {
+        PyErr_SetString(PyExc_BufferError, "buffer is not host-visible (Context.alloc_staging makes one)");
+        view->obj = NULL;
+        return -1;
+    }
+    return PyBuffer_FillInfo(view, o, p, (Py_ssize_t)self->size, 0, flags);
+}
+
+static PyObject *buffer_host_view(PyObject *o, PyObject *noargs) {
+    (void)noargs;
+    if (!va_buffer_host_ptr(((BufferObject *)o)->buf)) {
         PyErr_SetString(PyExc_ValueError, "buffer is not host-visible (Context.alloc_staging makes one)");
         return NULL;
     }
-    return PyMemoryView_FromMemory((char *)p, (Py_ssize_t)self->size, PyBUF_WRITE);
+    return PyMemoryView_FromObject(o);
 }
 
 static PyMethodDef buffer_methods[] = {
-    {"host_view", buffer_host_view, METH_NOARGS, "Writable memoryview of a host-visible buffer (hold the Buffer)."},
+    {"host_view", buffer_host_view, METH_NOARGS, "Writable memoryview of a host-visible buffer (it keeps the Buffer)."},
     {NULL, NULL, 0, NULL}};
 static PyType_Slot buffer_slots[] = {{Py_tp_dealloc, buffer_dealloc}, {Py_tp_getset, buffer_getset},
-                                     {Py_tp_methods, buffer_methods},
+                                     {Py_tp_methods, buffer_methods}, {Py_bf_getbuffer, buffer_getbuffer},
                                      {Py_tp_doc, "Device memory, from Context.alloc."}, {0, NULL}};
 static PyType_Spec buffer_spec = {"vaccel._vaccel.Buffer", sizeof(BufferObject), 0, Py_TPFLAGS_DEFAULT,
                                   buffer_slots};
