@@ -175,12 +175,10 @@ typedef struct va_tensor {
 
 va_status va_stream_create(va_context *ctx, va_stream **out);
 /* A stream for uploads only (upload, copy), on the device's transfer queue where it has one, so
- * that they overlap the compute streams' work; a compute stream that reads what it uploaded calls
- * va_stream_after(compute, transfer) after the transfer stream's submit and before its own. */
+ * that they overlap the compute streams' work. Work that reads what it uploaded is submitted once
+ * its wait has returned (each submit ends with its writes made available to the host, and a later
+ * submit on any queue sees them). */
 va_status va_stream_create_transfer(va_context *ctx, va_stream **out);
-/* s's next submit waits on the device for other's last submit (a host wait on it where the device
- * has no timeline semaphores). */
-va_status va_stream_after(va_stream *s, va_stream *other);
 void va_stream_destroy(va_stream *s);
 /* Host -> device copy. The bytes are read at record time or during the stream's work, so src must
  * stay valid and unchanged until va_stream_wait returns; uploads under 1 MiB are copied when

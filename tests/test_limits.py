@@ -150,6 +150,7 @@ def test_host_blocks_through_small_staging_chunks(monkeypatch, rng, overlap):
     next block on a helper thread (or, VACCEL_STREAM_OVERLAP=0, in line)."""
     monkeypatch.setattr(runtime.HostBlocks, "CHUNK", 1001)
     monkeypatch.setattr(runtime.HostBlocks, "POOL_MIN", 0)
+    monkeypatch.setattr(runtime.HostBlocks, "THREADS", 3)    # parts of uneven length too
     monkeypatch.setenv("VACCEL_STREAM_OVERLAP", overlap)
     x = rng.standard_normal((3001, 17)).astype(np.float32)
     for rows in (300, 3001, 7):
@@ -187,6 +188,7 @@ def test_host_blocks_side_by_side_and_abandoned(monkeypatch, rng):
     block seen is right."""
     monkeypatch.setattr(runtime.HostBlocks, "CHUNK", 4096)
     monkeypatch.setattr(runtime.HostBlocks, "POOL_MIN", 0)
+    monkeypatch.setattr(runtime.HostBlocks, "THREADS", 2)
     x = rng.standard_normal((2000, 33)).astype(np.float32)
     y = rng.standard_normal((1500, 33)).astype(np.float32)
     for (i, a), (j, b) in zip(runtime.HostBlocks(x, 300), runtime.HostBlocks(y, 250)):

@@ -247,7 +247,6 @@ class HostBlocks:
             raise RuntimeError("HostBlocks streams outside a batch only")
         if self.n == 0:
             return
-        from concurrent.futures import ThreadPoolExecutor
         ctx = context()
         # A transfer stream of this iteration's own (made anew: well under a millisecond): its
         # helper thread drives it, and two iterations may run at once (a zip of two, or a
@@ -259,17 +258,13 @@ class HostBlocks:
         ch = min(nbytes, self.CHUNK)
         stage = [ctx.alloc_staging(ch), ctx.alloc_staging(ch)]
         views = [np.frombuffer(b.host_view(), np.uint8) for b in stage]
-        pool = ThreadPoolExecutor(self.THREADS) if ch >= self.POOL_MIN else None
-        try:
-            if os.environ.get("VACCEL_STREAM_OVERLAP", "1") == "0":
-                for b, j0 in enumerate(starts):
-                    self._upload(t, stage, views, bufs[b % 2], j0, pool)
-                    yield j0, Array(bufs[b % 2], (min(self.rows, self.n - j0),) + self.tail, self.host.dtype)
-                return
-            yield from self._overlapped(t, stage, views, bufs, starts, pool)
-        finally:
-            if pool is not None:
-                pool.shutdown()
+        pool = _copy_pool(self.THREADS) if ch >= self.POOL_MIN and self.THREADS > 1 else None
+        if os.environ.get("VACCEL_STREAM_OVERLAP", "1") == "0":
+            for b, j0 in enumerate(starts):
+                self._upload(t, stage, views, bufs[b % 2], j0, pool)
+                yield j0, Array(bufs[b % 2], (min(self.rows, self.n - j0),) + self.tail, self.host.dtype)
+            return
+        yield from self._overlapped(t, stage, views, bufs, starts, pool)
 
     def _overlapped(self, t, stage, views, bufs, starts, pool):
         ready = [threading.Event() for _ in starts]     # block b is on the device
@@ -307,6 +302,20 @@ class HostBlocks:
                 e.set()
             if threading.current_thread() is not helper:   # (closed by the collector there)
                 helper.join()
+
+
+_copy_pools = {}
+
+
+def _copy_pool(threads):
+    """The process's pool of host-copy threads (HostBlocks' staging copies), made on first use and
+    shared by every stream of blocks (the executor is thread-safe)."""
+    with _lock:
+        pool = _copy_pools.get(threads)
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            pool = _copy_pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="vaccel-copy")
+        return pool
 
 
 def _stream():

@@ -530,7 +530,6 @@ static va_status create_device(va_context *ctx) {
     en.v12.storageBuffer8BitAccess = have.v12.storageBuffer8BitAccess;
     en.v12.shaderFloat16 = have.v12.shaderFloat16;
     en.v12.shaderInt8 = have.v12.shaderInt8;
-    en.v12.timelineSemaphore = have.v12.timelineSemaphore;
     en.v12.hostQueryReset = have.v12.hostQueryReset;
     en.v12.vulkanMemoryModel = have.v12.vulkanMemoryModel;
     en.v12.vulkanMemoryModelDeviceScope = have.v12.vulkanMemoryModelDeviceScope;
@@ -582,13 +581,6 @@ static va_status create_device(va_context *ctx) {
     VK_TRY(vkCreateDevice(pd, &dci, NULL, &ctx->device), "vkCreateDevice");
     vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
     vkGetDeviceQueue(ctx->device, ctx->transfer_family, 0, &ctx->transfer_queue);
-    if (en.v12.timelineSemaphore) {
-        VkSemaphoreTypeCreateInfo tci = {VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO};
-        tci.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
-        VkSemaphoreCreateInfo sci = {VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO};
-        sci.pNext = &tci;
-        if (vkCreateSemaphore(ctx->device, &sci, NULL, &ctx->timeline) != VK_SUCCESS) ctx->timeline = VK_NULL_HANDLE;
-    }
     if (have.has_host_import)
         ctx->get_host_ptr_props = (PFN_vkGetMemoryHostPointerPropertiesEXT)vkGetDeviceProcAddr(
             ctx->device, "vkGetMemoryHostPointerPropertiesEXT");
@@ -663,7 +655,6 @@ void va_context_destroy(va_context *ctx) {
         ctx->sample_map = NULL;
         va_pipeline_destroy(ctx);
         va_memory_destroy(ctx);
-        if (ctx->timeline) vkDestroySemaphore(ctx->device, ctx->timeline, NULL);
         vkDestroyDevice(ctx->device, NULL);
     }
     pthread_mutex_destroy(&ctx->lock);

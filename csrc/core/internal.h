@@ -136,10 +136,6 @@ struct va_context {
      * has one, else the compute queue itself; device buffers are shared by both families. */
     VkQueue transfer_queue;
     uint32_t transfer_family;
-    /* Signalled by transfer streams' submits (increasing values), waited by the streams that read
-     * what they uploaded (va_stream_after); VK_NULL_HANDLE without timeline semaphores. */
-    VkSemaphore timeline;
-    uint64_t timeline_value;
     va_device_info info;
     VkPhysicalDeviceMemoryProperties memprops;
     pthread_mutex_t lock;          /* pool, kernels, queue */

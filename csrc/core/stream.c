@@ -43,8 +43,6 @@ struct va_stream {
     uint32_t nlast, last_cap;
     va_stream_stats stats;
     int transfer;                /* on the transfer queue: copies only */
-    uint64_t signal_value;       /* the timeline value the last submit signals (transfer streams) */
-    uint64_t wait_value;         /* the timeline value the next submit waits for (va_stream_after) */
 };
 
 static va_status grow(void **arr, uint32_t *cap, uint32_t need, size_t elem) {
@@ -89,14 +87,6 @@ static va_status stream_create(va_context *ctx, int transfer, va_stream **out) {
 va_status va_stream_create(va_context *ctx, va_stream **out) { return stream_create(ctx, 0, out); }
 
 va_status va_stream_create_transfer(va_context *ctx, va_stream **out) { return stream_create(ctx, 1, out); }
-
-va_status va_stream_after(va_stream *s, va_stream *other) {
-    va_clear_error();
-    if (s->ctx != other->ctx) return va_fail(VA_ERROR_INVALID_ARGUMENT, "streams of different contexts");
-    if (!s->ctx->timeline) return other->submitted ? va_stream_wait(other) : VA_SUCCESS;
-    if (other->submitted && other->signal_value > s->wait_value) s->wait_value = other->signal_value;
-    return VA_SUCCESS;
-}
 
 static void release_held(va_stream *s) {
     for (uint32_t i = 0; i < s->nheld; i++) va_buffer_release(s->held[i]);
@@ -503,9 +493,8 @@ va_status va_stream_copy(va_stream *s, va_buffer *src, uint64_t src_offset, va_b
 }
 
 /* Ends the command buffer being recorded (with a barrier that makes its writes visible to the host)
- * and submits it with fence; the timeline wait (va_stream_after) goes with the first submit, the
- * signal (transfer streams) with the last. On failure the stream is reset. */
-static va_status submit_cmd(va_stream *s, VkFence fence, int last) {
+ * and submits it with fence. On failure the stream is reset. */
+static va_status submit_cmd(va_stream *s, VkFence fence) {
     va_context *ctx = s->ctx;
     VkMemoryBarrier mb = {VK_STRUCTURE_TYPE_MEMORY_BARRIER};
     mb.srcAccessMask = (s->transfer ? 0 : VK_ACCESS_SHADER_WRITE_BIT) | VK_ACCESS_TRANSFER_WRITE_BIT;
@@ -522,29 +511,7 @@ static va_status submit_cmd(va_stream *s, VkFence fence, int last) {
     VkSubmitInfo si = {VK_STRUCTURE_TYPE_SUBMIT_INFO};
     si.commandBufferCount = 1;
     si.pCommandBuffers = &s->cmd;
-    /* Timeline: a transfer stream signals the next value; a stream told to come after one waits
-     * for its value before any of its commands. */
-    VkTimelineSemaphoreSubmitInfo tsi = {VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
-    VkPipelineStageFlags wait_stage = VK_PIPELINE_STAGE_TRANSFER_BIT | (s->transfer ? 0 : VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT);
-    uint64_t wait_value = s->wait_value, signal_value = 0;
-    if (ctx->timeline && ((s->transfer && last) || wait_value)) {
-        si.pNext = &tsi;
-        if (wait_value) {
-            si.waitSemaphoreCount = 1;
-            si.pWaitSemaphores = &ctx->timeline;
-            si.pWaitDstStageMask = &wait_stage;
-            tsi.waitSemaphoreValueCount = 1;
-            tsi.pWaitSemaphoreValues = &wait_value;
-        }
-        if (s->transfer && last) {
-            si.signalSemaphoreCount = 1;
-            si.pSignalSemaphores = &ctx->timeline;
-            tsi.signalSemaphoreValueCount = 1;
-            tsi.pSignalSemaphoreValues = &signal_value;
-        }
-    }
     pthread_mutex_lock(&ctx->lock);
-    if (si.signalSemaphoreCount) signal_value = ++ctx->timeline_value;
     r = vkQueueSubmit(s->transfer ? ctx->transfer_queue : ctx->queue, 1, &si, fence);
     pthread_mutex_unlock(&ctx->lock);
     if (r != VK_SUCCESS) {
@@ -552,8 +519,6 @@ static va_status submit_cmd(va_stream *s, VkFence fence, int last) {
         va_stream_abort(s);
         return st;
     }
-    s->wait_value = 0;
-    if (si.signalSemaphoreCount) s->signal_value = signal_value;
     return VA_SUCCESS;
 }
 
@@ -566,7 +531,7 @@ va_status va_stream_submit(va_stream *s) {
         /* A split submit: the work recorded so far goes to the device now, the host pages of the
          * large downloads are imported (pinned) while it runs, and their copies follow in a second
          * command buffer, after a barrier (submission order makes it wait for the first). */
-        VA_TRY(submit_cmd(s, s->head_fence, 0));
+        VA_TRY(submit_cmd(s, s->head_fence));
         s->split = 1;
         s->cmd = s->cmds[1];
         VkCommandBufferBeginInfo bi = {VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
@@ -588,7 +553,7 @@ va_status va_stream_submit(va_stream *s) {
             st = record_copy(s, d->dev, d->dev_off, d->host, d->host_off, d->size);
         }
         s->ndls = 0;
-        if (!st) st = submit_cmd(s, s->fence, 1);
+        if (!st) st = submit_cmd(s, s->fence);
         else va_stream_abort(s);
         if (st) return st;
         s->submitted = 1;
@@ -601,7 +566,7 @@ va_status va_stream_submit(va_stream *s) {
     }
     s->ndls = 0;
     if (!s->recording) return VA_SUCCESS; /* nothing on the device; host copies finish at wait */
-    VA_TRY(submit_cmd(s, s->fence, 1));
+    VA_TRY(submit_cmd(s, s->fence));
     s->submitted = 1;
     s->stats.submits++;
     return VA_SUCCESS;

@@ -700,16 +700,7 @@ static PyObject *stream_stats(PyObject *o, PyObject *noargs) {
                          st.bytes_downloaded);
 }
 
-static PyObject *stream_after(PyObject *o, PyObject *args) {
-    PyObject *other;
-    if (!PyArg_ParseTuple(args, "O!", (PyTypeObject *)StreamType, &other)) return NULL;
-    va_status st = va_stream_after(((StreamObject *)o)->s, ((StreamObject *)other)->s);
-    if (st) return raise_status(st);
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef stream_methods[] = {
-    {"after", stream_after, METH_VARARGS, "after(other): the next submit waits on the device for other's last submit."},
     {"run", stream_run, METH_VARARGS, "run(op, inputs, outputs, iparams=(), fparams=(), names=()): record an op."},
     {"upload", stream_upload, METH_VARARGS, "upload(buffer, offset, host): record a host->device copy."},
     {"download", stream_download, METH_VARARGS, "download(buffer, offset, host): device->host, done at wait."},
