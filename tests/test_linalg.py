@@ -1,7 +1,8 @@
 # matmul, matvec and transpose against NumPy in float64 (the oracle), on both backends, for every
-# kernel variant the device offers (the cooperative-matrix path is switched off with
-# VACCEL_NO_COOPMAT to cover the SIMT tile too; VACCEL_COOPMAT2=1 selects the workgroup-scope
-# kernel of VK_NV_cooperative_matrix2 where the device offers it).
+# kernel variant the device offers: its default (the workgroup-scope kernel of
+# VK_NV_cooperative_matrix2 where the device has it, else the subgroup-scope cooperative-matrix
+# kernel where it has that), the subgroup-scope kernel on a device that has both
+# (VACCEL_COOPMAT2=0), and the SIMT tile (VACCEL_NO_COOPMAT).
 #
 # Tolerances: float32 results within 2e-6 * sqrt(k) * (|a| |b|) of the exact product per entry;
 # float16 operands are exact in float32, so float32 results of them are held to the same bound,
@@ -12,17 +13,17 @@ import pytest
 
 import vaccel
 
-VARIANTS = ["default", "no_coopmat", "coopmat2"]
+VARIANTS = ["default", "no_coopmat", "subgroup_coopmat"]
 
 
 @pytest.fixture(params=VARIANTS)
 def variant(request, monkeypatch, backend):
     if request.param == "no_coopmat":
         monkeypatch.setenv("VACCEL_NO_COOPMAT", "1")
-    if request.param == "coopmat2":
+    if request.param == "subgroup_coopmat":
         if backend != "vulkan" or not vaccel.info()["device"].get("cooperative_matrix_nv2"):
-            pytest.skip("the device has no VK_NV_cooperative_matrix2")
-        monkeypatch.setenv("VACCEL_COOPMAT2", "1")
+            pytest.skip("the default is the subgroup-scope kernel (or SIMT) here")
+        monkeypatch.setenv("VACCEL_COOPMAT2", "0")
     return request.param
 
 
@@ -62,7 +63,7 @@ def test_matmul_float32(backend, variant, rng, m, k, n):
 
 
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (5, 9, 3), (16, 16, 16), (33, 40, 47), (128, 64, 128),
-                                   (130, 136, 129), (257, 72, 190)])
+                                   (130, 136, 129), (257, 72, 190), (256, 288, 136)])
 @pytest.mark.parametrize("out_dtype", [None, np.float32])
 def test_matmul_float16(backend, variant, rng, m, k, n, out_dtype):
     a = rng.standard_normal((m, k)).astype(np.float16)
@@ -316,7 +317,7 @@ def check_bf16(r, a, b, bf16_out):
 
 @needs_bf16
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (5, 9, 3), (16, 16, 16), (33, 40, 47), (128, 64, 128),
-                                   (130, 136, 129), (257, 72, 190), (3, 1000, 5)])
+                                   (130, 136, 129), (257, 72, 190), (3, 1000, 5), (256, 288, 136)])
 @pytest.mark.parametrize("out_dtype", [None, np.float32])
 def test_matmul_bfloat16(backend, variant, rng, m, k, n, out_dtype):
     a = rng.standard_normal((m, k)).astype(BF16)

@@ -116,25 +116,30 @@ static int use_coopmat(const va_context *ctx, const va_tensor *a, const va_tenso
     return va_kernel_available(coop_name(a, c));
 }
 
-/* Workgroup-scope cooperative matrices (VK_NV_cooperative_matrix2), where the device has them,
- * when VACCEL_COOPMAT2=1 asks for them. Not the default: on the H100 (driver 580.159) they reach
- * 145-155 TFLOP/s at 8192^3 against the subgroup-scope kernel's 165-168 (see RESULTS.md). */
-static const char *cm2_name(const va_tensor *c) { return c->dtype == VA_F16 ? "matmul_cm2_f16c" : "matmul_cm2"; }
-
-static int use_cm2(const va_context *ctx, const va_tensor *c) {
-    if (!ctx->info.cooperative_matrix_nv2) return 0;
-    const char *on = getenv("VACCEL_COOPMAT2");
-    if (!on || strcmp(on, "1") != 0) return 0;
-    return va_kernel_available(cm2_name(c));
+/* Workgroup-scope cooperative matrices (VK_NV_cooperative_matrix2) where the device has them:
+ * the driver stages the operands, and its loads of whole aligned tiles beat our subgroup-scope
+ * kernel's on the H100 (289 against 172 TFLOP/s at 8192^3 float16; see RESULTS.md).
+ * VACCEL_COOPMAT2=0 keeps the subgroup-scope kernel. */
+static const char *cm2_name(const va_tensor *a, const va_tensor *c) {
+    if (a->dtype == VA_BF16) return c->dtype == VA_BF16 ? "matmul_cm2_bf16c" : "matmul_cm2_bf16";
+    return c->dtype == VA_F16 ? "matmul_cm2_f16c" : "matmul_cm2";
 }
 
-/* BM x BN x BK tiles and workgroup size of matmul_cm2; VACCEL_CM2_TILE="BM,BN,BK,WG" overrides. */
+static int use_cm2(const va_context *ctx, const va_tensor *a, const va_tensor *c) {
+    if (!ctx->info.cooperative_matrix_nv2) return 0;
+    const char *env = getenv("VACCEL_COOPMAT2");
+    if (env && strcmp(env, "0") == 0) return 0;
+    return va_kernel_available(cm2_name(a, c));
+}
+
+/* BM x BN x BK tiles, workgroup size, main-loop unroll and band height (GROUP_M) of matmul_cm2;
+ * VACCEL_CM2_TILE="BM,BN,BK,WG[,UNROLL[,GROUP_M]]" overrides. */
 static void cm2_tiles(const va_context *ctx, uint32_t *t) {
-    uint32_t d[4] = {128, 128, 32, 256}, e[4];
+    uint32_t d[6] = {128, 128, 32, 128, 8, 0}, e[6] = {0, 0, 0, 0, 4, 0};
     const char *env = getenv("VACCEL_CM2_TILE");
-    if (env && sscanf(env, "%u,%u,%u,%u", &e[0], &e[1], &e[2], &e[3]) == 4 && e[0] % 16 == 0 &&
-        e[1] % 16 == 0 && e[2] % 16 == 0 && e[3] % ctx->info.subgroup_size == 0 &&
-        e[3] <= ctx->info.max_workgroup_invocations)
+    int n = env ? sscanf(env, "%u,%u,%u,%u,%u,%u", &e[0], &e[1], &e[2], &e[3], &e[4], &e[5]) : 0;
+    if (n >= 4 && e[0] && e[1] && e[2] && e[3] && e[4] && e[4] <= 16 && e[0] % 16 == 0 && e[1] % 16 == 0 &&
+        e[2] % 16 == 0 && e[3] % ctx->info.subgroup_size == 0 && e[3] <= ctx->info.max_workgroup_invocations)
         memcpy(d, e, sizeof d);
     memcpy(t, d, sizeof d);
 }
@@ -190,20 +195,20 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
     if (m == 0 || n == 0 || batch == 0) return VA_SUCCESS;
 
     int coop = use_coopmat(ctx, a, b, c);
-    int cm2 = coop && a->dtype == VA_F16 && use_cm2(ctx, c);
+    int cm2 = coop && use_cm2(ctx, a, c);
     uint32_t bm, bn, bk, vec, wg;
     uint32_t spec[17];
     uint32_t nspec;
     const char *name;
     simt_cfg sc = {0};
     if (cm2) {
-        uint32_t t[4];
+        uint32_t t[6];
         cm2_tiles(ctx, t);
-        bm = t[0]; bn = t[1]; bk = t[2]; wg = t[3]; vec = 1;
-        uint32_t sp[8] = {wg, 1, 1, bm, bn, bk, A.colmajor, B.colmajor};
+        bm = t[0]; bn = t[1]; bk = t[2]; wg = t[3]; vec = 8;
+        uint32_t sp[12] = {wg, 1, 1, bm, bn, bk, A.colmajor, B.colmajor, 0, 0, t[4], t[5]};
         memcpy(spec, sp, sizeof sp);
-        nspec = 8;
-        name = cm2_name(c);
+        nspec = 12;
+        name = cm2_name(a, c);
     } else if (coop) {
         va_coop_cfg cc = va_coopmat_tiles(ctx);
         uint32_t sgs = (cc.bm / cc.wm) * (cc.bn / cc.wn);
@@ -225,7 +230,7 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
              : a->dtype == VA_F16 ? (b->dtype == VA_F16 ? (c->dtype == VA_F16 ? "matmul_f16c" : "matmul_f16") : "matmul_a16")
              : b->dtype == VA_F16 ? "matmul_b16" : "matmul";
     }
-    uint32_t vflag = coop ? 13 : 10;
+    uint32_t vflag = cm2 ? 8 : coop ? 13 : 10;
 
     /* Blocks: halve the batch count, then rows, columns and depth (in whole tiles) until every
      * window fits one binding. */
@@ -266,12 +271,9 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
                     Bb.rows = pc_; Bb.cols = jc;
                     int va = vectorizable(&Ab, ra, A.bs ? nb : 1, vec), vb = vectorizable(&Bb, rb, B.bs ? nb : 1, vec);
                     int idx = va | (vb << 1);
-                    if (cm2) idx = 0;
                     if (!kern[idx]) {
-                        if (!cm2) {
-                            spec[vflag] = (uint32_t)va;
-                            spec[vflag + 1] = (uint32_t)vb;
-                        }
+                        spec[vflag] = (uint32_t)va;
+                        spec[vflag + 1] = (uint32_t)vb;
                         VA_TRY(va_kernel_get(ctx, name, spec, nspec, coop ? ctx->info.subgroup_size : 0, &kern[idx]));
                     }
                     uint32_t pc[13] = {(uint32_t)ic, (uint32_t)jc, (uint32_t)pc_, (uint32_t)A.ld, (uint32_t)B.ld,
