@@ -101,6 +101,7 @@ typedef struct va_device_info {
     int transfer_queue;                 /* a queue family with transfer but no compute/graphics */
     va_zero_copy zero_copy;             /* the host-data path this device takes */
     uint64_t wait_spin_us;              /* a context's waits poll this long before they sleep */
+    int pipeline_stats;                 /* VACCEL_PIPELINE_STATS=1 and the device reports them */
     uint32_t heap_count;
     va_heap_info heaps[VA_MAX_HEAPS];
 } va_device_info;

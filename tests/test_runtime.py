@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -272,6 +273,37 @@ def _run_child(script, **env):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.split()
+
+
+_STATS_CHILD = r"""
+import numpy as np, vaccel
+x = np.arange(12, dtype=np.float32).reshape(3, 4)
+assert np.allclose(vaccel.matmul(x, x.T), x @ x.T) and vaccel.sum(x) == 66
+print("ok", vaccel.info()["device"]["pipeline_stats"])
+"""
+
+
+def test_pipeline_stats(backend):
+    """VACCEL_PIPELINE_STATS=1: where the device reports compiler statistics
+    (VK_KHR_pipeline_executable_properties), each new pipeline's go to stderr, named; elsewhere
+    nothing changes."""
+    if backend != "vulkan":
+        pytest.skip("a Vulkan setting")
+    env = dict(os.environ, VACCEL_PIPELINE_STATS="1", VACCEL_CACHE_DIR=tempfile.mkdtemp())
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", _STATS_CHILD], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    words = proc.stdout.split()
+    assert words[0] == "ok"
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("vaccel pipeline stats: ")]
+    if words[1] == "True":
+        names = {l.split()[3] for l in lines}
+        assert "reduce" in names and any(n.startswith("matmul") for n in names), proc.stderr[-3000:]
+        assert all(" | " in l for l in lines)
+    else:
+        assert words[1] == "False" and not lines
+    assert vaccel.info()["device"]["pipeline_stats"] is False   # this process did not ask
 
 
 _WAIT_CHILD = r"""

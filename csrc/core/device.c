@@ -202,8 +202,15 @@ typedef struct va_features {
     va_coopmat_features coop;
     va_coopmat2_features coop2;
     va_bf16_features bf16;
-    int has13, has_coop, has_coop2, has_bf16, has_host_import, has_budget, has_portability;
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR exec;
+    int has13, has_coop, has_coop2, has_bf16, has_host_import, has_budget, has_portability, has_exec;
 } va_features;
+
+/* VACCEL_PIPELINE_STATS=1: report each pipeline's compiler statistics (a tuning aid). */
+static int pipeline_stats_wanted(void) {
+    const char *v = getenv("VACCEL_PIPELINE_STATS");
+    return v && strcmp(v, "1") == 0;
+}
 
 /* Fills f with what the device offers, chaining only structures the device knows. */
 static void query_features(VkPhysicalDevice pd, uint32_t api, const VkExtensionProperties *ext,
@@ -223,6 +230,9 @@ static void query_features(VkPhysicalDevice pd, uint32_t api, const VkExtensionP
     f->has_host_import = has_device_ext(ext, next, VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
     f->has_budget = has_device_ext(ext, next, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     f->has_portability = has_device_ext(ext, next, "VK_KHR_portability_subset");
+    f->exec.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR;
+    f->has_exec = pipeline_stats_wanted() &&
+                  has_device_ext(ext, next, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
     void **tail = &f->f2.pNext;
 #define CHAIN(s) do { *tail = &(s); tail = &(s).pNext; } while (0)
     CHAIN(f->v11);
@@ -231,6 +241,7 @@ static void query_features(VkPhysicalDevice pd, uint32_t api, const VkExtensionP
     if (f->has_coop) CHAIN(f->coop);
     if (f->has_coop2) CHAIN(f->coop2);
     if (f->has_bf16) CHAIN(f->bf16);
+    if (f->has_exec) CHAIN(f->exec);
 #undef CHAIN
     vkGetPhysicalDeviceFeatures2(pd, &f->f2);
 }
@@ -552,9 +563,14 @@ static va_status create_device(va_context *ctx) {
     if (have.has_coop && have.coop.cooperativeMatrix) CHAIN(en.coop);
     if (have.has_coop2 && have.coop2.f[0]) CHAIN(en.coop2);
     if (have.has_bf16 && have.bf16.type) CHAIN(en.bf16);
+    int exec = have.has_exec && have.exec.pipelineExecutableInfo;
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR en_exec = {
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+    en_exec.pipelineExecutableInfo = VK_TRUE;
+    if (exec) CHAIN(en_exec);
 #undef CHAIN
 
-    const char *exts[8];
+    const char *exts[9];
     uint32_t ne = 0;
     if (have.has_host_import) exts[ne++] = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME;
     if (have.has_budget) exts[ne++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
@@ -562,6 +578,7 @@ static va_status create_device(va_context *ctx) {
     if (have.has_coop && have.coop.cooperativeMatrix) exts[ne++] = "VK_KHR_cooperative_matrix";
     if (have.has_coop2 && have.coop2.f[0]) exts[ne++] = "VK_NV_cooperative_matrix2";
     if (have.has_bf16 && have.bf16.type) exts[ne++] = "VK_KHR_shader_bfloat16";
+    if (exec) exts[ne++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
     free(ext);
 
     float prio = 1.0f;
@@ -581,6 +598,13 @@ static va_status create_device(va_context *ctx) {
     VK_TRY(vkCreateDevice(pd, &dci, NULL, &ctx->device), "vkCreateDevice");
     vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
     vkGetDeviceQueue(ctx->device, ctx->transfer_family, 0, &ctx->transfer_queue);
+    if (exec) {
+        ctx->get_exec_props = (PFN_vkGetPipelineExecutablePropertiesKHR)vkGetDeviceProcAddr(
+            ctx->device, "vkGetPipelineExecutablePropertiesKHR");
+        ctx->get_exec_stats = (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(
+            ctx->device, "vkGetPipelineExecutableStatisticsKHR");
+        if (!ctx->get_exec_props || !ctx->get_exec_stats) ctx->get_exec_props = NULL, ctx->get_exec_stats = NULL;
+    }
     if (have.has_host_import)
         ctx->get_host_ptr_props = (PFN_vkGetMemoryHostPointerPropertiesEXT)vkGetDeviceProcAddr(
             ctx->device, "vkGetMemoryHostPointerPropertiesEXT");
@@ -640,6 +664,7 @@ va_status va_context_create(const va_context_options *opts, va_context **out) {
     s = va_pipeline_init(ctx, opts->cache_dir);
     if (s) goto fail;
     ctx->info.wait_spin_us = wait_spin_us(&ctx->info);
+    ctx->info.pipeline_stats = ctx->get_exec_stats != NULL;
     *out = ctx;
     return VA_SUCCESS;
 fail:

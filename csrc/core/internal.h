@@ -148,6 +148,10 @@ struct va_context {
     char cache_path[1024];
     int cache_loaded;
     uint64_t pipelines_created, pipeline_hits;
+    /* VACCEL_PIPELINE_STATS=1 where the device has VK_KHR_pipeline_executable_properties: each new
+     * pipeline's compiler statistics (registers, shared and local memory...) go to stderr. */
+    PFN_vkGetPipelineExecutablePropertiesKHR get_exec_props;
+    PFN_vkGetPipelineExecutableStatisticsKHR get_exec_stats;
     PFN_vkGetMemoryHostPointerPropertiesEXT get_host_ptr_props;
     /* The knn search's last shuffled sample of database rows (knn.c sample_rows), in host-visible
      * memory written once: the next search over as many rows reuses it. Under lock. */

@@ -174,6 +174,44 @@ static const va_spirv *find_spirv(const char *name) {
 
 int va_kernel_available(const char *name) { return find_spirv(name) != NULL; }
 
+/* VACCEL_PIPELINE_STATS=1: one line per executable of a new pipeline on stderr, its name and
+ * specialization constants, then what the driver's compiler reports (register count, shared and
+ * local memory, ...). */
+static void report_stats(va_context *ctx, const va_kernel *k) {
+    VkPipelineInfoKHR pi = {VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR};
+    pi.pipeline = k->pipeline;
+    uint32_t ne = 0;
+    if (ctx->get_exec_props(ctx->device, &pi, &ne, NULL) != VK_SUCCESS) return;
+    for (uint32_t e = 0; e < ne && e < 4; e++) {
+        VkPipelineExecutableInfoKHR ei = {VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR};
+        ei.pipeline = k->pipeline;
+        ei.executableIndex = e;
+        VkPipelineExecutableStatisticKHR st[32];
+        uint32_t n = 32;
+        for (uint32_t i = 0; i < n; i++) st[i] = (VkPipelineExecutableStatisticKHR){VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR};
+        VkResult r = ctx->get_exec_stats(ctx->device, &ei, &n, st);
+        if (r != VK_SUCCESS && r != VK_INCOMPLETE) continue;
+        char line[2048];
+        int len = snprintf(line, sizeof line, "vaccel pipeline stats: %s [", k->name);
+        for (uint32_t i = 0; i < k->nspec && len < (int)sizeof line; i++)
+            len += snprintf(line + len, sizeof line - len, "%s%u", i ? "," : "", k->spec[i]);
+        len += snprintf(line + len, sizeof line - len, "]");
+        for (uint32_t i = 0; i < n && len < (int)sizeof line; i++) {
+            switch (st[i].format) {
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
+                len += snprintf(line + len, sizeof line - len, " | %s=%u", st[i].name, (unsigned)st[i].value.b32); break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
+                len += snprintf(line + len, sizeof line - len, " | %s=%lld", st[i].name, (long long)st[i].value.i64); break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
+                len += snprintf(line + len, sizeof line - len, " | %s=%llu", st[i].name, (unsigned long long)st[i].value.u64); break;
+            default:
+                len += snprintf(line + len, sizeof line - len, " | %s=%g", st[i].name, st[i].value.f64); break;
+            }
+        }
+        fprintf(stderr, "%s\n", line);
+    }
+}
+
 va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec, uint32_t nspec,
                         uint32_t required_subgroup, const va_kernel **out) {
     if (nspec > VA_MAX_SPEC) return va_fail(VA_ERROR_INTERNAL, "too many specialization constants");
@@ -254,6 +292,7 @@ va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec,
     }
     /* Grids beyond the device's workgroup-count limit are split into vkCmdDispatchBase calls. */
     ci.flags = VK_PIPELINE_CREATE_DISPATCH_BASE_BIT;
+    if (ctx->get_exec_stats) ci.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
     ci.layout = k->layout;
     r = vkCreateComputePipelines(ctx->device, ctx->cache, 1, &ci, NULL, &k->pipeline);
     vkDestroyShaderModule(ctx->device, mod, NULL);
@@ -263,6 +302,7 @@ va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec,
         free(k);
         return va_vk_fail(r, "vkCreateComputePipelines");
     }
+    if (ctx->get_exec_stats) report_stats(ctx, k);
     pthread_mutex_lock(&ctx->lock);
     /* Another thread may have made the same kernel meanwhile; keeping both is harmless. */
     k->next = ctx->kernels;

@@ -109,7 +109,8 @@ static PyObject *info_dict(const va_device_info *i) {
              put(d, "timestamp_period_ns", PyFloat_FromDouble(i->timestamp_period_ns)) == 0 &&
              put(d, "transfer_queue", PyBool_FromLong(i->transfer_queue)) == 0 &&
              put(d, "zero_copy", PyUnicode_FromString(zc[i->zero_copy])) == 0 &&
-             put(d, "wait_spin_us", PyLong_FromUnsignedLongLong(i->wait_spin_us)) == 0;
+             put(d, "wait_spin_us", PyLong_FromUnsignedLongLong(i->wait_spin_us)) == 0 &&
+             put(d, "pipeline_stats", PyBool_FromLong(i->pipeline_stats)) == 0;
     if (!ok) { Py_DECREF(d); return NULL; }
     PyObject *heaps = PyList_New(0);
     if (!heaps) { Py_DECREF(d); return NULL; }
