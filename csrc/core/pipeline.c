@@ -192,22 +192,30 @@ static void report_stats(va_context *ctx, const va_kernel *k) {
         VkResult r = ctx->get_exec_stats(ctx->device, &ei, &n, st);
         if (r != VK_SUCCESS && r != VK_INCOMPLETE) continue;
         char line[2048];
-        int len = snprintf(line, sizeof line, "vaccel pipeline stats: %s [", k->name);
-        for (uint32_t i = 0; i < k->nspec && len < (int)sizeof line; i++)
-            len += snprintf(line + len, sizeof line - len, "%s%u", i ? "," : "", k->spec[i]);
-        len += snprintf(line + len, sizeof line - len, "]");
-        for (uint32_t i = 0; i < n && len < (int)sizeof line; i++) {
+        size_t len = 0;
+#define APPEND(...)                                                                         \
+    do {                                                                                    \
+        if (len < sizeof line) {                                                            \
+            int w_ = snprintf(line + len, sizeof line - len, __VA_ARGS__);                   \
+            len = w_ < 0 ? sizeof line : len + (size_t)w_;                                  \
+        }                                                                                   \
+    } while (0)
+        APPEND("vaccel pipeline stats: %s [", k->name);
+        for (uint32_t i = 0; i < k->nspec; i++) APPEND("%s%u", i ? "," : "", k->spec[i]);
+        APPEND("]");
+        for (uint32_t i = 0; i < n; i++) {
             switch (st[i].format) {
             case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
-                len += snprintf(line + len, sizeof line - len, " | %s=%u", st[i].name, (unsigned)st[i].value.b32); break;
+                APPEND(" | %s=%u", st[i].name, (unsigned)st[i].value.b32); break;
             case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
-                len += snprintf(line + len, sizeof line - len, " | %s=%lld", st[i].name, (long long)st[i].value.i64); break;
+                APPEND(" | %s=%lld", st[i].name, (long long)st[i].value.i64); break;
             case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
-                len += snprintf(line + len, sizeof line - len, " | %s=%llu", st[i].name, (unsigned long long)st[i].value.u64); break;
+                APPEND(" | %s=%llu", st[i].name, (unsigned long long)st[i].value.u64); break;
             default:
-                len += snprintf(line + len, sizeof line - len, " | %s=%g", st[i].name, st[i].value.f64); break;
+                APPEND(" | %s=%g", st[i].name, st[i].value.f64); break;
             }
         }
+#undef APPEND
         fprintf(stderr, "%s\n", line);
     }
 }
