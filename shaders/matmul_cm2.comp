@@ -52,9 +52,6 @@ layout(constant_id = 8) const bool ALIGN_A = false;
 layout(constant_id = 9) const bool ALIGN_B = false;
 // BK slices per trip of the main loop (unrolled).
 layout(constant_id = 10) const uint UNROLL = 4;
-// Workgroups walk C in bands of GROUP_M tile rows, column by column within a band, so the tiles
-// running at once share their rows of A and columns of B in L2 (0: plain row-major order).
-layout(constant_id = 11) const uint GROUP_M = 0;
 
 layout(binding = 0) readonly buffer A_ { ELEM_AB A[]; };
 layout(binding = 1) readonly buffer B_ { ELEM_AB B[]; };
@@ -72,15 +69,7 @@ layout(push_constant) uniform PC {
 #define ACC coopmat<float, gl_ScopeWorkgroup, BM, BN, gl_MatrixUseAccumulator>
 
 void main() {
-    uint tile_r = gl_WorkGroupID.y, tile_c = gl_WorkGroupID.x;
-    if (GROUP_M > 1) {
-        const uint gx = gl_NumWorkGroups.x, gy = gl_NumWorkGroups.y;
-        const uint id = gl_WorkGroupID.y * gx + gl_WorkGroupID.x, band = id / (GROUP_M * gx);
-        const uint rows = min(gy - band * GROUP_M, GROUP_M), r = id - band * GROUP_M * gx;
-        tile_r = band * GROUP_M + r % rows;
-        tile_c = r / rows;
-    }
-    const uint row0 = tile_r * BM, col0 = tile_c * BN;
+    const uint row0 = gl_WorkGroupID.y * BM, col0 = gl_WorkGroupID.x * BN;
     const uint batch = gl_WorkGroupID.z;
     const uint abase = pc.a_off + batch * pc.a_bs, bbase = pc.b_off + batch * pc.b_bs;
     const uint cbase = pc.c_off + batch * pc.c_bs;

@@ -101,6 +101,23 @@ def test_matmul_views(backend, variant, rng, layout, dtype):
     check(r, a, b)
 
 
+@pytest.mark.parametrize("layout", ["a.T", "b.T", "both.T", "sliced", "batched"])
+def test_matmul_float16_views_whole_tiles(backend, variant, rng, layout):
+    # Several whole 128 x 128 tiles and a depth of whole slices (the tensor-core kernels' aligned
+    # path) next to edge tiles, with transposed, offset and batched operands; sliced: offsets and
+    # leading dimensions that are multiples of 8 elements, then ones that are not.
+    m, k, n = 264, 288, 256
+    if layout == "sliced":
+        A = rng.standard_normal((m + 8, k + 16)).astype(np.float16)
+        B = rng.standard_normal((k + 8, n + 8)).astype(np.float16)
+        for a, b in ((A[8:, 8:k + 8], B[8:, :n]), (A[3:m + 3, 1:k + 1], B[5:k + 5, 2:n + 2])):
+            check(vaccel.matmul(a, b), a, b, half_out=True)
+        return
+    a, b = view_operands(rng, layout, np.float16, m, k, n)
+    check(vaccel.matmul(a, b), a, b, half_out=True)
+    check(vaccel.matmul(a, b, out_dtype=np.float32), a, b)
+
+
 def test_matmul_batched_broadcast(backend, variant, rng):
     a = rng.standard_normal((4, 19, 23)).astype(np.float32)
     b = rng.standard_normal((23, 29)).astype(np.float32)
@@ -346,8 +363,9 @@ def test_matmul_bfloat16_rounding_and_nonfinite(backend, variant):
 
 @needs_bf16
 @pytest.mark.parametrize("layout", ["a.T", "b.T", "both.T", "strided", "sliced", "batched"])
-def test_matmul_bfloat16_views(backend, variant, rng, layout):
-    a, b = view_operands(rng, layout, BF16)
+@pytest.mark.parametrize("size", ["small", "whole_tiles"])
+def test_matmul_bfloat16_views(backend, variant, rng, layout, size):
+    a, b = view_operands(rng, layout, BF16, *((264, 288, 256) if size == "whole_tiles" else ()))
     check_bf16(vaccel.matmul(a, b), a, b, True)
     check_bf16(vaccel.matmul(a, b, out_dtype=np.float32), a, b, False)
 

@@ -358,7 +358,9 @@ va_status va_query_device(VkPhysicalDevice pd, int index, va_device_info *info) 
     info->storage_16bit = f.v11.storageBuffer16BitAccess;
     info->storage_8bit = f.v12.storageBuffer8BitAccess;
     info->cooperative_matrix = f.has_coop && f.coop.cooperativeMatrix;
-    info->cooperative_matrix_nv2 = f.has_coop2 && f.coop2.f[0];
+    /* VkPhysicalDeviceCooperativeMatrix2FeaturesNV: f[0] workgroup scope, f[1] flexible dimensions,
+     * f[5] tensor addressing: what matmul_cm2 uses. */
+    info->cooperative_matrix_nv2 = f.has_coop2 && f.coop2.f[0] && f.coop2.f[1] && f.coop2.f[5];
     if (info->cooperative_matrix) coopmat_shape(pd, info, info->bf16 && f.bf16.coopmat);
     info->external_memory_host = f.has_host_import;
     info->min_imported_host_pointer_alignment = f.has_host_import ? ph.minImportedHostPointerAlignment : 0;

@@ -132,12 +132,13 @@ static int use_cm2(const va_context *ctx, const va_tensor *a, const va_tensor *c
     return va_kernel_available(cm2_name(a, c));
 }
 
-/* BM x BN x BK tiles, workgroup size, main-loop unroll and band height (GROUP_M) of matmul_cm2;
- * VACCEL_CM2_TILE="BM,BN,BK,WG[,UNROLL[,GROUP_M]]" overrides. */
+/* BM x BN x BK tiles, workgroup size and main-loop unroll of matmul_cm2;
+ * VACCEL_CM2_TILE="BM,BN,BK,WG[,UNROLL]" overrides (UNROLL 1-16, else the default's). */
 static void cm2_tiles(const va_context *ctx, uint32_t *t) {
-    uint32_t d[6] = {128, 128, 32, 128, 8, 0}, e[6] = {0, 0, 0, 0, 4, 0};
+    uint32_t d[5] = {128, 128, 32, 128, 8}, e[5];
+    memcpy(e, d, sizeof e);
     const char *env = getenv("VACCEL_CM2_TILE");
-    int n = env ? sscanf(env, "%u,%u,%u,%u,%u,%u", &e[0], &e[1], &e[2], &e[3], &e[4], &e[5]) : 0;
+    int n = env ? sscanf(env, "%u,%u,%u,%u,%u", &e[0], &e[1], &e[2], &e[3], &e[4]) : 0;
     if (n >= 4 && e[0] && e[1] && e[2] && e[3] && e[4] && e[4] <= 16 && e[0] % 16 == 0 && e[1] % 16 == 0 &&
         e[2] % 16 == 0 && e[3] % ctx->info.subgroup_size == 0 && e[3] <= ctx->info.max_workgroup_invocations)
         memcpy(d, e, sizeof d);
@@ -196,18 +197,30 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
 
     int coop = use_coopmat(ctx, a, b, c);
     int cm2 = coop && use_cm2(ctx, a, c);
+    if (cm2) {
+        /* A driver that lists the extension may still refuse this kernel (a bfloat16 workgroup-
+         * scope matrix, say): then the subgroup-scope kernel serves. */
+        uint32_t t[5];
+        cm2_tiles(ctx, t);
+        uint32_t sp[11] = {t[3], 1, 1, t[0], t[1], t[2], A.colmajor, B.colmajor, 0, 0, t[4]};
+        const va_kernel *probe;
+        if (va_kernel_get(ctx, cm2_name(a, c), sp, 11, ctx->info.subgroup_size, &probe) != VA_SUCCESS) {
+            va_clear_error();
+            cm2 = 0;
+        }
+    }
     uint32_t bm, bn, bk, vec, wg;
     uint32_t spec[17];
     uint32_t nspec;
     const char *name;
     simt_cfg sc = {0};
     if (cm2) {
-        uint32_t t[6];
+        uint32_t t[5];
         cm2_tiles(ctx, t);
         bm = t[0]; bn = t[1]; bk = t[2]; wg = t[3]; vec = 8;
-        uint32_t sp[12] = {wg, 1, 1, bm, bn, bk, A.colmajor, B.colmajor, 0, 0, t[4], t[5]};
+        uint32_t sp[11] = {wg, 1, 1, bm, bn, bk, A.colmajor, B.colmajor, 0, 0, t[4]};
         memcpy(spec, sp, sizeof sp);
-        nspec = 12;
+        nspec = 11;
         name = cm2_name(a, c);
     } else if (coop) {
         va_coop_cfg cc = va_coopmat_tiles(ctx);
