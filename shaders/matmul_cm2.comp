@@ -51,7 +51,7 @@ layout(constant_id = 7) const bool B_T = false;
 layout(constant_id = 8) const bool ALIGN_A = false;
 layout(constant_id = 9) const bool ALIGN_B = false;
 // BK slices per trip of the main loop (unrolled).
-layout(constant_id = 10) const uint UNROLL = 4;
+layout(constant_id = 10) const uint UNROLL = 8;
 
 layout(binding = 0) readonly buffer A_ { ELEM_AB A[]; };
 layout(binding = 1) readonly buffer B_ { ELEM_AB B[]; };

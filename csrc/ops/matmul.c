@@ -197,14 +197,16 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
 
     int coop = use_coopmat(ctx, a, b, c);
     int cm2 = coop && use_cm2(ctx, a, c);
+    uint32_t cm2_t[5], cm2_spec[11];
     if (cm2) {
+        cm2_tiles(ctx, cm2_t);
+        uint32_t sp[11] = {cm2_t[3], 1, 1, cm2_t[0], cm2_t[1], cm2_t[2], A.colmajor, B.colmajor, 1, 1, cm2_t[4]};
+        memcpy(cm2_spec, sp, sizeof sp);
         /* A driver that lists the extension may still refuse this kernel (a bfloat16 workgroup-
-         * scope matrix, say): then the subgroup-scope kernel serves. */
-        uint32_t t[5];
-        cm2_tiles(ctx, t);
-        uint32_t sp[11] = {t[3], 1, 1, t[0], t[1], t[2], A.colmajor, B.colmajor, 0, 0, t[4]};
+         * scope matrix, say): then the subgroup-scope kernel serves. The probe is the aligned
+         * variant, the one large products take; made once, it is looked up on later calls. */
         const va_kernel *probe;
-        if (va_kernel_get(ctx, cm2_name(a, c), sp, 11, ctx->info.subgroup_size, &probe) != VA_SUCCESS) {
+        if (va_kernel_get(ctx, cm2_name(a, c), cm2_spec, 11, ctx->info.subgroup_size, &probe) != VA_SUCCESS) {
             va_clear_error();
             cm2 = 0;
         }
@@ -215,11 +217,8 @@ va_status va_matmul(va_stream *s, const va_tensor *a, const va_tensor *b, const 
     const char *name;
     simt_cfg sc = {0};
     if (cm2) {
-        uint32_t t[5];
-        cm2_tiles(ctx, t);
-        bm = t[0]; bn = t[1]; bk = t[2]; wg = t[3]; vec = 8;
-        uint32_t sp[11] = {wg, 1, 1, bm, bn, bk, A.colmajor, B.colmajor, 0, 0, t[4]};
-        memcpy(spec, sp, sizeof sp);
+        bm = cm2_t[0]; bn = cm2_t[1]; bk = cm2_t[2]; wg = cm2_t[3]; vec = 8;
+        memcpy(spec, cm2_spec, sizeof cm2_spec);
         nspec = 11;
         name = cm2_name(a, c);
     } else if (coop) {
