@@ -193,7 +193,9 @@ va_status va_stream_download(va_stream *s, va_buffer *src, uint64_t src_offset, 
 va_status va_stream_copy(va_stream *s, va_buffer *src, uint64_t src_offset, va_buffer *dst,
                          uint64_t dst_offset, uint64_t size);
 
-typedef enum va_access { VA_READ = 1, VA_WRITE = 2, VA_READ_WRITE = 3 } va_access;
+/* VA_RESULT (with VA_WRITE, for host operands): a small result the op writes with plain stores only
+ * (no atomics, no reads back), which a discrete device may write straight into host memory. */
+typedef enum va_access { VA_READ = 1, VA_WRITE = 2, VA_READ_WRITE = 3, VA_RESULT = 4 } va_access;
 /* Host memory as a device buffer for this stream's work: imported in place where the device is
  * unified, imported and copied by DMA where it can import, else staged. READ data is on the
  * device before the next recorded op; WRITE data reaches host memory when va_stream_wait returns.
@@ -202,6 +204,10 @@ va_status va_stream_host_operand(va_stream *s, void *ptr, uint64_t size, va_acce
                                  va_buffer **buf, uint64_t *offset);
 /* A scratch device buffer that lives until the stream's work is done. */
 va_status va_stream_scratch(va_stream *s, uint64_t size, va_buffer **buf);
+/* The stream's counters: at least count 32-bit words that read zero when the next recorded command
+ * runs. Kernels that use them (a "last workgroup" ticket, say) must leave them zero again. A
+ * dispatch binding them for writing is ordered after earlier users by the usual barrier. */
+va_status va_stream_counters(va_stream *s, uint64_t count, va_buffer **buf);
 
 /* Submit what was recorded (non-blocking); va_stream_wait submits if needed, waits once, finishes
  * host copies and resets the stream for reuse. */
@@ -224,6 +230,9 @@ va_status va_stream_timings(const va_stream *s, va_dispatch_timing *out, uint32_
                             uint32_t *count);
 typedef struct va_stream_stats {
     uint64_t dispatches, submits, barriers, bytes_uploaded, bytes_downloaded;
+    /* Host time (ns, cumulative): ending and submitting command buffers; waiting for them after
+     * the submit; the host copies and the reset after the wait. */
+    uint64_t submit_ns, wait_ns, finish_ns;
 } va_stream_stats;
 va_status va_stream_get_stats(const va_stream *s, va_stream_stats *out);
 

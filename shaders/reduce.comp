@@ -4,7 +4,10 @@
 // R; its threads are laid out column-fastest (coalesced when the columns are contiguous), each
 // folds its rows serially, then the workgroup merges its threads' states in shared memory. With
 // FINAL = 0 it writes one partial state per (b, column, segment) for a second pass (the `state`
-// variant, which reads those states back as its input); with FINAL = 1 it writes the results.
+// variant, which reads those states back as its input); with FINAL = 1 it writes the results; with
+// FINAL = 2 it writes partial states and the last workgroup of each (b, column block) to finish,
+// found by a ticket counter, merges that block's states and writes the results (one dispatch, no
+// second pass; the counter is left at zero again).
 // Contiguous rows (C == 1, unit stride) take 16-byte loads. Any subgroup size: nothing here
 // depends on it.
 //! variant f16: -DIN_F16
@@ -18,7 +21,7 @@
 
 layout(local_size_x_id = 0, local_size_y_id = 1, local_size_z_id = 2) in;
 layout(constant_id = 3) const uint OP = 0;      // 0 sum, 1 min, 2 max, 3 statistics
-layout(constant_id = 4) const uint FINAL = 1;   // 1: write results; 0: write partial states
+layout(constant_id = 4) const uint FINAL = 1;   // 1: write results; 0: partial states; 2: both (above)
 
 #if defined(IN_STATE)
 layout(binding = 0) readonly buffer X_ { uvec4 XS[]; };
@@ -31,9 +34,10 @@ layout(binding = 0) readonly buffer X_ { float X[]; };
 layout(binding = 0) readonly buffer X4_ { vec4 X4[]; };
 const uint UNIT = 4u;
 #endif
-layout(binding = 1) writeonly buffer P_ { uvec4 P[]; };     // partial states, two uvec4 each
+layout(binding = 1) coherent buffer P_ { uvec4 P[]; };      // partial states, two uvec4 each
 layout(binding = 2) writeonly buffer O_ { float O[]; };     // values (four per result for stats)
 layout(binding = 3) writeonly buffer OI_ { uint OI[]; };    // int64 indices / counts as word pairs
+layout(binding = 4) coherent buffer CNT_ { uint CNT[]; };   // FINAL = 2: tickets per (b, column block)
 
 layout(push_constant) uniform PC {
     uint x_off;           // element (or state) offset of the window
@@ -148,12 +152,13 @@ void push_unit(inout St s, vec4 v, uint r) {
     s = merge(s, t);
 }
 
-#if defined(IN_STATE)
-St load_state(uint i) {
-    uvec4 a = XS[2u * i], b = XS[2u * i + 1u];
+St unpack_state(uvec4 a, uvec4 b) {
     return St(uintBitsToFloat(a.x), uintBitsToFloat(a.y), uintBitsToFloat(a.z), uintBitsToFloat(a.w),
               uintBitsToFloat(b.x), uintBitsToFloat(b.y), b.z, b.w);
 }
+
+#if defined(IN_STATE)
+St load_state(uint i) { return unpack_state(XS[2u * i], XS[2u * i + 1u]); }
 #else
 float load1(uint i) { return float(X[i]); }
 #endif
@@ -165,11 +170,26 @@ void put_shared(uint t, St s) {
     sh[2u * t + 1u] = uvec4(floatBitsToUint(s.mn), floatBitsToUint(s.mx), s.n, s.idx);
 }
 
-St get_shared(uint t) {
-    uvec4 a = sh[2u * t], b = sh[2u * t + 1u];
-    return St(uintBitsToFloat(a.x), uintBitsToFloat(a.y), uintBitsToFloat(a.z), uintBitsToFloat(a.w),
-              uintBitsToFloat(b.x), uintBitsToFloat(b.y), b.z, b.w);
+St get_shared(uint t) { return unpack_state(sh[2u * t], sh[2u * t + 1u]); }
+
+// Merges the Y threads of each column (a tree over y, any Y, not only powers of two); every
+// thread calls it; y == 0 gets its column's state.
+St merge_columns(uint t, uint y, uint Y, uint ystride, St s) {
+    put_shared(t, s);
+    barrier();
+    uint span = 1u;
+    while (span < Y) span <<= 1u;
+    for (uint h = span >> 1u; h > 0u; h >>= 1u) {
+        if (y < h && y + h < Y) {
+            St o = get_shared(t + h * ystride);
+            put_shared(t, merge(get_shared(t), o));
+        }
+        barrier();
+    }
+    return get_shared(t);
 }
+
+shared bool last_group;
 
 void write_result(uint o, St s) {
     uint w = pc.what;
@@ -265,25 +285,31 @@ void main() {
 #endif
     }
 
-    // Merge the Y threads of each column: a tree over y (any Y, not only powers of two).
-    put_shared(t, s);
-    barrier();
-    uint span = 1u;
-    while (span < Y) span <<= 1u;
-    for (uint h = span >> 1u; h > 0u; h >>= 1u) {
-        if (y < h && y + h < Y) {
-            St o = get_shared(t + h * ystride);
-            put_shared(t, merge(get_shared(t), o));
-        }
-        barrier();
+    s = merge_columns(t, y, Y, ystride, s);
+    if (FINAL == 1u) {
+        if (y == 0u && live) write_result(b * pc.Ctot + c, s);
+        return;
     }
-    if (y != 0u || !live) return;
-    s = get_shared(t);
-    if (FINAL == 0u) {
-        uint pi = ((pc.b0 + b) * pc.Ctot + pc.c0 + c) * pc.S + pc.s0 + seg;
+    uint col0 = ((pc.b0 + b) * pc.Ctot + pc.c0 + c) * pc.S + pc.s0;
+    if (y == 0u && live) {
+        uint pi = col0 + seg;
         P[2u * pi] = uvec4(floatBitsToUint(s.hi), floatBitsToUint(s.lo), floatBitsToUint(s.mean), floatBitsToUint(s.m2));
         P[2u * pi + 1u] = uvec4(floatBitsToUint(s.mn), floatBitsToUint(s.mx), s.n, s.idx);
-    } else {
-        write_result(b * pc.Ctot + c, s);
     }
+    if (FINAL == 0u) return;
+    // The states written above are visible device-wide before this workgroup takes its ticket; the
+    // one that takes the last ticket of its (b, column block) sees every other's.
+    memoryBarrierBuffer();
+    barrier();
+    uint unit = b * cblocks + cb;
+    if (t == 0u) last_group = atomicAdd(CNT[unit], 1u) == pc.nseg - 1u;
+    barrier();
+    if (!last_group) return;
+    memoryBarrierBuffer();
+    St m = st_init();
+    if (live)
+        for (uint r = y; r < pc.nseg; r += Y) m = merge(m, unpack_state(P[2u * (col0 + r)], P[2u * (col0 + r) + 1u]));
+    m = merge_columns(t, y, Y, ystride, m);
+    if (y == 0u && live) write_result(b * pc.Ctot + c, m);
+    if (t == 0u) CNT[unit] = 0u;
 }

@@ -35,6 +35,9 @@ def test_profile_records_dispatches_and_traffic(rng, tmp_path):
         assert s["bytes_uploaded"] >= 2 * xa.nbytes + xb.nbytes
         assert s["bytes_downloaded"] >= d.nbytes
     assert s["peak_device_bytes"] > 0
+    # Host time of the two waits: submitting, waiting and finishing, within the profile's wall time.
+    parts = (s["host_submit_s"], s["host_wait_s"], s["host_finish_s"])
+    assert all(t > 0 for t in parts) and sum(parts) <= s["wall_s"] * 1.01 + 1e-4
     assert s["pipelines_created"] == 0 and s["pipeline_cache_hits"] > 0
     text = p.summary()
     assert "cdist_tile" in text and "submits 2" in text

@@ -70,6 +70,18 @@ def close(got, want, rtol, atol, what=""):
     assert ok.all(), f"{what}: got {got[~ok][:5]}, want {want[~ok][:5]}"
 
 
+@pytest.fixture(autouse=True, params=["in-pass", "second-pass"])
+def merge_mode(request, monkeypatch):
+    """Every test twice on the Vulkan backend: partial states merged by the last workgroup of the
+    pass that made them (the default where it applies), and by a second pass
+    (VACCEL_REDUCE_MERGE=pass)."""
+    if request.param == "second-pass":
+        monkeypatch.setenv("VACCEL_REDUCE_MERGE", "pass")
+    else:
+        monkeypatch.delenv("VACCEL_REDUCE_MERGE", raising=False)
+    yield request.param
+
+
 CASES = [  # (shape, axis)
     ((1,), None), ((7,), 0), ((257,), None), ((4097,), -1), ((100_003,), None),
     ((1, 1), 1), ((3, 5), 0), ((3, 5), 1), ((13, 1031), 0), ((13, 1031), 1), ((13, 1031), None),
@@ -370,6 +382,28 @@ def test_merge_levels_split_too(monkeypatch, rng, shape, axis):
     y = np.abs(rng.standard_normal(shape)).astype(np.float32) * 1e3 + 1e4
     for op in ("sum", "var", "argmin"):
         check(op, getattr(vaccel, op)(y, axis=axis), y, axis)
+
+
+@pytest.mark.parametrize("shape,axis,window", [((1 << 20,), None, 0), ((30, 9000), 1, 20000),
+                                               ((3, 50_000), 1, 0), ((70_000, 3), 0, 0)])
+def test_merge_in_pass(monkeypatch, merge_mode, rng, shape, axis, window):
+    """The states of a pass merged by its last workgroup: one dispatch where it applies (a second
+    pass with VACCEL_REDUCE_MERGE=pass), the same results, and the ticket counters left at zero
+    for the next call: many calls in a row, several dispatches sharing the counters (the window
+    of 20000 elements splits the 30 rows into dispatches of two), every reduction kind."""
+    monkeypatch.setattr(reductions, "_WINDOW_ELEMS", window)
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flat[rng.integers(0, x.size, 3)] = 50.0     # ties: the first index wins
+    d = vaccel.asarray(x)
+    with vaccel.profile() as p:
+        vaccel.sum(d, axis=axis)
+    if len(shape) == 1 and vaccel.get_backend() == "vulkan":
+        assert p.to_dict()["dispatch_count"] == (1 if merge_mode == "in-pass" else 2)
+    for _ in range(3):
+        for op in ALL_OPS:
+            check(op, getattr(vaccel, op)(d, axis=axis), x, axis)
+        st = vaccel.statistics(d, axis=axis if axis is not None else 0) if x.ndim > 1 else vaccel.statistics(d)
+        np.testing.assert_array_equal(st["count"], x.shape[axis or 0])
 
 
 def test_beyond_the_device_binding_range(rng):

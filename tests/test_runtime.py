@@ -242,6 +242,22 @@ with vaccel.batch():   # several large host results in one submit
     y = vaccel.cdist(b, a, "cityblock")
 np.testing.assert_allclose(np.asarray(x), sd.cdist(a, b, "sqeuclidean"), rtol=1e-4, atol=1e-3)
 np.testing.assert_allclose(np.asarray(y), sd.cdist(b, a, "cityblock"), rtol=1e-4, atol=1e-3)
+# Small results written straight into host memory (reductions: plain stores), next to larger ones.
+x = rng.standard_normal((30000, 3)).astype(np.float32)
+dx = vaccel.asarray(x)
+for _ in range(3):
+    for src in (x, dx):
+        assert abs(float(vaccel.sum(src)) - float(x.sum(dtype=np.float64))) < 1e-3
+        assert vaccel.argmax(src) == np.argmax(x)
+        np.testing.assert_allclose(vaccel.mean(src, axis=0), x.mean(axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(vaccel.max(src, axis=1), x.max(axis=1))   # 120 KB: through the device
+        st = vaccel.statistics(src, axis=0)
+        np.testing.assert_allclose(st["var"], x.var(axis=0), rtol=1e-4)
+with vaccel.batch():
+    s0 = vaccel.sum(dx, axis=0)
+    m1 = vaccel.min(dx)
+np.testing.assert_allclose(s0, x.sum(axis=0, dtype=np.float64), rtol=1e-6, atol=1e-3)
+assert m1 == x.min()
 D, I = vaccel.knn(a, b, 600)   # D and I past the threshold
 R = np.argsort(sd.cdist(a, b, "sqeuclidean"), axis=1, kind="stable")[:, :600]
 assert (I == R).mean() > 0.999

@@ -151,7 +151,7 @@ def _reduce(what, x, axis, keepdims, ddof=0.0):
     res = np.empty(nout, np.int64 if integer else np.float32)
     if nout:
         runtime.run_op("reduce", (operand,), (res,), (_WHAT[what],) + tuple(geom) + (_WINDOW_ELEMS,), (ddof,),
-                       names={("in", 0): "x", ("out", 0): "out"})
+                       names={("in", 0): "x", ("out", 0): "out"}, results=True)
         if runtime.in_batch():
             runtime.synchronize()   # the results are host data, needed now
     return _shape_result(res, shape, axis, keepdims, transposed)
@@ -234,7 +234,7 @@ def statistics(x, axis=0, ddof=0):
     counts = np.empty(nout, np.int64)
     if nout:
         runtime.run_op("reduce", (operand,), (vals, counts), (_WHAT["statistics"],) + tuple(geom) + (_WINDOW_ELEMS,),
-                       (ddof,), names={("in", 0): "x", ("out", 0): "out", ("out", 1): "count"})
+                       (ddof,), names={("in", 0): "x", ("out", 0): "out", ("out", 1): "count"}, results=True)
         if runtime.in_batch():
             runtime.synchronize()
     out = {"count": _shape_result(counts, shape, axis, False, transposed)}

@@ -481,10 +481,12 @@ def operand(x, name, strided=False):
     return host_operand(x, name, strided)
 
 
-def run_op(op, inputs, outputs, iparams=(), fparams=(), names=None, strided=False):
+def run_op(op, inputs, outputs, iparams=(), fparams=(), names=None, strided=False, results=False):
     """Records op on the current stream and, outside a batch, waits for it. inputs/outputs are
     NumPy arrays or Arrays; host outputs must be C-contiguous and writable. strided: the op reads
-    inputs of any non-negative strides (see host_operand)."""
+    inputs of any non-negative strides (see host_operand). results: the op writes its outputs with
+    plain stores only (no atomics, no reads back), so small host outputs may be written straight
+    into host-visible memory on a discrete device (no copy after the work)."""
     names = names or {}
     labels = tuple(names.get(("in", i), f"input {i}") for i in range(len(inputs))) + \
         tuple(names.get(("out", i), f"output {i}") for i in range(len(outputs)))
@@ -492,7 +494,7 @@ def run_op(op, inputs, outputs, iparams=(), fparams=(), names=None, strided=Fals
     ins = tuple(operand(x, labels[i], strided)[0] for i, x in enumerate(inputs))
     outs = tuple(operand(x, labels[len(inputs) + i])[0] for i, x in enumerate(outputs))
     try:
-        stream.run(op, ins, outs, tuple(iparams), tuple(float(f) for f in fparams), labels)
+        stream.run(op, ins, outs, tuple(iparams), tuple(float(f) for f in fparams), labels, results)
     except BaseException:
         _discard_batch(stream)
         raise
@@ -766,6 +768,11 @@ class Profile:
             "pipelines_created": m.get("pipelines_created", 0) - m.get("pipelines_created0", 0),
             "pipeline_cache_hits": m.get("pipeline_cache_hits", 0) - m.get("pipeline_cache_hits0", 0),
             "wall_s": self.wall_s,
+            # Host time of the waits (first submit to last wait), split: submitting, waiting for
+            # the device after the submit, and the host copies and reset after it.
+            "host_submit_s": (st.get("submit_ns", 0) - s0.get("submit_ns", 0)) / 1e9,
+            "host_wait_s": (st.get("wait_ns", 0) - s0.get("wait_ns", 0)) / 1e9,
+            "host_finish_s": (st.get("finish_ns", 0) - s0.get("finish_ns", 0)) / 1e9,
         }
 
     def to_json(self, path):

@@ -10,6 +10,9 @@
 
 #define VA_IMPORT_MIN ((uint64_t)1 << 20) /* below this, a memcpy beats pinning pages */
 #define VA_QUERY_CAP 1024
+/* Host results up to this size are written by the kernels straight into host-visible memory on a
+ * discrete device (no device buffer, no copy and barrier after the work). */
+#define VA_DIRECT_MAX ((uint64_t)64 << 10)
 
 typedef struct access { VkBuffer buffer; uint64_t begin, end; int write; } access;
 typedef struct host_copy { void *dst; const uint8_t *src; uint64_t size; } host_copy;
@@ -43,7 +46,17 @@ struct va_stream {
     uint32_t nlast, last_cap;
     va_stream_stats stats;
     int transfer;                /* on the transfer queue: copies only */
+    va_buffer *counters;         /* va_stream_counters: zero between uses */
+    uint64_t ncounters;
+    int counters_zeroed;         /* a submitted fill has zeroed them (else the next use records one) */
+    int counters_filling;        /* this batch records that fill */
 };
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
 
 static va_status grow(void **arr, uint32_t *cap, uint32_t need, size_t elem) {
     if (need <= *cap) return VA_SUCCESS;
@@ -100,6 +113,7 @@ static void reset(va_stream *s) {
     s->ncopies = s->ndls = s->nacc = s->pending = 0;
     s->nq = 0;
     s->recording = s->submitted = 0;
+    s->counters_filling = 0;
     if (s->split) vkResetFences(ctx->device, 1, &s->head_fence);
     s->split = 0;
     s->cmd = s->cmds[0];
@@ -115,6 +129,7 @@ void va_stream_destroy(va_stream *s) {
     if (s->submitted) vkWaitForFences(ctx->device, 1, &s->fence, VK_TRUE, UINT64_MAX);
     if (s->split) vkWaitForFences(ctx->device, 1, &s->head_fence, VK_TRUE, UINT64_MAX);
     release_held(s);
+    if (s->counters) va_buffer_release(s->counters);
     for (uint32_t i = 0; i < s->ndpools; i++) vkDestroyDescriptorPool(ctx->device, s->dpools[i], NULL);
     if (s->qpool) vkDestroyQueryPool(ctx->device, s->qpool, NULL);
     if (s->fence) vkDestroyFence(ctx->device, s->fence, NULL);
@@ -314,6 +329,18 @@ va_status va_stream_host_operand(va_stream *s, void *ptr, uint64_t size, va_acce
         return st;
     }
     va_clear_error();
+    if ((access & VA_RESULT) && !(access & VA_READ) && size <= VA_DIRECT_MAX && !s->transfer && ctx->info.zero_copy != VA_ZERO_COPY_UNIFIED) {
+        /* A small result on a discrete device, written with plain stores: the kernels write it over
+         * the bus into a readback buffer, copied to ptr after the wait (no device buffer, and no
+         * copy with its barrier after the work). */
+        s->stats.bytes_downloaded += size;
+        VA_TRY(va_buffer_alloc(ctx, VA_MEM_READBACK, size, buf));
+        va_status st = hold(s, *buf);
+        va_buffer_release(*buf);
+        if (!st) st = add_host_copy(s, ptr, va_buffer_map(*buf), size);
+        if (st) *buf = NULL;
+        return st;
+    }
     va_buffer *dev;
     VA_TRY(va_buffer_alloc(ctx, VA_MEM_DEVICE, size, &dev));
     va_status st = hold(s, dev);
@@ -350,6 +377,35 @@ va_status va_stream_scratch(va_stream *s, uint64_t size, va_buffer **buf) {
     va_buffer_release(*buf);
     if (st) *buf = NULL;
     return st;
+}
+
+va_status va_stream_counters(va_stream *s, uint64_t count, va_buffer **buf) {
+    if (s->transfer) return va_fail(VA_ERROR_INTERNAL, "a transfer stream has no counters");
+    if (count == 0) count = 1;
+    if (count > s->ncounters) {
+        uint64_t n = s->ncounters ? s->ncounters : 1024;
+        while (n < count) n *= 2;
+        va_buffer *b;
+        VA_TRY(va_buffer_alloc(s->ctx, VA_MEM_DEVICE, n * 4, &b));
+        if (s->counters) {
+            va_status st = hold(s, s->counters);   /* work recorded before may still use them */
+            if (st) { va_buffer_release(b); return st; }
+            va_buffer_release(s->counters);
+        }
+        s->counters = b;
+        s->ncounters = n;
+        s->counters_zeroed = s->counters_filling = 0;
+    }
+    if (!s->counters_zeroed && !s->counters_filling) {
+        VA_TRY(begin(s));
+        access a = range_of(s->counters, 0, s->ncounters * 4, 1);
+        VA_TRY(track(s, &a, 1));
+        vkCmdFillBuffer(s->cmd, s->counters->block->buffer, s->counters->offset, s->ncounters * 4, 0);
+        s->counters_filling = 1;
+    }
+    VA_TRY(hold(s, s->counters));
+    *buf = s->counters;
+    return VA_SUCCESS;
 }
 
 uint64_t va_align_binding(const va_context *ctx, uint64_t offset, uint32_t elem_size,
@@ -522,9 +578,18 @@ static va_status submit_cmd(va_stream *s, VkFence fence) {
     return VA_SUCCESS;
 }
 
+static va_status stream_submit(va_stream *s);
+
 va_status va_stream_submit(va_stream *s) {
     va_clear_error();
     if (s->submitted) return VA_SUCCESS;
+    uint64_t t0 = now_ns();
+    va_status st = stream_submit(s);
+    s->stats.submit_ns += now_ns() - t0;
+    return st;
+}
+
+static va_status stream_submit(va_stream *s) {
     int lazy = 0;
     for (uint32_t i = 0; i < s->ndls; i++) lazy |= s->dls[i].host == NULL;
     if (lazy && s->recording) {
@@ -588,12 +653,6 @@ static void collect_timings(va_stream *s) {
     s->nlast = s->nq / 2;
 }
 
-static uint64_t now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -624,6 +683,7 @@ va_status va_stream_wait(va_stream *s) {
     va_clear_error();
     va_status st = va_stream_submit(s);
     if (st) { va_stream_abort(s); return st; }
+    uint64_t t0 = now_ns();
     if (s->submitted) {
         VkFence f[2] = {s->fence, s->head_fence};
         spin_on(s->ctx, s->fence);
@@ -635,9 +695,13 @@ va_status va_stream_wait(va_stream *s) {
             return st;
         }
     }
+    uint64_t t1 = now_ns();
+    if (s->counters_filling && s->submitted) s->counters_zeroed = 1;
     for (uint32_t i = 0; i < s->ncopies; i++) memcpy(s->copies[i].dst, s->copies[i].src, s->copies[i].size);
     collect_timings(s);
     reset(s);
+    s->stats.wait_ns += t1 - t0;
+    s->stats.finish_ns += now_ns() - t1;
     return VA_SUCCESS;
 }
 

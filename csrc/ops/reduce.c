@@ -3,6 +3,7 @@
  * workgroups to fill the device, each folding a slab), the second pass that merges the segments'
  * partial states, and the binding windows that keep every dispatch within maxStorageBufferRange. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "../core/internal.h"
 
@@ -33,13 +34,24 @@ static int64_t target_groups(void) {
     return v > 0 ? v : 2048;
 }
 
+/* Column blocks one merging pass may take (VA counters, 4 bytes each). */
+#define MERGE_UNITS 65536
+
+/* Whether a pass may merge its own partial states (VACCEL_REDUCE_MERGE=pass: never, for tests). */
+static int merge_in_pass(void) {
+    const char *e = getenv("VACCEL_REDUCE_MERGE");
+    return !(e && strcmp(e, "pass") == 0);
+}
+
 static int64_t span_elems(const geom *g) {
     return (g->B - 1) * g->sb + (g->R - 1) * g->sr + (g->C - 1) * g->sc + 1;
 }
 
-/* One pass over x viewed through g. FINAL passes write the results (out windows), others write
- * partial states at segment s0.. of the (B, C, S) layout in part. seg: rows per segment.
- * max_elems: the most elements one binding window of x may span. */
+/* One pass over x viewed through g. final 1: the pass writes the results (out windows); 0: partial
+ * states at segment s0.. of the (B, C, S) layout in part; 2: both, the last workgroup of each
+ * (b, column block) merging its states into the results (the stream's counters give the tickets;
+ * every dispatch then spans all of R). seg: rows per segment. max_elems: the most elements one
+ * binding window of x may span. */
 static va_status pass(va_stream *s, const va_kernel *k, const va_tensor *x, size_t es, const geom *g,
                       int64_t seg, int64_t S, va_buffer *part, const va_tensor *out_v, const va_tensor *out_i,
                       int what, float ddof, double count, int64_t max_elems, int final, uint32_t grp) {
@@ -56,6 +68,7 @@ static va_status pass(va_stream *s, const va_kernel *k, const va_tensor *x, size
         if (seg > rfit) return va_fail(VA_ERROR_INTERNAL, "reduce: segment exceeds a binding window");
         rc = rfit / seg * seg;
     }
+    if (final == 2 && rc != g->R) return va_fail(VA_ERROR_INTERNAL, "reduce: a merging pass must span the whole axis");
     /* Batches per dispatch when all of R fits. */
     int64_t bc = 1;
     if (rc == g->R && cc == g->C && g->B > 1) {
@@ -74,7 +87,7 @@ static va_status pass(va_stream *s, const va_kernel *k, const va_tensor *x, size
                 int64_t ncol = g->C - c0 < cc ? g->C - c0 : cc;
                 uint32_t ceff = grp ? WG / grp : ncol < (int64_t)WG ? (uint32_t)ncol : WG;
                 uint32_t rx, ro = 0, ri = 0;
-                va_binding bind[4];
+                va_binding bind[5];
                 geom w = {nb, nr, ncol, g->sb, g->sr, g->sc};
                 uint64_t start = x->offset + (uint64_t)(b0 * g->sb + r0 * g->sr + c0 * g->sc) * es;
                 uint64_t at = va_align_binding(ctx, start, (uint32_t)es, &rx);
@@ -91,10 +104,17 @@ static va_status pass(va_stream *s, const va_kernel *k, const va_tensor *x, size
                     }
                     if (!out_v) bind[2] = bind[3];
                     if (!out_i) bind[3] = bind[2];
-                    bind[1] = bind[2];
+                    bind[1] = bind[4] = bind[2];
+                    if (final == 2) {
+                        va_buffer *cnt;
+                        uint64_t units = (uint64_t)nb * va_ceil_div((uint64_t)ncol, ceff);
+                        VA_TRY(va_stream_counters(s, units, &cnt));
+                        bind[1] = (va_binding){part, 0, VK_WHOLE_SIZE, VA_READ_WRITE};
+                        bind[4] = (va_binding){cnt, 0, units * 4, VA_READ_WRITE};
+                    }
                 } else {
                     bind[1] = (va_binding){part, 0, VK_WHOLE_SIZE, VA_WRITE};
-                    bind[2] = bind[3] = bind[1];
+                    bind[2] = bind[3] = bind[4] = bind[1];
                 }
                 struct {
                     uint32_t x_off, B, R, C, sb, sr, sc, seg, nseg, S, s0, b0, c0, Ctot, r0, ceff, what;
@@ -106,7 +126,7 @@ static va_status pass(va_stream *s, const va_kernel *k, const va_tensor *x, size
                         ddof, (float)count, ro, ri, grp};
                 uint64_t gx = (uint64_t)nseg * va_ceil_div((uint64_t)ncol, ceff);
                 if (gx > 0xFFFFFFFFull) return va_fail(VA_ERROR_INTERNAL, "reduce: too many workgroups");
-                VA_TRY(va_stream_dispatch(s, k, bind, 4, &pc, sizeof pc, (uint32_t)gx, (uint32_t)nb, 1));
+                VA_TRY(va_stream_dispatch(s, k, bind, 5, &pc, sizeof pc, (uint32_t)gx, (uint32_t)nb, 1));
             }
         }
     }
@@ -188,15 +208,20 @@ static va_status reduce_run(va_stream *s, const va_tensor *x, geom g, int what, 
         if (seg > rfit) seg = rfit;
         if (seg > g.R) seg = g.R;
         int64_t S = (g.R + seg - 1) / seg;
-        uint32_t spec[5] = {WG, 1, 1, op_of(what), S == 1};
+        /* One dispatch merges its own states (the last workgroup of each column block does, see
+         * reduce.comp) where the whole axis fits one window, each merging thread takes at most 16
+         * states and the column blocks are not too many for the stream's counters. Otherwise a
+         * second pass (VACCEL_REDUCE_MERGE=pass forces that, for tests). */
+        int merge_here = S > 1 && g.R <= rfit && S <= 16 * Y && units <= MERGE_UNITS && merge_in_pass();
+        uint32_t spec[5] = {WG, 1, 1, op_of(what), S == 1 ? 1u : merge_here ? 2u : 0u};
         const va_kernel *k;
         VA_TRY(va_kernel_get(ctx, name, spec, 5, 0, &k));
-        if (S == 1)
-            return pass(s, k, &cur, es, &g, seg, 1, NULL, need_v ? out_v : NULL, need_i ? out_i : NULL, what, ddof,
-                        count, win, 1, grp);
-        va_buffer *part;
+        va_buffer *part = NULL;
         uint64_t states = (uint64_t)(g.B * S * g.C);
-        VA_TRY(va_stream_scratch(s, states * STATE_BYTES, &part));
+        if (S > 1) VA_TRY(va_stream_scratch(s, states * STATE_BYTES, &part));
+        if (S == 1 || merge_here)
+            return pass(s, k, &cur, es, &g, seg, S, part, need_v ? out_v : NULL, need_i ? out_i : NULL, what, ddof,
+                        count, win, S == 1 ? 1 : 2, grp);
         VA_TRY(pass(s, k, &cur, es, &g, seg, S, part, NULL, NULL, what, ddof, count, win, 0, grp));
         /* The states, (B, C, S) with S fastest, as the next input: a column's states are
          * contiguous, so every merge level fits many of them in a window and S shrinks. The

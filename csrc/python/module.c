@@ -520,7 +520,8 @@ static PyObject *stream_run(PyObject *o, PyObject *args) {
     StreamObject *self = (StreamObject *)o;
     const char *name;
     PyObject *ins, *outs, *ips = NULL, *fps = NULL, *names = NULL;
-    if (!PyArg_ParseTuple(args, "sOO|OOO", &name, &ins, &outs, &ips, &fps, &names)) return NULL;
+    int results = 0;
+    if (!PyArg_ParseTuple(args, "sOO|OOOp", &name, &ins, &outs, &ips, &fps, &names, &results)) return NULL;
     va_op_fn fn = va_op_find(name);
     if (!fn) return PyErr_Format(PyExc_ValueError, "no op named '%s'", name);
     if (!PyTuple_Check(ins) || !PyTuple_Check(outs) || PyTuple_Size(ins) > 8 || PyTuple_Size(outs) > 8)
@@ -558,7 +559,8 @@ static PyObject *stream_run(PyObject *o, PyObject *args) {
             else PyErr_Clear();
         }
         int r = i < nin ? parse_operand(self, PyTuple_GetItem(ins, i), VA_READ, &tin[i], what)
-                        : parse_operand(self, PyTuple_GetItem(outs, i - nin), VA_WRITE, &tout[i - nin], what);
+                        : parse_operand(self, PyTuple_GetItem(outs, i - nin), results ? VA_WRITE | VA_RESULT : VA_WRITE,
+                                        &tout[i - nin], what);
         if (r < 0) goto fail;
     }
     va_status st;
@@ -696,13 +698,15 @@ static PyObject *stream_stats(PyObject *o, PyObject *noargs) {
     (void)noargs;
     va_stream_stats st;
     va_stream_get_stats(((StreamObject *)o)->s, &st);
-    return Py_BuildValue("{sKsKsKsKsK}", "dispatches", st.dispatches, "submits", st.submits, "barriers",
+    return Py_BuildValue("{sKsKsKsKsKsKsKsK}", "dispatches", st.dispatches, "submits", st.submits, "barriers",
                          st.barriers, "bytes_uploaded", st.bytes_uploaded, "bytes_downloaded",
-                         st.bytes_downloaded);
+                         st.bytes_downloaded, "submit_ns", st.submit_ns, "wait_ns", st.wait_ns, "finish_ns",
+                         st.finish_ns);
 }
 
 static PyMethodDef stream_methods[] = {
-    {"run", stream_run, METH_VARARGS, "run(op, inputs, outputs, iparams=(), fparams=(), names=()): record an op."},
+    {"run", stream_run, METH_VARARGS, "run(op, inputs, outputs, iparams=(), fparams=(), names=(), results=False): record an op; results: its "
+     "host outputs are small results written with plain stores (see VA_RESULT)."},
     {"upload", stream_upload, METH_VARARGS, "upload(buffer, offset, host): record a host->device copy."},
     {"download", stream_download, METH_VARARGS, "download(buffer, offset, host): device->host, done at wait."},
     {"copy", stream_copy, METH_VARARGS, "copy(src, src_offset, dst, dst_offset, nbytes) on the device."},
@@ -712,7 +716,7 @@ static PyMethodDef stream_methods[] = {
     {"pending", stream_pending, METH_NOARGS, "Number of recorded, unfinished commands."},
     {"set_profiling", stream_set_profiling, METH_VARARGS, "Enable GPU timestamps per dispatch."},
     {"timings", stream_timings, METH_NOARGS, "[(kernel, gpu_ns)] of the last waited batch."},
-    {"stats", stream_stats, METH_NOARGS, "Counters: dispatches, submits, barriers, bytes moved."},
+    {"stats", stream_stats, METH_NOARGS, "Counters: dispatches, submits, barriers, bytes moved; host ns in submit, wait, finish."},
     {NULL, NULL, 0, NULL}};
 
 static PyType_Slot stream_slots[] = {
