@@ -102,6 +102,7 @@ typedef struct va_device_info {
     va_zero_copy zero_copy;             /* the host-data path this device takes */
     uint64_t wait_spin_us;              /* a context's waits poll this long before they sleep */
     int pipeline_stats;                 /* VACCEL_PIPELINE_STATS=1 and the device reports them */
+    int push_descriptors;               /* bindings pushed per dispatch (VK_KHR_push_descriptor) */
     uint32_t heap_count;
     va_heap_info heaps[VA_MAX_HEAPS];
 } va_device_info;

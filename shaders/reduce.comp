@@ -307,8 +307,19 @@ void main() {
     if (!last_group) return;
     memoryBarrierBuffer();
     St m = st_init();
-    if (live)
-        for (uint r = y; r < pc.nseg; r += Y) m = merge(m, unpack_state(P[2u * (col0 + r)], P[2u * (col0 + r) + 1u]));
+    if (live) {
+        // Four states in flight per thread (the merge is latency-bound: one workgroup, the rest idle).
+        uint r = y;
+        for (; r + 3u * Y < pc.nseg; r += 4u * Y) {
+            uvec4 q[8];
+            [[unroll]] for (uint j = 0u; j < 4u; j++) {
+                q[2u * j] = P[2u * (col0 + r + j * Y)];
+                q[2u * j + 1u] = P[2u * (col0 + r + j * Y) + 1u];
+            }
+            [[unroll]] for (uint j = 0u; j < 4u; j++) m = merge(m, unpack_state(q[2u * j], q[2u * j + 1u]));
+        }
+        for (; r < pc.nseg; r += Y) m = merge(m, unpack_state(P[2u * (col0 + r)], P[2u * (col0 + r) + 1u]));
+    }
     m = merge_columns(t, y, Y, ystride, m);
     if (y == 0u && live) write_result(b * pc.Ctot + c, m);
     if (t == 0u) CNT[unit] = 0u;

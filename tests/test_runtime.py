@@ -290,6 +290,41 @@ def _run_child(script, **env):
     return proc.stdout.split()
 
 
+_POOL_CHILD = r"""
+import numpy as np, scipy.spatial.distance as sd, vaccel
+rng = np.random.default_rng(3)
+a = rng.standard_normal((300, 20)).astype(np.float32)
+b = rng.standard_normal((40, 20)).astype(np.float32)
+for _ in range(2):
+    with vaccel.batch():   # several kernels, bindings and dispatches in one command buffer
+        x = vaccel.asarray(a)
+        d = vaccel.cdist(x, b)
+        m = vaccel.matmul(x, b.T)
+        e = vaccel.exp(m)
+    np.testing.assert_allclose(d.numpy(), sd.cdist(a, b), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(m.numpy(), a @ b.T, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(e.numpy(), np.exp(a @ b.T), rtol=1e-4)
+    assert abs(float(vaccel.sum(a)) - float(a.sum(dtype=np.float64))) < 1e-3
+    D, I = vaccel.knn(b, a, 5)
+    np.testing.assert_array_equal(I, np.argsort(sd.cdist(b, a, "sqeuclidean"), axis=1, kind="stable")[:, :5])
+msgs = vaccel.validation_messages()
+assert not msgs, msgs[:5]
+print("ok", vaccel.info()["device"]["push_descriptors"])
+"""
+
+
+@pytest.mark.parametrize("push", ["0", "1"])
+def test_descriptor_paths(backend, push):
+    """Bindings pushed into the command buffer (VK_KHR_push_descriptor, the default where the device
+    has it) and written into sets from a pool (VACCEL_PUSH_DESCRIPTORS=0, or a device without it)."""
+    if backend != "vulkan":
+        pytest.skip("a Vulkan setting")
+    words = _run_child(_POOL_CHILD, VACCEL_PUSH_DESCRIPTORS=push)
+    assert words[0] == "ok"
+    if push == "0":
+        assert words[1] == "False"
+
+
 _STATS_CHILD = r"""
 import numpy as np, vaccel
 x = np.arange(12, dtype=np.float32).reshape(3, 4)

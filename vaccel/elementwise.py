@@ -602,7 +602,7 @@ def _row_op(op, x, axis, out, extra=(), iparams=(), fparams=(), cpu_fn=None, nam
     m, n = rows.shape
     want_array = want_array or runtime.in_batch()
     direct = out is not None and kdtype == dtype and axis == x.ndim - 1 and (
-        runtime._is_array(out) and out._strides == runtime.Array(None, out.shape, out.dtype)._strides
+        runtime._is_array(out) and out._c_contiguous()
         or not runtime._is_array(out) and out.flags.c_contiguous)
     if direct:
         res = _view(out, (m, n), (n, 1)) if runtime._is_array(out) else out.reshape(m, n)

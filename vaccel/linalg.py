@@ -108,7 +108,7 @@ def _check_out(out, shape, dtype):
             raise ValueError(f"out has shape {out.shape}, expected {shape}")
         if out.dtype != dtype:
             raise TypeError(f"out must be {dtype}, got {out.dtype}")
-        if out._strides != runtime.Array(None, out.shape, out.dtype)._strides:
+        if not out._c_contiguous():
             raise ValueError("out must be a contiguous vaccel.Array")
         return out
     if not isinstance(out, np.ndarray):

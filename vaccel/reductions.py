@@ -68,9 +68,8 @@ def _device_operand(x, axis, ordered):
     on element order (argmin/argmax over the flattened array), so only C order may be used."""
     if runtime._is_array(x):
         if x.dtype == np.float32 or (x.dtype == np.float16 and runtime.device_info()["storage_16bit"]):
-            contiguous = x._strides == runtime.Array(None, x.shape, x.dtype)._strides
-            if contiguous:
-                flat = runtime.Array(x._buf, (x.size,), x.dtype, x._offset)
+            if x._c_contiguous():
+                flat = runtime.Array._from_parts(x._buf, (x.size,), x.dtype, x._offset, (1,))
                 return flat, _contiguous_geom(x.shape, axis), False
             if x.ndim == 2 and axis is not None:
                 return x, _row_geom(x.shape, x._strides[0], axis), False
@@ -274,7 +273,7 @@ def _flat_values(x):
     """x flattened, in the dtype the device reads (float32, or float16 where stored)."""
     if runtime._is_array(x):
         if (x.dtype == np.float32 or (x.dtype == np.float16 and runtime.device_info()["storage_16bit"])) \
-                and x._strides == runtime.Array(None, x.shape, x.dtype)._strides:
+                and x._c_contiguous():
             return runtime.Array(x._buf, (x.size,), x.dtype, x._offset)
         x = x.numpy()
     a = np.asarray(x).reshape(-1)

@@ -5,6 +5,7 @@ NumPy arrays and Arrays into the operand descriptors the extension takes (`run_o
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -446,6 +447,13 @@ def deliver(r, out, want_array):
     return asarray(r) if want_array else r
 
 
+@functools.lru_cache(maxsize=256)
+def _elem_strides(strides, item):
+    """Byte strides in elements, or None if one is negative."""
+    e = tuple(s // item for s in strides)
+    return e if all(s >= 0 for s in e) else None
+
+
 def host_operand(x, name, strided=False):
     """A NumPy array as (target, offset, dtype code, shape, strides in elements); copies only when
     the view cannot be described (reversed or non-unit inner stride, misaligned, or sparse).
@@ -456,8 +464,8 @@ def host_operand(x, name, strided=False):
         raise TypeError(f"{name}: dtype {x.dtype} is not supported on the device")
     item = x.itemsize
     if x.flags.c_contiguous and x.flags.aligned:   # the common case, without the checks below
-        strides = tuple(s // item for s in x.strides)
-        if all(s >= 0 for s in strides):            # (a size-1 dim may carry any stride)
+        strides = _elem_strides(x.strides, item)
+        if strides is not None:                     # (a size-1 dim may carry any stride)
             return (x, 0, code, x.shape, strides), x
     ok = all(s >= 0 and s % item == 0 for s in x.strides) and x.ctypes.data % item == 0
     if ok and x.ndim and x.size:
@@ -481,20 +489,39 @@ def operand(x, name, strided=False):
     return host_operand(x, name, strided)
 
 
+def _labels(n_in, n_out, names):
+    """The operands' names for messages: names[("in", i)] / names[("out", i)], else "input i" /
+    "output i"."""
+    labels = _default_labels(n_in, n_out)
+    if not names:
+        return labels
+    labels = list(labels)
+    for (kind, i), name in names.items():
+        if kind == "in" and 0 <= i < n_in:
+            labels[i] = name
+        elif kind == "out" and 0 <= i < n_out:
+            labels[n_in + i] = name
+    return tuple(labels)
+
+
+@functools.lru_cache(maxsize=64)
+def _default_labels(n_in, n_out):
+    return tuple([f"input {i}" for i in range(n_in)] + [f"output {i}" for i in range(n_out)])
+
+
 def run_op(op, inputs, outputs, iparams=(), fparams=(), names=None, strided=False, results=False):
     """Records op on the current stream and, outside a batch, waits for it. inputs/outputs are
     NumPy arrays or Arrays; host outputs must be C-contiguous and writable. strided: the op reads
     inputs of any non-negative strides (see host_operand). results: the op writes its outputs with
     plain stores only (no atomics, no reads back), so small host outputs may be written straight
     into host-visible memory on a discrete device (no copy after the work)."""
-    names = names or {}
-    labels = tuple(names.get(("in", i), f"input {i}") for i in range(len(inputs))) + \
-        tuple(names.get(("out", i), f"output {i}") for i in range(len(outputs)))
+    labels = _labels(len(inputs), len(outputs), names)
     stream = _stream()
-    ins = tuple(operand(x, labels[i], strided)[0] for i, x in enumerate(inputs))
-    outs = tuple(operand(x, labels[len(inputs) + i])[0] for i, x in enumerate(outputs))
+    ins = tuple([operand(x, labels[i], strided)[0] for i, x in enumerate(inputs)])
+    n = len(inputs)
+    outs = tuple([operand(x, labels[n + i])[0] for i, x in enumerate(outputs)])
     try:
-        stream.run(op, ins, outs, tuple(iparams), tuple(float(f) for f in fparams), labels, results)
+        stream.run(op, ins, outs, tuple(iparams), tuple(map(float, fparams)), labels, results)
     except BaseException:
         _discard_batch(stream)
         raise
@@ -510,6 +537,9 @@ def _discard_batch(stream):
 
 
 def _finish(stream):
+    if not _state.profiles:
+        stream.wait()
+        return
     t0 = time.perf_counter()
     stream.wait()
     if _state.profiles:
@@ -521,6 +551,16 @@ def _finish(stream):
 
 # ---- device arrays ----------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=256)
+def c_strides(shape):
+    """The strides (in elements) of a C-contiguous array of this shape (a tuple of ints)."""
+    strides, acc = [], 1
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= max(n, 1)
+    return tuple(reversed(strides))
+
+
 class Array:
     """An array in device memory. `.numpy()` (or `np.asarray`) brings it back."""
 
@@ -531,13 +571,7 @@ class Array:
         self._offset = offset
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
-        if strides is None:
-            strides, acc = [], 1
-            for n in reversed(self.shape):
-                strides.append(acc)
-                acc *= max(n, 1)
-            strides = tuple(reversed(strides))
-        self._strides = tuple(strides)
+        self._strides = c_strides(self.shape) if strides is None else tuple(strides)
 
     @classmethod
     def _from_parts(cls, buf, shape, dtype, offset, strides):
@@ -550,6 +584,9 @@ class Array:
     @property
     def ndim(self):
         return len(self.shape)
+
+    def _c_contiguous(self):
+        return self._strides == c_strides(self.shape)
 
     @property
     def size(self):
@@ -576,7 +613,7 @@ class Array:
         if self.size == 0:
             return out
         stream = _stream()
-        contiguous = self._strides == Array(None, self.shape, self.dtype)._strides
+        contiguous = self._c_contiguous()
         if contiguous:
             stream.download(self._buf, self._offset, out.reshape(-1).view(np.uint8))
         else:
@@ -621,7 +658,7 @@ class Array:
     def _assign(self, values):
         """Upload host values into this (contiguous) array."""
         a = np.ascontiguousarray(values, dtype=self.dtype).reshape(self.shape)
-        if self._strides != Array(None, self.shape, self.dtype)._strides:
+        if not self._c_contiguous():
             raise ValueError("cannot assign into a strided vaccel.Array view")
         if a.size:
             stream = _stream()
@@ -631,7 +668,7 @@ class Array:
 
     def copy(self):
         """A device-side copy (through the copy kernel)."""
-        if self._strides != Array(None, self.shape, self.dtype)._strides:
+        if not self._c_contiguous():
             return asarray(self.numpy())
         out = empty(self.shape, self.dtype)
         stream = _stream()

@@ -203,8 +203,15 @@ typedef struct va_features {
     va_coopmat2_features coop2;
     va_bf16_features bf16;
     VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR exec;
-    int has13, has_coop, has_coop2, has_bf16, has_host_import, has_budget, has_portability, has_exec;
+    int has13, has_coop, has_coop2, has_bf16, has_host_import, has_budget, has_portability, has_exec, has_push;
 } va_features;
+
+/* Descriptors pushed into the command buffer (VK_KHR_push_descriptor) rather than allocated from
+ * a pool and written per dispatch; VACCEL_PUSH_DESCRIPTORS=0 keeps the pool (for tests). */
+static int push_descriptors_wanted(void) {
+    const char *v = getenv("VACCEL_PUSH_DESCRIPTORS");
+    return !(v && strcmp(v, "0") == 0);
+}
 
 /* VACCEL_PIPELINE_STATS=1: report each pipeline's compiler statistics (a tuning aid). */
 static int pipeline_stats_wanted(void) {
@@ -230,6 +237,7 @@ static void query_features(VkPhysicalDevice pd, uint32_t api, const VkExtensionP
     f->has_host_import = has_device_ext(ext, next, VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
     f->has_budget = has_device_ext(ext, next, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     f->has_portability = has_device_ext(ext, next, "VK_KHR_portability_subset");
+    f->has_push = push_descriptors_wanted() && has_device_ext(ext, next, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     f->exec.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR;
     f->has_exec = pipeline_stats_wanted() &&
                   has_device_ext(ext, next, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
@@ -572,7 +580,7 @@ static va_status create_device(va_context *ctx) {
     if (exec) CHAIN(en_exec);
 #undef CHAIN
 
-    const char *exts[9];
+    const char *exts[10];
     uint32_t ne = 0;
     if (have.has_host_import) exts[ne++] = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME;
     if (have.has_budget) exts[ne++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
@@ -581,6 +589,7 @@ static va_status create_device(va_context *ctx) {
     if (have.has_coop2 && have.coop2.f[0]) exts[ne++] = "VK_NV_cooperative_matrix2";
     if (have.has_bf16 && have.bf16.type) exts[ne++] = "VK_KHR_shader_bfloat16";
     if (exec) exts[ne++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
+    if (have.has_push) exts[ne++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
     free(ext);
 
     float prio = 1.0f;
@@ -606,6 +615,13 @@ static va_status create_device(va_context *ctx) {
         ctx->get_exec_stats = (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(
             ctx->device, "vkGetPipelineExecutableStatisticsKHR");
         if (!ctx->get_exec_props || !ctx->get_exec_stats) ctx->get_exec_props = NULL, ctx->get_exec_stats = NULL;
+    }
+    if (have.has_push) {
+        VkPhysicalDevicePushDescriptorPropertiesKHR pp = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PUSH_DESCRIPTOR_PROPERTIES_KHR};
+        VkPhysicalDeviceProperties2 p2 = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &pp};
+        vkGetPhysicalDeviceProperties2(pd, &p2);
+        if (pp.maxPushDescriptors >= VA_MAX_BINDINGS)
+            ctx->push_descriptor = (PFN_vkCmdPushDescriptorSetKHR)vkGetDeviceProcAddr(ctx->device, "vkCmdPushDescriptorSetKHR");
     }
     if (have.has_host_import)
         ctx->get_host_ptr_props = (PFN_vkGetMemoryHostPointerPropertiesEXT)vkGetDeviceProcAddr(
@@ -667,6 +683,7 @@ va_status va_context_create(const va_context_options *opts, va_context **out) {
     if (s) goto fail;
     ctx->info.wait_spin_us = wait_spin_us(&ctx->info);
     ctx->info.pipeline_stats = ctx->get_exec_stats != NULL;
+    ctx->info.push_descriptors = ctx->push_descriptor != NULL;
     *out = ctx;
     return VA_SUCCESS;
 fail:

@@ -111,8 +111,12 @@ typedef struct va_kernel {
     VkDescriptorSetLayout set_layout;
     VkPipelineLayout layout;
     VkPipeline pipeline;
-    struct va_kernel *next;
+    uint32_t hash;               /* of name, spec and required_subgroup (pipeline.c) */
+    struct va_kernel *next;      /* every kernel (ctx->kernels) */
+    struct va_kernel *hnext;     /* the next in its ctx->kernel_table bucket */
 } va_kernel;
+
+#define VA_KERNEL_BUCKETS 256
 
 /* The pipeline for shader `name` with specialization constants spec[0..nspec) (constant_id =
  * index; ids 0..2 are the workgroup size by convention). required_subgroup != 0 asks for that
@@ -144,6 +148,7 @@ struct va_context {
     uint64_t block_size;
     /* kernels */
     va_kernel *kernels;
+    va_kernel *kernel_table[VA_KERNEL_BUCKETS];   /* the same, hashed for va_kernel_get */
     VkPipelineCache cache;
     char cache_path[1024];
     int cache_loaded;
@@ -152,6 +157,7 @@ struct va_context {
      * pipeline's compiler statistics (registers, shared and local memory...) go to stderr. */
     PFN_vkGetPipelineExecutablePropertiesKHR get_exec_props;
     PFN_vkGetPipelineExecutableStatisticsKHR get_exec_stats;
+    PFN_vkCmdPushDescriptorSetKHR push_descriptor;   /* NULL: descriptor sets from pools */
     PFN_vkGetMemoryHostPointerPropertiesEXT get_host_ptr_props;
     /* The knn search's last shuffled sample of database rows (knn.c sample_rows), in host-visible
      * memory written once: the next search over as many rows reuses it. Under lock. */

@@ -146,6 +146,7 @@ void va_pipeline_destroy(va_context *ctx) {
         k = n;
     }
     ctx->kernels = NULL;
+    memset(ctx->kernel_table, 0, sizeof ctx->kernel_table);
     if (ctx->cache) vkDestroyPipelineCache(ctx->device, ctx->cache, NULL);
     ctx->cache = VK_NULL_HANDLE;
 }
@@ -220,6 +221,15 @@ static void report_stats(va_context *ctx, const va_kernel *k) {
     }
 }
 
+/* FNV-1a over the name, the constants and the subgroup size. */
+static uint32_t kernel_hash(const char *name, const uint32_t *spec, uint32_t nspec, uint32_t required_subgroup) {
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++) h = (h ^ *c) * 16777619u;
+    for (uint32_t i = 0; i < nspec; i++) h = (h ^ spec[i]) * 16777619u;
+    h = (h ^ nspec) * 16777619u;
+    return (h ^ required_subgroup) * 16777619u;
+}
+
 va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec, uint32_t nspec,
                         uint32_t required_subgroup, const va_kernel **out) {
     if (nspec > VA_MAX_SPEC) return va_fail(VA_ERROR_INTERNAL, "too many specialization constants");
@@ -227,9 +237,10 @@ va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec,
     if (required_subgroup &&
         (required_subgroup < ctx->info.min_subgroup_size || required_subgroup > ctx->info.max_subgroup_size))
         required_subgroup = 0;
+    uint32_t hash = kernel_hash(name, spec, nspec, required_subgroup);
     pthread_mutex_lock(&ctx->lock);
-    for (va_kernel *k = ctx->kernels; k; k = k->next) {
-        if (k->nspec == nspec && k->required_subgroup == required_subgroup &&
+    for (va_kernel *k = ctx->kernel_table[hash % VA_KERNEL_BUCKETS]; k; k = k->hnext) {
+        if (k->hash == hash && k->nspec == nspec && k->required_subgroup == required_subgroup &&
             strcmp(k->name, name) == 0 && memcmp(k->spec, spec, nspec * sizeof *spec) == 0) {
             ctx->pipeline_hits++;
             *out = k;
@@ -247,6 +258,7 @@ va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec,
     memcpy(k->spec, spec, nspec * sizeof *spec);
     k->nspec = nspec;
     k->required_subgroup = required_subgroup;
+    k->hash = hash;
     k->nbindings = count_bindings(sp);
     VkDescriptorSetLayoutBinding lb[VA_MAX_BINDINGS];
     if (k->nbindings > VA_MAX_BINDINGS) { free(k); return va_fail(VA_ERROR_INTERNAL, "too many bindings"); }
@@ -257,6 +269,7 @@ va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec,
     VkDescriptorSetLayoutCreateInfo dl = {VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO};
     dl.bindingCount = k->nbindings;
     dl.pBindings = lb;
+    if (ctx->push_descriptor) dl.flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR;
     VkResult r = vkCreateDescriptorSetLayout(ctx->device, &dl, NULL, &k->set_layout);
     if (r != VK_SUCCESS) { free(k); return va_vk_fail(r, "vkCreateDescriptorSetLayout"); }
     VkPushConstantRange pr = {VK_SHADER_STAGE_COMPUTE_BIT, 0, VA_PUSH_BYTES};
@@ -315,6 +328,8 @@ va_status va_kernel_get(va_context *ctx, const char *name, const uint32_t *spec,
     /* Another thread may have made the same kernel meanwhile; keeping both is harmless. */
     k->next = ctx->kernels;
     ctx->kernels = k;
+    k->hnext = ctx->kernel_table[hash % VA_KERNEL_BUCKETS];
+    ctx->kernel_table[hash % VA_KERNEL_BUCKETS] = k;
     ctx->pipelines_created++;
     pthread_mutex_unlock(&ctx->lock);
     *out = k;

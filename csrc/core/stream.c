@@ -455,8 +455,8 @@ va_status va_stream_dispatch(va_stream *s, const va_kernel *k, const va_binding 
     if (push_size > VA_PUSH_BYTES) return va_fail(VA_ERROR_INTERNAL, "push constants too large");
     if (gx == 0 || gy == 0 || gz == 0) return VA_SUCCESS;
     VA_TRY(begin(s));
-    VkDescriptorSet set;
-    VA_TRY(descriptor_set(s, k, &set));
+    VkDescriptorSet set = VK_NULL_HANDLE;
+    if (!ctx->push_descriptor) VA_TRY(descriptor_set(s, k, &set));
     VkDescriptorBufferInfo bi[VA_MAX_BINDINGS];
     VkWriteDescriptorSet w[VA_MAX_BINDINGS];
     access a[VA_MAX_BINDINGS];
@@ -479,10 +479,13 @@ va_status va_stream_dispatch(va_stream *s, const va_kernel *k, const va_binding 
         a[i] = range_of(buf, b[i].offset, size, (b[i].access & VA_WRITE) != 0);
         VA_TRY(hold(s, buf));
     }
-    vkUpdateDescriptorSets(ctx->device, nb, w, 0, NULL);
+    if (!ctx->push_descriptor) vkUpdateDescriptorSets(ctx->device, nb, w, 0, NULL);
     VA_TRY(track(s, a, nb));
     vkCmdBindPipeline(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipeline);
-    vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1, &set, 0, NULL);
+    if (ctx->push_descriptor)   /* after the pipeline: layouts differ between kernels */
+        ctx->push_descriptor(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, nb, w);
+    else
+        vkCmdBindDescriptorSets(s->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1, &set, 0, NULL);
     if (push_size) {
         uint8_t pc[VA_PUSH_BYTES] = {0};
         memcpy(pc, push, push_size);

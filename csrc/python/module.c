@@ -110,7 +110,8 @@ static PyObject *info_dict(const va_device_info *i) {
              put(d, "transfer_queue", PyBool_FromLong(i->transfer_queue)) == 0 &&
              put(d, "zero_copy", PyUnicode_FromString(zc[i->zero_copy])) == 0 &&
              put(d, "wait_spin_us", PyLong_FromUnsignedLongLong(i->wait_spin_us)) == 0 &&
-             put(d, "pipeline_stats", PyBool_FromLong(i->pipeline_stats)) == 0;
+             put(d, "pipeline_stats", PyBool_FromLong(i->pipeline_stats)) == 0 &&
+             put(d, "push_descriptors", PyBool_FromLong(i->push_descriptors)) == 0;
     if (!ok) { Py_DECREF(d); return NULL; }
     PyObject *heaps = PyList_New(0);
     if (!heaps) { Py_DECREF(d); return NULL; }
