@@ -136,7 +136,7 @@ def make_case(P, kind, n):
         params={"n": n, "shape": list(shape), "dtype": "float32"},
         make_inputs=lambda rng: (standard_normal(rng, shape),),
         impls=impls, check=make_check(kind), flops=None, bytes=4.0 * n, unit="GB/s", size=float(n),
-        skipped=skipped, rotate=4 * n < 2 * L2_BYTES, max_repeats=5 if n >= FULL_N else None,
+        skipped=skipped, rotate=4 * n < 2 * L2_BYTES, max_repeats=20 if n >= FULL_N else None,
     )
 
 
