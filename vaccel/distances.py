@@ -117,7 +117,7 @@ def _run(op, inputs, shape, out, want_array, iparams=(), fparams=(), names=None)
     if not runtime._is_array(res) and not res.flags.c_contiguous:
         target = np.empty(shape, np.float32)
     if math.prod(shape):
-        runtime.run_op(op, inputs, (target,), iparams, fparams, names)
+        runtime.run_op(op, inputs, (target,), iparams, fparams, names, results=True)
     if target is not res:
         res[...] = target
     return res

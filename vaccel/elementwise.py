@@ -403,7 +403,7 @@ def _run_plan(plan, named, out):
                   for (n, v), st in zip(((n, v) for n, v in named if type(v) is runtime.Array), mstrides))
     tview = runtime.Array._from_parts(res._buf, mshape, res.dtype, res._offset, mstrides[-1])
     consts = [float(vals[k[1]]) if k[0] == "var" else k[1] for k in slots]
-    runtime.run_op("elementwise", views, (tview,), ip, consts, names, strided=True)
+    runtime.run_op("elementwise", views, (tview,), ip, consts, names, strided=True, results=True)
     return res
 
 
@@ -470,7 +470,7 @@ def _evaluate(expr, named, out):
         if key is not None and target is res and len(expr._plans) < _PLAN_CAP:
             slots = expr._lowered[tuple(n for n, _ in arrays)][2]
             expr._plans[key] = (shape, dtype, mshape, tuple(mstrides), ip, names, slots)
-        runtime.run_op("elementwise", views, (tview,), ip, consts, names, strided=True)
+        runtime.run_op("elementwise", views, (tview,), ip, consts, names, strided=True, results=True)
     if target is not res:
         if runtime._is_array(res):
             res._assign(target.astype(dtype))
@@ -610,7 +610,7 @@ def _row_op(op, x, axis, out, extra=(), iparams=(), fparams=(), cpu_fn=None, nam
         res = runtime.empty((m, n), kdtype) if want_array and kdtype == dtype else np.empty((m, n), kdtype)
     if m * n:
         names = {("in", 0): "x", ("in", 1): "weight", ("in", 2): "bias", ("out", 0): "out"}
-        runtime.run_op(op, (rows,) + tuple(extra), (res,), iparams, fparams, names, strided=True)
+        runtime.run_op(op, (rows,) + tuple(extra), (res,), iparams, fparams, names, strided=True, results=True)
     if direct:
         return out
     inv = np.argsort(perm)

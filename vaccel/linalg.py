@@ -195,7 +195,7 @@ def matmul(a, b, out=None, *, out_dtype=None):
     nb = math.prod(batch_shape)
     t3 = _view(target, (nb, m, n), (m * n, n, 1))
     names = {("in", 0): "a", ("in", 1): "b", ("out", 0): "out"}
-    runtime.run_op("matmul", (a3, b3), (t3,), (0,), (), names)
+    runtime.run_op("matmul", (a3, b3), (t3,), (0,), (), names, results=True)
     if target is not res:
         res[...] = target
     return res
@@ -238,7 +238,8 @@ def matvec(a, x, out=None):
     xb = np.ascontiguousarray(np.broadcast_to(hx, batch_shape + (k,)).reshape(nb, k)) if x.ndim > 1 \
         else np.ascontiguousarray(hx).reshape(1, k)
     t2 = _view(target, (nb, m), (m, 1))
-    runtime.run_op("matvec", (a3, xb), (t2,), (), (), {("in", 0): "a", ("in", 1): "x", ("out", 0): "out"})
+    runtime.run_op("matvec", (a3, xb), (t2,), (), (), {("in", 0): "a", ("in", 1): "x", ("out", 0): "out"},
+                   results=True)
     if target is not res:
         res[...] = target
     return res
@@ -277,7 +278,7 @@ def transpose(a, out=None):
     nb = math.prod(batch_shape)
     a3 = _batched(a, batch_shape)
     t3 = _view(target, (nb, c, r), (c * r, r, 1))
-    runtime.run_op("transpose", (a3,), (t3,), (), (), {("in", 0): "a", ("out", 0): "out"})
+    runtime.run_op("transpose", (a3,), (t3,), (), (), {("in", 0): "a", ("out", 0): "out"}, results=True)
     if target is not res:
         res[...] = target
     return res
