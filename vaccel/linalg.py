@@ -53,7 +53,9 @@ def _as_dtype(x, dt):
 def _view(x, shape, strides):
     """x (Array or ndarray) seen with a new shape and element strides, no copy."""
     if runtime._is_array(x):
-        return runtime.Array(x._buf, shape, x.dtype, x._offset, strides)
+        return runtime.Array._from_parts(x._buf, tuple(shape), x.dtype, x._offset, tuple(strides))
+    if x.flags.c_contiguous and tuple(strides) == runtime.c_strides(tuple(shape)):
+        return x.reshape(shape)    # the common case, much cheaper than as_strided
     return np.lib.stride_tricks.as_strided(x, shape, tuple(s * x.itemsize for s in strides))
 
 
@@ -72,6 +74,8 @@ def _kernel_ready(x, name):
         if x.ndim >= 2 and not (st[-1] == 1 or st[-2] == 1 or x.shape[-1] <= 1 or x.shape[-2] <= 1):
             return runtime.asarray(x.numpy())
         return x
+    if x.flags.c_contiguous and x.flags.aligned:
+        return x
     ok = all(s >= 0 and s % x.itemsize == 0 for s in x.strides) and x.ctypes.data % x.itemsize == 0
     if ok and x.ndim >= 2:
         st = _strides(x)
@@ -88,6 +92,8 @@ def _batched(x, batch_shape):
     st = _strides(x)
     lead = x.shape[:-2]
     if all(n == 1 for n in lead):
+        if nb == 1 and not runtime._is_array(x):
+            return x.reshape((1, r, c))     # a view (only axes of length 1 change)
         return _view(x, (nb, r, c), (0,) + st[-2:])
     if len(lead) == 1 and len(batch_shape) == 1:
         return _view(x, (nb, r, c), (st[0],) + st[-2:])
@@ -166,7 +172,7 @@ def matmul(a, b, out=None, *, out_dtype=None):
     if k != k2:
         raise ValueError(f"matmul: a has {k} columns but b has {k2} rows (a {a.shape}, b {b.shape})")
     try:
-        batch_shape = tuple(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
+        batch_shape = () if a2.ndim == 2 and b2.ndim == 2 else tuple(np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
     except ValueError:
         raise ValueError(f"matmul: the batch axes of a {a.shape} and b {b.shape} do not broadcast") from None
     shape = batch_shape + (m, n)
