@@ -78,7 +78,7 @@ def test_repeated_calls_on_device_arrays(rng):
     signature (shapes, dtypes, strides, which inputs are numbers); later calls with that signature
     take it and only their buffers, offsets and numbers change. Each is checked, the views that
     start at other offsets and the broadcast operands included; other signatures get plans of
-    their own, and host operands never take one."""
+    their own, aligned NumPy operands too."""
     vaccel.set_backend("vulkan")
     f = vaccel.compile_expr("maximum(x * s, y) + b")
     big = rng.standard_normal((40, 24)).astype(F32)
@@ -99,9 +99,25 @@ def test_repeated_calls_on_device_arrays(rng):
     check(f(x=dbig[:5], y=dbig[5:10], s=1.0, b=1.5).numpy(),
           np.maximum(f64(big[:5]), f64(big[5:10])) + 1.5, 1e-6, atol=1e-6, what="b a number")
     assert len(f._plans) == 3
-    check(np.asarray(f(x=big[:5], y=big[5:10], s=1.0, b=bvec)),
-          np.maximum(f64(big[:5]), f64(big[5:10])) + f64(bvec), 1e-6, atol=1e-6, what="host operands")
-    assert len(f._plans) == 3
+    # Aligned NumPy operands with non-negative strides get plans of their own (a NumPy result);
+    # each later call with their signature takes it, other arrays and numbers each time.
+    for call in range(3):
+        hx, hy = big[call:call + 5], big[call + 6:call + 16:2]
+        got = f(x=hx, y=hy, s=1.0 + call, b=bvec)
+        assert isinstance(got, np.ndarray)
+        check(got, np.maximum(f64(hx) * (1 + call), f64(hy)) + f64(bvec), 1e-6, atol=1e-6, what=f"host {call}")
+    assert len(f._plans) == 4
+    # Reversed or misaligned host views take no plan (copies stand in for them).
+    rev = big[4::-1]
+    check(f(x=rev, y=big[5:10], s=2.0, b=bvec), np.maximum(f64(rev) * 2, f64(big[5:10])) + f64(bvec), 1e-6,
+          atol=1e-6, what="reversed host view")
+    raw = np.zeros(5 * 24 * 4 + 2, np.uint8)
+    mis = raw[2:].view(F32).reshape(5, 24)
+    assert not mis.flags.aligned
+    mis[...] = big[:5]
+    check(f(x=mis, y=big[5:10], s=2.0, b=bvec), np.maximum(f64(big[:5]) * 2, f64(big[5:10])) + f64(bvec), 1e-6,
+          atol=1e-6, what="misaligned host view")
+    assert len(f._plans) == 4
     h = rng.standard_normal((6, 24)).astype(np.float16)
     dh = vaccel.asarray(h)
     for _ in range(2):

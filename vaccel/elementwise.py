@@ -357,13 +357,16 @@ def _bstrides(a, shape):
 
 def _view(a, shape, strides):
     if runtime._is_array(a):
-        return runtime.Array(a._buf, shape, a.dtype, a._offset, strides)
+        return runtime.Array._from_parts(a._buf, tuple(shape), a.dtype, a._offset, tuple(strides))
+    if a.flags.c_contiguous and tuple(strides) == runtime.c_strides(tuple(shape)):
+        return a.reshape(shape)
     item = a.itemsize
     return np.lib.stride_tricks.as_strided(a, shape, tuple(s * item for s in strides), writeable=False)
 
 
 def _host_describable(a):
-    return all(s >= 0 for s in a.strides) and a.ctypes.data % a.itemsize == 0
+    """Aligned (data and strides whole elements) with non-negative strides."""
+    return a.flags.aligned and builtins.min(a.strides, default=0) >= 0
 
 
 # ---- evaluation -------------------------------------------------------------------------------
@@ -372,9 +375,10 @@ _PLAN_CAP = 256
 
 
 def _plan_key(named, out):
-    """The signature of a call whose operands are all device Arrays of float32 (float16 where the
-    device stores it) or Python numbers, out None or such an Array: everything _evaluate works out
-    before recording depends only on it (and on the scalar values, kept apart). None otherwise."""
+    """The signature of a call whose operands are all device Arrays or aligned NumPy arrays with
+    non-negative strides, of float32 (float16 where the device stores it), or Python numbers, out
+    None or such an Array: everything _evaluate works out before recording depends only on it (and
+    on the scalar values, kept apart). None otherwise."""
     key = []
     for n, v in named:
         t = type(v)
@@ -382,6 +386,15 @@ def _plan_key(named, out):
             if v.dtype != _F32 and (v.dtype != _F16 or not runtime.device_info()["storage_16bit"]):
                 return None
             key.append((v.shape, v.dtype.num, v._strides))
+        elif t is np.ndarray:
+            if v.dtype != _F32 and (v.dtype != _F16 or not runtime.device_info()["storage_16bit"]):
+                return None
+            if not v.flags.aligned or not v.size or not v.ndim:   # (0-d arrays are taken as scalars)
+                return None
+            st = _elem_strides(v)
+            if builtins.min(st, default=0) < 0:
+                return None
+            key.append((v.shape, v.dtype.num, st, "host"))
         elif t is float or t is int:
             key.append(None)
         else:
@@ -397,11 +410,15 @@ def _run_plan(plan, named, out):
     """_evaluate for a call whose signature was seen before: the operands' views and the
     program come from the plan; only the buffers and the scalar values are this call's."""
     shape, dtype, mshape, mstrides, ip, names, slots = plan
-    res = runtime.empty(shape, dtype) if out is None else out
+    arrays = [v for n, v in named if type(v) is runtime.Array or type(v) is np.ndarray]
+    if out is None:
+        want_array = builtins.any(type(v) is runtime.Array for v in arrays) or runtime.in_batch()
+        res = runtime.empty(shape, dtype) if want_array else np.empty(shape, dtype)
+    else:
+        res = out
     vals = dict(named)
-    views = tuple(runtime.Array._from_parts(v._buf, mshape, v.dtype, v._offset, st)
-                  for (n, v), st in zip(((n, v) for n, v in named if type(v) is runtime.Array), mstrides))
-    tview = runtime.Array._from_parts(res._buf, mshape, res.dtype, res._offset, mstrides[-1])
+    views = tuple(_view(v, mshape, st) for v, st in zip(arrays, mstrides))
+    tview = _view(res, mshape, mstrides[-1]) if type(res) is runtime.Array else res.reshape(mshape)
     consts = [float(vals[k[1]]) if k[0] == "var" else k[1] for k in slots]
     runtime.run_op("elementwise", views, (tview,), ip, consts, names, strided=True, results=True)
     return res
@@ -613,6 +630,8 @@ def _row_op(op, x, axis, out, extra=(), iparams=(), fparams=(), cpu_fn=None, nam
         runtime.run_op(op, (rows,) + tuple(extra), (res,), iparams, fparams, names, strided=True, results=True)
     if direct:
         return out
+    if out is None and not want_array and axis == x.ndim - 1 and kdtype == dtype:
+        return res.reshape(x.shape)    # the common case: rows already in place
     inv = np.argsort(perm)
     if runtime._is_array(res):
         full = runtime.Array(res._buf, mshape, dtype)
