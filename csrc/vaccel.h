@@ -74,6 +74,7 @@ typedef struct va_device_info {
     uint32_t subgroup_size, min_subgroup_size, max_subgroup_size;
     int subgroup_size_control;     /* requiredSubgroupSize usable in compute */
     int subgroup_arithmetic;
+    int subgroup_shuffle;               /* subgroupShuffleXor in compute shaders */
     uint32_t shared_memory_per_workgroup;
     uint32_t max_workgroup_invocations;
     uint32_t max_workgroup_count[3];

@@ -10,10 +10,21 @@
 // second pass; the counter is left at zero again).
 // Contiguous rows (C == 1, unit stride) take 16-byte loads. Any subgroup size: nothing here
 // depends on it.
+// SG_SHUFFLE variants: where the threads of a column are adjacent (one column per workgroup, or
+// short rows taken by grp adjacent threads) and their count a power of two, the first levels of
+// the merge are butterfly shuffles within the subgroup (lanes assumed to be consecutive local
+// invocations, as every implementation lays them out); the rest goes through shared memory.
 //! variant f16: -DIN_F16
 //! variant state: -DIN_STATE
+//! variant sg: -DSG_SHUFFLE
+//! variant f16_sg: -DIN_F16 -DSG_SHUFFLE
+//! variant state_sg: -DIN_STATE -DSG_SHUFFLE
 #version 450
 #extension GL_EXT_control_flow_attributes : require
+#if defined(SG_SHUFFLE)
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 #if defined(IN_F16)
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -172,14 +183,35 @@ void put_shared(uint t, St s) {
 
 St get_shared(uint t) { return unpack_state(sh[2u * t], sh[2u * t + 1u]); }
 
-// Merges the Y threads of each column (a tree over y, any Y, not only powers of two); every
-// thread calls it; y == 0 gets its column's state.
+#if defined(SG_SHUFFLE)
+St shuffle_xor(St s, uint m) {
+    return St(subgroupShuffleXor(s.hi, m), subgroupShuffleXor(s.lo, m), subgroupShuffleXor(s.mean, m),
+              subgroupShuffleXor(s.m2, m), subgroupShuffleXor(s.mn, m), subgroupShuffleXor(s.mx, m),
+              subgroupShuffleXor(s.n, m), subgroupShuffleXor(s.idx, m));
+}
+#endif
+
+// Merges the Y threads of each column (a tree over y, any Y, not only powers of two; the lower y
+// always on the left, so the order of the merges is fixed); every thread calls it; y == 0 gets
+// its column's state.
 St merge_columns(uint t, uint y, uint Y, uint ystride, St s) {
-    put_shared(t, s);
-    barrier();
     uint span = 1u;
     while (span < Y) span <<= 1u;
-    for (uint h = span >> 1u; h > 0u; h >>= 1u) {
+    uint last = 1u;   // the smallest tree level left to shared memory
+#if defined(SG_SHUFFLE)
+    if (ystride == 1u && span == Y) {   // uniform: Y and ystride are the dispatch's
+        uint L = min(Y, gl_SubgroupSize);
+        for (uint m = 1u; m < L; m <<= 1u) {
+            St o = shuffle_xor(s, m);
+            s = (y & m) == 0u ? merge(s, o) : merge(o, s);
+        }
+        if (Y <= gl_SubgroupSize) return s;
+        last = gl_SubgroupSize;   // each lane now holds its subgroup's part of the column
+    }
+#endif
+    put_shared(t, s);
+    barrier();
+    for (uint h = span >> 1u; h >= last; h >>= 1u) {
         if (y < h && y + h < Y) {
             St o = get_shared(t + h * ystride);
             put_shared(t, merge(get_shared(t), o));

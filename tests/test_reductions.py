@@ -70,15 +70,18 @@ def close(got, want, rtol, atol, what=""):
     assert ok.all(), f"{what}: got {got[~ok][:5]}, want {want[~ok][:5]}"
 
 
-@pytest.fixture(autouse=True, params=["in-pass", "second-pass"])
+@pytest.fixture(autouse=True, params=["in-pass", "second-pass", "shared-memory"])
 def merge_mode(request, monkeypatch):
-    """Every test twice on the Vulkan backend: partial states merged by the last workgroup of the
-    pass that made them (the default where it applies), and by a second pass
-    (VACCEL_REDUCE_MERGE=pass)."""
+    """Every test three times: partial states merged by the last workgroup of the pass that made
+    them (the default where it applies), by a second pass (VACCEL_REDUCE_MERGE=pass), and the
+    threads of a column merged through shared memory alone, without subgroup shuffles
+    (VACCEL_REDUCE_SUBGROUP=0)."""
+    monkeypatch.delenv("VACCEL_REDUCE_MERGE", raising=False)
+    monkeypatch.delenv("VACCEL_REDUCE_SUBGROUP", raising=False)
     if request.param == "second-pass":
         monkeypatch.setenv("VACCEL_REDUCE_MERGE", "pass")
-    else:
-        monkeypatch.delenv("VACCEL_REDUCE_MERGE", raising=False)
+    elif request.param == "shared-memory":
+        monkeypatch.setenv("VACCEL_REDUCE_SUBGROUP", "0")
     yield request.param
 
 
@@ -398,7 +401,9 @@ def test_merge_in_pass(monkeypatch, merge_mode, rng, shape, axis, window):
     with vaccel.profile() as p:
         vaccel.sum(d, axis=axis)
     if len(shape) == 1 and vaccel.get_backend() == "vulkan":
-        assert p.to_dict()["dispatch_count"] == (1 if merge_mode == "in-pass" else 2)
+        assert p.to_dict()["dispatch_count"] == (2 if merge_mode == "second-pass" else 1)
+        shuffles = vaccel.info()["device"]["subgroup_shuffle"] and merge_mode != "shared-memory"
+        assert p.dispatches[0][0] == ("reduce_sg" if shuffles else "reduce")
     for _ in range(3):
         for op in ALL_OPS:
             check(op, getattr(vaccel, op)(d, axis=axis), x, axis)

@@ -344,6 +344,9 @@ va_status va_query_device(VkPhysicalDevice pd, int index, va_device_info *info) 
     info->subgroup_arithmetic =
         (p11.subgroupSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
         (p11.subgroupSupportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    info->subgroup_shuffle =
+        (p11.subgroupSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+        (p11.subgroupSupportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     if (f.has13) {
         info->min_subgroup_size = p13.minSubgroupSize;
         info->max_subgroup_size = p13.maxSubgroupSize;

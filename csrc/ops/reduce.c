@@ -43,6 +43,11 @@ static int merge_in_pass(void) {
     return !(e && strcmp(e, "pass") == 0);
 }
 
+static int use_subgroups(void) {
+    const char *e = getenv("VACCEL_REDUCE_SUBGROUP");
+    return !(e && strcmp(e, "0") == 0);
+}
+
 static int64_t span_elems(const geom *g) {
     return (g->B - 1) * g->sb + (g->R - 1) * g->sr + (g->C - 1) * g->sc + 1;
 }
@@ -170,7 +175,10 @@ static va_status reduce_run(va_stream *s, const va_tensor *x, geom g, int what, 
      * split so that about target_groups() workgroups run, each thread folding >= 16 rows. Later
      * passes merge the (B, C, S) partial states the same way until one segment is left (one merge
      * pass, unless the states of a column exceed a binding window). */
-    const char *name = x->dtype == VA_F16 ? "reduce_f16" : "reduce";
+    /* The variants whose threads of one column, where they are adjacent lanes, merge their first
+     * levels by subgroup shuffles (VACCEL_REDUCE_SUBGROUP=0: shared memory only, for tests). */
+    int sg = ctx->info.subgroup_shuffle && use_subgroups();
+    const char *name = x->dtype == VA_F16 ? (sg ? "reduce_f16_sg" : "reduce_f16") : (sg ? "reduce_sg" : "reduce");
     va_tensor cur = *x;
     double count = (double)g.R;
     for (int level = 0;; level++) {
@@ -231,7 +239,7 @@ static va_status reduce_run(va_stream *s, const va_tensor *x, geom g, int what, 
         if (g.C == 1) g.sc = 1;
         if (g.B == 1) g.sb = 0;
         es = STATE_BYTES;
-        name = "reduce_state";
+        name = sg ? "reduce_state_sg" : "reduce_state";
     }
 }
 

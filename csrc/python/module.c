@@ -81,6 +81,7 @@ static PyObject *info_dict(const va_device_info *i) {
              put(d, "max_subgroup_size", PyLong_FromUnsignedLong(i->max_subgroup_size)) == 0 &&
              put(d, "subgroup_size_control", PyBool_FromLong(i->subgroup_size_control)) == 0 &&
              put(d, "subgroup_arithmetic", PyBool_FromLong(i->subgroup_arithmetic)) == 0 &&
+             put(d, "subgroup_shuffle", PyBool_FromLong(i->subgroup_shuffle)) == 0 &&
              put(d, "shared_memory_per_workgroup", PyLong_FromUnsignedLong(i->shared_memory_per_workgroup)) == 0 &&
              put(d, "max_workgroup_invocations", PyLong_FromUnsignedLong(i->max_workgroup_invocations)) == 0 &&
              put(d, "max_storage_buffer_range", PyLong_FromUnsignedLongLong(i->max_storage_buffer_range)) == 0 &&
