@@ -12,8 +12,8 @@
 // depends on it.
 // SG_SHUFFLE variants: where the threads of a column are adjacent (one column per workgroup, or
 // short rows taken by grp adjacent threads) and their count a power of two, the first levels of
-// the merge are butterfly shuffles within the subgroup (lanes assumed to be consecutive local
-// invocations, as every implementation lays them out); the rest goes through shared memory.
+// the merge are butterfly shuffles within the subgroup (threads are numbered along their
+// subgroups); the rest goes through shared memory.
 //! variant f16: -DIN_F16
 //! variant state: -DIN_STATE
 //! variant sg: -DSG_SHUFFLE
@@ -21,6 +21,7 @@
 //! variant state_sg: -DIN_STATE -DSG_SHUFFLE
 #version 450
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_memory_scope_semantics : require
 #if defined(SG_SHUFFLE)
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -248,7 +249,13 @@ void write_result(uint o, St s) {
 
 void main() {
     const uint WG = gl_WorkGroupSize.x;
+#if defined(SG_SHUFFLE)
+    // Threads numbered along their subgroups, so the lanes of a subgroup are consecutive whatever
+    // the implementation's layout (the workgroup, 256, holds whole subgroups).
+    uint t = gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID;
+#else
     uint t = gl_LocalInvocationID.x;
+#endif
     uint cblocks = (pc.C + pc.ceff - 1u) / pc.ceff;
     uint g = gl_WorkGroupID.x;
     uint seg = g / cblocks, cb = g % cblocks;
@@ -329,15 +336,18 @@ void main() {
         P[2u * pi + 1u] = uvec4(floatBitsToUint(s.mn), floatBitsToUint(s.mx), s.n, s.idx);
     }
     if (FINAL == 0u) return;
-    // The states written above are visible device-wide before this workgroup takes its ticket; the
-    // one that takes the last ticket of its (b, column block) sees every other's.
-    memoryBarrierBuffer();
-    barrier();
+    // Release: every thread's state stores are ordered (device scope) before this workgroup's
+    // ticket; acquire: the workgroup that takes the last ticket of its (b, column block) then sees
+    // every other workgroup's states.
+    controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared,
+                   gl_SemanticsAcquireRelease);
     uint unit = b * cblocks + cb;
-    if (t == 0u) last_group = atomicAdd(CNT[unit], 1u) == pc.nseg - 1u;
-    barrier();
+    if (t == 0u)
+        last_group = atomicAdd(CNT[unit], 1u, gl_ScopeDevice, gl_StorageSemanticsBuffer,
+                               gl_SemanticsAcquireRelease) == pc.nseg - 1u;
+    controlBarrier(gl_ScopeWorkgroup, gl_ScopeDevice, gl_StorageSemanticsBuffer | gl_StorageSemanticsShared,
+                   gl_SemanticsAcquireRelease);
     if (!last_group) return;
-    memoryBarrierBuffer();
     St m = st_init();
     if (live) {
         // Four states in flight per thread (the merge is latency-bound: one workgroup, the rest idle).

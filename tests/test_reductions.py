@@ -388,12 +388,13 @@ def test_merge_levels_split_too(monkeypatch, rng, shape, axis):
 
 
 @pytest.mark.parametrize("shape,axis,window", [((1 << 20,), None, 0), ((30, 9000), 1, 20000),
-                                               ((3, 50_000), 1, 0), ((70_000, 3), 0, 0)])
+                                               ((3, 50_000), 1, 0), ((70_000, 3), 0, 0), ((300, 5000), 1, 0)])
 def test_merge_in_pass(monkeypatch, merge_mode, rng, shape, axis, window):
     """The states of a pass merged by its last workgroup: one dispatch where it applies (a second
     pass with VACCEL_REDUCE_MERGE=pass), the same results, and the ticket counters left at zero
     for the next call: many calls in a row, several dispatches sharing the counters (the window
-    of 20000 elements splits the 30 rows into dispatches of two), every reduction kind."""
+    of 20000 elements splits the 30 rows into dispatches of two; 300 column blocks outgrow the
+    stream's first 256 counters), every reduction kind."""
     monkeypatch.setattr(reductions, "_WINDOW_ELEMS", window)
     x = rng.standard_normal(shape).astype(np.float32)
     x.flat[rng.integers(0, x.size, 3)] = 50.0     # ties: the first index wins

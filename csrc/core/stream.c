@@ -383,7 +383,7 @@ va_status va_stream_counters(va_stream *s, uint64_t count, va_buffer **buf) {
     if (s->transfer) return va_fail(VA_ERROR_INTERNAL, "a transfer stream has no counters");
     if (count == 0) count = 1;
     if (count > s->ncounters) {
-        uint64_t n = s->ncounters ? s->ncounters : 1024;
+        uint64_t n = s->ncounters ? s->ncounters : 256;
         while (n < count) n *= 2;
         va_buffer *b;
         VA_TRY(va_buffer_alloc(s->ctx, VA_MEM_DEVICE, n * 4, &b));
