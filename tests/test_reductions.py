@@ -447,8 +447,10 @@ def same_as_numpy(x, *args, **kw):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int32, np.uint8])
-@pytest.mark.parametrize("bins", [1, 10, 37, 5000])
+@pytest.mark.parametrize("bins", [1, 10, 37, 256, 511, 2047, 4095, 4096, 5000])
 def test_histogram_uniform_is_numpys(backend, rng, dtype, bins):
+    """Bin counts around the kernel's shared-memory limits: up to 8 padded copies of the bins
+    (few bins), fewer copies, one copy filling the 4096 counters, and global counters past them."""
     if np.dtype(dtype).kind in "iu":
         x = rng.integers(0, 200, 30_019).astype(dtype)
     else:
@@ -456,6 +458,16 @@ def test_histogram_uniform_is_numpys(backend, rng, dtype, bins):
     same_as_numpy(x, bins)
     same_as_numpy(x.reshape(-1, 11), bins, range=(-1.3, 2.7))
     same_as_numpy(x[::3], bins, range=(0, 1e-3))
+
+
+@pytest.mark.parametrize("bins", [1, 8, 256])
+def test_histogram_peaked(backend, rng, bins):
+    """Most values in one bin (every thread of a workgroup counting into the same bin at once,
+    over its copies), a few elsewhere."""
+    x = np.full(200_003, 0.5, np.float32)
+    x[rng.integers(0, x.size, 500)] = rng.uniform(-1, 2, 500).astype(np.float32)
+    same_as_numpy(x, bins)
+    same_as_numpy(x, bins, range=(0.5, 0.5))
 
 
 def test_histogram_edge_values_and_explicit_edges(backend, rng):
