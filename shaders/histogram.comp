@@ -36,6 +36,10 @@ layout(push_constant) uniform PC {
 } pc;
 
 shared uint cnt[SHARED_BINS];
+// Uniform bins, up to PAIR_BINS of them: each bin's (lower, upper) edge as one shared-memory pair,
+// so the usual bin (the arithmetic guess, right) costs one 8-byte read.
+layout(constant_id = 6) const uint PAIR_BINS = 1;   // what shared memory beside the counters holds
+shared vec2 pair[UNIFORM == 1u ? PAIR_BINS : 1u];
 
 uint find_bin(float x) {
     uint nb = pc.nbins;
@@ -58,6 +62,20 @@ uint find_bin(float x) {
     return a;
 }
 
+// find_bin for uniform bins whose edge pairs are in shared memory.
+uint find_bin_pairs(float x) {
+    uint nb = pc.nbins;
+    float f = (x - pair[0].x) * pc.scale;
+    uint i = uint(clamp(f, 0.0, float(nb - 1u)));
+    vec2 e = pair[i];
+    if (x < e.x) {
+        while (i > 0u && x < pair[i].x) i--;
+    } else if (x >= e.y && i + 1u < nb) {
+        while (i + 1u < nb && x >= pair[i].y) i++;
+    }
+    return i;
+}
+
 void add_global(uint bin, uint v) {
     uint old = atomicAdd(N[2u * bin], v);
     if (old + v < old) atomicAdd(N[2u * bin + 1u], 1u);
@@ -75,10 +93,12 @@ void main() {
     uint copies = local_bins ? clamp(SHARED_BINS / (pc.nbins + 1u), 1u, 8u) : 1u;
     uint stride = copies > 1u ? pc.nbins + 1u : pc.nbins;
     uint mine = (t % copies) * stride;
-    if (local_bins) {
+    bool pairs = UNIFORM == 1u && pc.nbins <= PAIR_BINS && PAIR_BINS > 1u;
+    if (pairs)
+        for (uint i = t; i < pc.nbins; i += WG) pair[i] = vec2(E[i], E[i + 1u]);
+    if (local_bins)
         for (uint i = t; i < copies * stride; i += WG) cnt[i] = 0u;
-        barrier();
-    }
+    barrier();
     uint start = gl_WorkGroupID.x * pc.per_group;
     uint end = min(pc.n, start + pc.per_group);
     // Four values in flight per thread, then their bins.
@@ -90,7 +110,7 @@ void main() {
             float x = v[u];
             // NaN fails both tests, so it is never counted.
             if (!(x >= pc.lo && x <= pc.hi)) continue;
-            uint bin = find_bin(x);   // at most hi: the last bin is closed
+            uint bin = pairs ? find_bin_pairs(x) : find_bin(x);   // at most hi: the last bin is closed
             if (local_bins) atomicAdd(cnt[mine + bin], 1u);
             else add_global(bin, 1u);
         }
@@ -98,7 +118,7 @@ void main() {
     for (; j < end; j += WG) {
         float x = float(X[pc.x_off + j]);
         if (!(x >= pc.lo && x <= pc.hi)) continue;
-        uint bin = find_bin(x);
+        uint bin = pairs ? find_bin_pairs(x) : find_bin(x);
         if (local_bins) atomicAdd(cnt[mine + bin], 1u);
         else add_global(bin, 1u);
     }
