@@ -283,16 +283,11 @@ static va_status histogram_run(va_stream *s, const va_tensor *x, const va_tensor
     size_t es = va_dtype_size(x->dtype);
     const uint32_t shared_bins = 4096;  /* 16 KiB of counters */
     const char *name = x->dtype == VA_F16 ? "histogram_f16" : "histogram";
-    /* Uniform bins keep their edges as (lower, upper) pairs in the shared memory left beside the
-     * counters: up to 2048 bins, 16 KiB. */
-    uint64_t spare = ctx->info.shared_memory_per_workgroup > shared_bins * 4 ? ctx->info.shared_memory_per_workgroup - shared_bins * 4 : 0;
-    uint32_t pair_bins = spare / 8 < 2048 ? (uint32_t)(spare / 8) : 2048;
-    if (pair_bins < 2) pair_bins = 1;
-    uint32_t spec[7] = {WG, 1, 1, uniform != 0, shared_bins, 1, uniform ? pair_bins : 1};
+    uint32_t spec[6] = {WG, 1, 1, uniform != 0, shared_bins, 1};
     const va_kernel *clear, *k;
-    VA_TRY(va_kernel_get(ctx, name, spec, 7, 0, &clear));
+    VA_TRY(va_kernel_get(ctx, name, spec, 6, 0, &clear));
     spec[5] = 0;
-    VA_TRY(va_kernel_get(ctx, name, spec, 7, 0, &k));
+    VA_TRY(va_kernel_get(ctx, name, spec, 6, 0, &k));
     va_binding eb = va_tensor_binding(edges, VA_READ), cb = va_tensor_binding(counts, VA_READ_WRITE);
     struct { uint32_t x_off, n, nbins, per_group; float lo, hi, scale; } pc = {0, 0, (uint32_t)nbins, 0, lo, hi, scale};
     /* The clear pass reads no values: x's binding is the edges (any valid window). */
