@@ -449,8 +449,8 @@ def same_as_numpy(x, *args, **kw):
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int32, np.uint8])
 @pytest.mark.parametrize("bins", [1, 10, 37, 256, 511, 2047, 4095, 4096, 5000])
 def test_histogram_uniform_is_numpys(backend, rng, dtype, bins):
-    """Bin counts around the kernel's shared-memory limits: up to 8 padded copies of the bins
-    (few bins), fewer copies, one copy filling the 4096 counters, and global counters past them."""
+    """Bin counts well inside, at and past the kernel's 4096 shared-memory counters (global
+    counters beyond them)."""
     if np.dtype(dtype).kind in "iu":
         x = rng.integers(0, 200, 30_019).astype(dtype)
     else:
@@ -462,8 +462,8 @@ def test_histogram_uniform_is_numpys(backend, rng, dtype, bins):
 
 @pytest.mark.parametrize("bins", [1, 8, 256])
 def test_histogram_peaked(backend, rng, bins):
-    """Most values in one bin (every thread of a workgroup counting into the same bin at once,
-    over its copies), a few elsewhere."""
+    """Most values in one bin (every thread of a workgroup counting into the same counter at
+    once), a few elsewhere."""
     x = np.full(200_003, 0.5, np.float32)
     x[rng.integers(0, x.size, 500)] = rng.uniform(-1, 2, 500).astype(np.float32)
     same_as_numpy(x, bins)
