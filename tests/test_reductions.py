@@ -446,8 +446,11 @@ def same_as_numpy(x, *args, **kw):
     np.testing.assert_array_equal(got[0], want[0])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int32, np.uint8])
-@pytest.mark.parametrize("bins", [1, 10, 37, 256, 511, 2047, 4095, 4096, 5000])
+# float16 data with 2047-4096 bins is left out: NumPy 1.x builds float16 edges that collapse there
+# and its own histogram fails (IndexError inside numpy.histogram), so it is no oracle.
+@pytest.mark.parametrize("dtype,bins", [(d, b) for d in (np.float32, np.float16, np.int32, np.uint8)
+                                        for b in (1, 10, 37, 256, 511, 2047, 4095, 4096, 5000)
+                                        if not (d == np.float16 and 2000 < b <= 4096)])
 def test_histogram_uniform_is_numpys(backend, rng, dtype, bins):
     """Bin counts well inside, at and past the kernel's 4096 shared-memory counters (global
     counters beyond them)."""
