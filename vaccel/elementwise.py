@@ -355,15 +355,6 @@ def _bstrides(a, shape):
     return tuple(0 if ash[i] == 1 else st[i] for i in range(len(shape)))
 
 
-def _view(a, shape, strides):
-    if runtime._is_array(a):
-        return runtime.Array._from_parts(a._buf, tuple(shape), a.dtype, a._offset, tuple(strides))
-    if a.flags.c_contiguous and tuple(strides) == runtime.c_strides(tuple(shape)):
-        return a.reshape(shape)
-    item = a.itemsize
-    return np.lib.stride_tricks.as_strided(a, shape, tuple(s * item for s in strides), writeable=False)
-
-
 def _host_describable(a):
     """Aligned (data and strides whole elements) with non-negative strides."""
     return a.flags.aligned and builtins.min(a.strides, default=0) >= 0
@@ -417,8 +408,8 @@ def _run_plan(plan, named, out):
     else:
         res = out
     vals = dict(named)
-    views = tuple(_view(v, mshape, st) for v, st in zip(arrays, mstrides))
-    tview = _view(res, mshape, mstrides[-1]) if type(res) is runtime.Array else res.reshape(mshape)
+    views = tuple(runtime.view(v, mshape, st, False) for v, st in zip(arrays, mstrides))
+    tview = runtime.view(res, mshape, mstrides[-1]) if type(res) is runtime.Array else res.reshape(mshape)
     consts = [float(vals[k[1]]) if k[0] == "var" else k[1] for k in slots]
     runtime.run_op("elementwise", views, (tview,), ip, consts, names, strided=True, results=True)
     return res
@@ -476,8 +467,8 @@ def _evaluate(expr, named, out):
                    for v in ins]
             strides = [_bstrides(v, shape) for v in ins] + [st_out]
             mshape, mstrides = _merge_dims(shape, strides)
-        views = [_view(v, mshape, s) for v, s in zip(ins, mstrides)]
-        tview = _view(target, mshape, mstrides[-1]) if runtime._is_array(target) else target.reshape(mshape) \
+        views = [runtime.view(v, mshape, s, False) for v, s in zip(ins, mstrides)]
+        tview = runtime.view(target, mshape, mstrides[-1]) if runtime._is_array(target) else target.reshape(mshape) \
             if target.flags.c_contiguous else target
         ip = [len(words) | result << 8]
         for i in range(0, len(words), 2):
@@ -595,7 +586,7 @@ def _rows_view(x, axis):
         rows = (mshape[0], n)
         rst = (mst[0] if mshape[0] > 1 else n, st[-1] if n > 1 else 1)
         if runtime._is_array(x) or _host_describable(x):
-            return _view(x, rows, rst), shape, perm
+            return runtime.view(x, rows, rst, False), shape, perm
     host = x.numpy() if runtime._is_array(x) else x
     moved = np.ascontiguousarray(np.transpose(host, perm)).reshape(-1, n)
     return (runtime.asarray(moved) if runtime._is_array(x) else moved), shape, perm
@@ -622,7 +613,7 @@ def _row_op(op, x, axis, out, extra=(), iparams=(), fparams=(), cpu_fn=None, nam
         runtime._is_array(out) and out._c_contiguous()
         or not runtime._is_array(out) and out.flags.c_contiguous)
     if direct:
-        res = _view(out, (m, n), (n, 1)) if runtime._is_array(out) else out.reshape(m, n)
+        res = runtime.view(out, (m, n), (n, 1)) if runtime._is_array(out) else out.reshape(m, n)
     else:
         res = runtime.empty((m, n), kdtype) if want_array and kdtype == dtype else np.empty((m, n), kdtype)
     if m * n:

@@ -50,15 +50,6 @@ def _as_dtype(x, dt):
         return x.astype(dt)
 
 
-def _view(x, shape, strides):
-    """x (Array or ndarray) seen with a new shape and element strides, no copy."""
-    if runtime._is_array(x):
-        return runtime.Array._from_parts(x._buf, tuple(shape), x.dtype, x._offset, tuple(strides))
-    if x.flags.c_contiguous and tuple(strides) == runtime.c_strides(tuple(shape)):
-        return x.reshape(shape)    # the common case, much cheaper than as_strided
-    return np.lib.stride_tricks.as_strided(x, shape, tuple(s * x.itemsize for s in strides))
-
-
 def _strides(x):
     if runtime._is_array(x):
         return tuple(x._strides)
@@ -94,9 +85,9 @@ def _batched(x, batch_shape):
     if all(n == 1 for n in lead):
         if nb == 1 and not runtime._is_array(x):
             return x.reshape((1, r, c))     # a view (only axes of length 1 change)
-        return _view(x, (nb, r, c), (0,) + st[-2:])
+        return runtime.view(x, (nb, r, c), (0,) + st[-2:])
     if len(lead) == 1 and len(batch_shape) == 1:
-        return _view(x, (nb, r, c), (st[0],) + st[-2:])
+        return runtime.view(x, (nb, r, c), (st[0],) + st[-2:])
     if runtime._is_array(x):
         x = x.numpy()
     full = np.broadcast_to(x, tuple(batch_shape) + (r, c))
@@ -165,8 +156,8 @@ def matmul(a, b, out=None, *, out_dtype=None):
         raise ValueError("matmul: a and b must be at least 1-D (use multiply for scalars)")
     rdt = _result_dtype(a, b, out_dtype)
     a_vec, b_vec = a.ndim == 1, b.ndim == 1
-    a2 = _view(a, (1, a.shape[0]), (0, _strides(a)[0])) if a_vec else a
-    b2 = _view(b, (b.shape[0], 1), (_strides(b)[0], 0)) if b_vec else b
+    a2 = runtime.view(a, (1, a.shape[0]), (0, _strides(a)[0])) if a_vec else a
+    b2 = runtime.view(b, (b.shape[0], 1), (_strides(b)[0], 0)) if b_vec else b
     m, k = a2.shape[-2:]
     k2, n = b2.shape[-2:]
     if k != k2:
@@ -199,7 +190,7 @@ def matmul(a, b, out=None, *, out_dtype=None):
     a3 = _batched(_kernel_ready(_as_dtype(a2, da), "a"), batch_shape)
     b3 = _batched(_kernel_ready(_as_dtype(b2, db), "b"), batch_shape)
     nb = math.prod(batch_shape)
-    t3 = _view(target, (nb, m, n), (m * n, n, 1))
+    t3 = runtime.view(target, (nb, m, n), (m * n, n, 1))
     names = {("in", 0): "a", ("in", 1): "b", ("out", 0): "out"}
     runtime.run_op("matmul", (a3, b3), (t3,), (0,), (), names, results=True)
     if target is not res:
@@ -243,7 +234,7 @@ def matvec(a, x, out=None):
     hx = np.asarray(hx, np.float32)
     xb = np.ascontiguousarray(np.broadcast_to(hx, batch_shape + (k,)).reshape(nb, k)) if x.ndim > 1 \
         else np.ascontiguousarray(hx).reshape(1, k)
-    t2 = _view(target, (nb, m), (m, 1))
+    t2 = runtime.view(target, (nb, m), (m, 1))
     runtime.run_op("matvec", (a3, xb), (t2,), (), (), {("in", 0): "a", ("in", 1): "x", ("out", 0): "out"},
                    results=True)
     if target is not res:
@@ -283,7 +274,7 @@ def transpose(a, out=None):
         a = np.ascontiguousarray(a)
     nb = math.prod(batch_shape)
     a3 = _batched(a, batch_shape)
-    t3 = _view(target, (nb, c, r), (c * r, r, 1))
+    t3 = runtime.view(target, (nb, c, r), (c * r, r, 1))
     runtime.run_op("transpose", (a3,), (t3,), (), (), {("in", 0): "a", ("out", 0): "out"}, results=True)
     if target is not res:
         res[...] = target

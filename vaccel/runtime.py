@@ -561,6 +561,15 @@ def c_strides(shape):
     return tuple(reversed(strides))
 
 
+def view(x, shape, strides, writeable=True):
+    """x (Array or ndarray) seen with a new shape and element strides, no copy."""
+    if _is_array(x):
+        return Array._from_parts(x._buf, tuple(shape), x.dtype, x._offset, tuple(strides))
+    if x.flags.c_contiguous and tuple(strides) == c_strides(tuple(shape)):
+        return x.reshape(shape)    # the common case, much cheaper than as_strided
+    return np.lib.stride_tricks.as_strided(x, shape, tuple(s * x.itemsize for s in strides), writeable=writeable)
+
+
 class Array:
     """An array in device memory. `.numpy()` (or `np.asarray`) brings it back."""
 

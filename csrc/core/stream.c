@@ -334,12 +334,7 @@ va_status va_stream_host_operand(va_stream *s, void *ptr, uint64_t size, va_acce
          * the bus into a readback buffer, copied to ptr after the wait (no device buffer, and no
          * copy with its barrier after the work). */
         s->stats.bytes_downloaded += size;
-        VA_TRY(va_buffer_alloc(ctx, VA_MEM_READBACK, size, buf));
-        va_status st = hold(s, *buf);
-        va_buffer_release(*buf);
-        if (!st) st = add_host_copy(s, ptr, va_buffer_map(*buf), size);
-        if (st) *buf = NULL;
-        return st;
+        return download_target(s, ptr, size, buf, offset);
     }
     va_buffer *dev;
     VA_TRY(va_buffer_alloc(ctx, VA_MEM_DEVICE, size, &dev));
