@@ -329,11 +329,11 @@ print("ok", vaccel.info()["device"]["push_descriptors"])
 
 
 @pytest.mark.parametrize("push", ["0", "1"])
-def test_descriptor_paths(backend, push):
+def test_descriptor_paths(push):
     """Bindings pushed into the command buffer (VK_KHR_push_descriptor, the default where the device
     has it) and written into sets from a pool (VACCEL_PUSH_DESCRIPTORS=0, or a device without it)."""
-    if backend != "vulkan":
-        pytest.skip("a Vulkan setting")
+    if vaccel.get_backend() != "vulkan":
+        pytest.skip("the Vulkan backend's descriptor paths")
     words = _run_child(_POOL_CHILD, VACCEL_PUSH_DESCRIPTORS=push)
     assert words[0] == "ok"
     if push == "0":
