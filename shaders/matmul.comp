@@ -275,7 +275,7 @@ void main() {
 #define STORE(buf)                                                                                  \
     [[unroll]] for (uint s = 0; s < NA4; s++) {                                                     \
         uint e = (s * WG + t) * 4;                                                                  \
-        if (e < BM * BK) {                                                                          \
+        if ((BM * BK) % (WG * 4) == 0 || e < BM * BK) {                                             \
             if (!A_T) {                                                                             \
                 uint i = e / BK, p = e % BK;                                                        \
                 [[unroll]] for (uint c = 0; c < 4; c++)                                             \
@@ -288,7 +288,7 @@ void main() {
     }                                                                                               \
     [[unroll]] for (uint s = 0; s < NB4; s++) {                                                     \
         uint e = (s * WG + t) * 4;                                                                  \
-        if (e < BK * BN) {                                                                          \
+        if ((BK * BN) % (WG * 4) == 0 || e < BK * BN) {                                             \
             if (!B_T) {                                                                             \
                 uint p = e / BN, j = e % BN;                                                        \
                 Bs[(buf) * BK * (BN / 4) + p * (BN / 4) + j / 4] = rb[s];                           \
@@ -300,28 +300,71 @@ void main() {
         }                                                                                           \
     }
 
-    if (nslices > 0) {
-        FETCH(0)
-        STORE(0)
+    // A workgroup whose tile and slices lie wholly inside vector-aligned operands (most of a large
+    // product) fetches with no test around its loads: NVIDIA's compiler waits for loads issued
+    // inside a branch where the branch ends, before the multiply they were meant to overlap. The
+    // last trip fetches its own slice again, harmlessly, instead of testing.
+#define FETCH_FAST(k0)                                                                              \
+    [[unroll]] for (uint s = 0; s < NA4; s++) {                                                     \
+        uint e = (s * WG + t) * 4;                                                                  \
+        if ((BM * BK) % (WG * 4) == 0 || e < BM * BK) {                                             \
+            uint i = A_T ? row0 + e % BM : row0 + e / BK, p = A_T ? (k0) + e / BM : (k0) + e % BK;  \
+            ra[s] = LOAD4_A(A4[(abase + (A_T ? p * pc.lda + i : i * pc.lda + p)) / 4]);             \
+        }                                                                                           \
+    }                                                                                               \
+    [[unroll]] for (uint s = 0; s < NB4; s++) {                                                     \
+        uint e = (s * WG + t) * 4;                                                                  \
+        if ((BK * BN) % (WG * 4) == 0 || e < BK * BN) {                                             \
+            if (!B_T) {                                                                             \
+                uint p = (k0) + e / BN, j = col0 + e % BN;                                          \
+                rb[s] = LOAD4_B(B4[(bbase + p * pc.ldb + j) / 4]);                                  \
+            } else {                                                                                \
+                uint p = (k0) + e % BK, j = col0 + e / BK;                                          \
+                rb[s] = B_T_VEC4(bbase + brow(j) * pc.ldb, p);                                      \
+            }                                                                                       \
+        }                                                                                           \
     }
-    barrier();
-    uint cur = 0;
-    for (uint sl = 0; sl < nslices; sl++) {
-        bool more = sl + 1 < nslices;
-        if (more) { FETCH((sl + 1) * BK) }
-        const uint abuf = cur * BK * (BM / 4), bbuf = cur * BK * (BN / 4);
-        [[unroll]] for (uint p = 0; p < BK; p++) {
-            vec4 av[MB], bv[NB];
-            [[unroll]] for (uint i = 0; i < MB; i++) av[i] = As[abuf + p * (BM / 4) + i * RT + ty];
-            [[unroll]] for (uint j = 0; j < NB; j++) bv[j] = Bs[bbuf + p * (BN / 4) + j * CT + tx];
-            [[unroll]] for (uint i = 0; i < MB; i++)
-                [[unroll]] for (uint r = 0; r < 4; r++)
-                    [[unroll]] for (uint j = 0; j < NB; j++)
-                        acc[i * 4 + r][j] = fma(vec4(av[i][r]), bv[j], acc[i * 4 + r][j]);
+#define MUL_SLICE()                                                                                 \
+        [[unroll]] for (uint p = 0; p < BK; p++) {                                                  \
+            vec4 av[MB], bv[NB];                                                                    \
+            [[unroll]] for (uint i = 0; i < MB; i++) av[i] = As[abuf + p * (BM / 4) + i * RT + ty]; \
+            [[unroll]] for (uint j = 0; j < NB; j++) bv[j] = Bs[bbuf + p * (BN / 4) + j * CT + tx]; \
+            [[unroll]] for (uint i = 0; i < MB; i++)                                                \
+                [[unroll]] for (uint r = 0; r < 4; r++)                                             \
+                    [[unroll]] for (uint j = 0; j < NB; j++)                                        \
+                        acc[i * 4 + r][j] = fma(vec4(av[i][r]), bv[j], acc[i * 4 + r][j]);          \
         }
-        if (more) { STORE(1 - cur) }
+    const bool interior = VEC_A && VEC_B && pc.k > 0 && pc.k % BK == 0 && row0 + BM <= pc.m &&
+                          col0 + BN <= pc.n;
+    if (interior) {
+        FETCH_FAST(0)
+        STORE(0)
         barrier();
-        cur = 1 - cur;
+        uint cur = 0;
+        for (uint sl = 0; sl < nslices; sl++) {
+            FETCH_FAST(min(sl + 1, nslices - 1) * BK)
+            const uint abuf = cur * BK * (BM / 4), bbuf = cur * BK * (BN / 4);
+            MUL_SLICE()
+            STORE(1 - cur)
+            barrier();
+            cur = 1 - cur;
+        }
+    } else {
+        if (nslices > 0) {
+            FETCH(0)
+            STORE(0)
+        }
+        barrier();
+        uint cur = 0;
+        for (uint sl = 0; sl < nslices; sl++) {
+            bool more = sl + 1 < nslices;
+            if (more) { FETCH((sl + 1) * BK) }
+            const uint abuf = cur * BK * (BM / 4), bbuf = cur * BK * (BN / 4);
+            MUL_SLICE()
+            if (more) { STORE(1 - cur) }
+            barrier();
+            cur = 1 - cur;
+        }
     }
 
 #if defined(KNN)

@@ -101,6 +101,35 @@ def test_matmul_views(backend, variant, rng, layout, dtype):
     check(r, a, b)
 
 
+@pytest.mark.parametrize("tile", [None, "128,128,8,8,8", "64,128,16,8,8"])
+@pytest.mark.parametrize("layout", ["plain", "a.T", "b.T", "both.T", "sliced", "batched"])
+def test_matmul_float32_whole_tiles(backend, rng, monkeypatch, layout, tile):
+    # The SIMT kernel's interior path (whole tiles over whole slices of aligned operands, loads
+    # without bounds tests) next to edge tiles, for the default tile and forced large ones, with
+    # transposed, offset and batched operands; sliced: offsets and leading dimensions that are
+    # multiples of 4 elements, then ones that are not.
+    monkeypatch.setenv("VACCEL_NO_COOPMAT", "1")
+    if tile:
+        monkeypatch.setenv("VACCEL_MATMUL_TILE", tile)
+    m, k, n = 264, 288, 256
+    if layout == "sliced":
+        A = rng.standard_normal((m + 8, k + 16)).astype(np.float32)
+        B = rng.standard_normal((k + 8, n + 8)).astype(np.float32)
+        for a, b in ((A[4:, 8:k + 8], B[4:k + 4, 4:n + 4]), (A[3:m + 3, 1:k + 1], B[5:k + 5, 2:n + 2])):
+            check(vaccel.matmul(a, b), a, b)
+        return
+    if layout == "plain":
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+    else:
+        a, b = view_operands(rng, layout, np.float32, m, k, n)
+    check(vaccel.matmul(a, b), a, b)
+    c0 = rng.standard_normal(np.broadcast_shapes(a.shape[:-1] + (n,))).astype(np.float32)
+    out = vaccel.asarray(c0)
+    vaccel.matmul(a, b, out=out)
+    check(out, a, b)
+
+
 @pytest.mark.parametrize("layout", ["a.T", "b.T", "both.T", "sliced", "batched"])
 def test_matmul_float16_views_whole_tiles(backend, variant, rng, layout):
     # Several whole 128 x 128 tiles and a depth of whole slices (the tensor-core kernels' aligned
