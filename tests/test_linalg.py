@@ -101,13 +101,23 @@ def test_matmul_views(backend, variant, rng, layout, dtype):
     check(r, a, b)
 
 
-@pytest.mark.parametrize("tile", [None, "128,128,8,8,8", "64,128,16,8,8"])
-@pytest.mark.parametrize("layout", ["plain", "a.T", "b.T", "both.T", "sliced", "batched"])
+def device_transposed(x):
+    """x (2-D) as a device array stored the other way round (column-major): a transposed operand
+    of the kernels, where a NumPy view would be copied to row-major on the way in."""
+    from vaccel import runtime
+    return runtime.view(vaccel.asarray(np.ascontiguousarray(x.T)), x.shape, (1, x.shape[0]))
+
+
+@pytest.mark.parametrize("tile", [None, "128,128,8,8,8", "64,128,16,8,8", "128,64,8,8,4"])
+@pytest.mark.parametrize("layout", ["plain", "a.T", "b.T", "both.T", "sliced", "batched_a",
+                                    "batched_b", "batched_both", "batched_a.T"])
 def test_matmul_float32_whole_tiles(backend, rng, monkeypatch, layout, tile):
     # The SIMT kernel's interior path (whole tiles over whole slices of aligned operands, loads
-    # without bounds tests) next to edge tiles, for the default tile and forced large ones, with
-    # transposed, offset and batched operands; sliced: offsets and leading dimensions that are
-    # multiples of 4 elements, then ones that are not.
+    # without bounds tests) next to edge tiles, for the default tile and forced ones (128x64 has
+    # more threads than slots), with operands stored transposed on the device, batched ones
+    # (either or both; a batch of 1 broadcasts) and offset ones; sliced: offsets and leading
+    # dimensions that are multiples of 4 elements, then ones that are not (host-sized operands go
+    # in place on a unified device, are copied on a discrete one).
     monkeypatch.setenv("VACCEL_NO_COOPMAT", "1")
     if tile:
         monkeypatch.setenv("VACCEL_MATMUL_TILE", tile)
@@ -118,15 +128,21 @@ def test_matmul_float32_whole_tiles(backend, rng, monkeypatch, layout, tile):
         for a, b in ((A[4:, 8:k + 8], B[4:k + 4, 4:n + 4]), (A[3:m + 3, 1:k + 1], B[5:k + 5, 2:n + 2])):
             check(vaccel.matmul(a, b), a, b)
         return
-    if layout == "plain":
-        a = rng.standard_normal((m, k)).astype(np.float32)
-        b = rng.standard_normal((k, n)).astype(np.float32)
-    else:
-        a, b = view_operands(rng, layout, np.float32, m, k, n)
-    check(vaccel.matmul(a, b), a, b)
-    c0 = rng.standard_normal(np.broadcast_shapes(a.shape[:-1] + (n,))).astype(np.float32)
+    a = rng.standard_normal((3, m, k) if layout in ("batched_a", "batched_both") else (m, k)).astype(np.float32)
+    b = rng.standard_normal((3, k, n) if layout in ("batched_b", "batched_both") else (k, n)).astype(np.float32)
+    da, db = a, b
+    if layout in ("a.T", "both.T"):
+        da = device_transposed(a)
+    if layout in ("b.T", "both.T"):
+        db = device_transposed(b)
+    if layout == "batched_a.T":
+        a = rng.standard_normal((3, m, k)).astype(np.float32)
+        from vaccel import runtime
+        da = runtime.view(vaccel.asarray(np.ascontiguousarray(a.transpose(0, 2, 1))), a.shape, (m * k, 1, m))
+    check(vaccel.matmul(da, db), a, b)
+    c0 = rng.standard_normal(np.broadcast_shapes(a.shape[:-1] + (n,), b.shape[:-2] + (m, n))).astype(np.float32)
     out = vaccel.asarray(c0)
-    vaccel.matmul(a, b, out=out)
+    vaccel.matmul(da, db, out=out)
     check(out, a, b)
 
 

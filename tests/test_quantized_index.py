@@ -101,6 +101,23 @@ def test_sq_fused_search(rng, monkeypatch, metric, bits):
         np.testing.assert_array_equal(I[-1, :12], I_ref[-1, :12])     # duplicates: ties to the lower id
 
 
+@pytest.mark.parametrize("metric", ["sqeuclidean", "cosine"])
+@pytest.mark.parametrize("bits", [8, 4])
+def test_sq_fused_search_whole_tiles(rng, monkeypatch, metric, bits):
+    """Queries and code rows filling whole GEMM tiles over whole slices (the kernel's interior
+    path: codes decoded four at a time with no bounds tests), next to edge tiles."""
+    d = 32
+    xb = rng.standard_normal((5000, d)).astype(np.float32)
+    xq = rng.standard_normal((264, d)).astype(np.float32)
+    index = vaccel.SQIndex(d, bits=bits, metric=metric).train(xb)
+    index.add(xb)
+    D_ref, I_ref = exact_on(xq, index.quantizer.decode(index.codes), 10, metric)
+    monkeypatch.setenv("VACCEL_KNN_FUSED", "1")
+    monkeypatch.setenv("VACCEL_NO_COOPMAT", "1")
+    D, I = index.search(xq, 10)
+    assert_sq_results(D, I, D_ref, I_ref, 1.0 if metric == "cosine" else 100.0)
+
+
 @pytest.mark.parametrize("nb,nq,d,k", [(1, 1, 1, 1), (5, 3, 2, 10), (1031, 2, 7, 1031), (257, 65, 33, 5),
                                        (65537, 2, 3, 20)])
 def test_sq_awkward_shapes(rng, nb, nq, d, k):

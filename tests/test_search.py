@@ -143,6 +143,18 @@ def test_knn_against_faiss(knn_path, rng, shape, metric):
             _same_neighbours(D[:, :kk], I[:, :kk], FD, FI)
 
 
+@pytest.mark.parametrize("metric", ["sqeuclidean", "inner", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_knn_whole_tiles(knn_path, monkeypatch, rng, metric, dtype):
+    """Queries and rows filling whole SIMT tiles over whole slices of aligned operands (the GEMM
+    kernel's interior path, loads without bounds tests), next to edge tiles."""
+    monkeypatch.setenv("VACCEL_NO_COOPMAT", "1")
+    q = rng.standard_normal((264, 32)).astype(dtype)
+    db = rng.standard_normal((5000, 32)).astype(dtype)
+    D, I = vaccel.knn(q, db, 10, metric)
+    RD, RI = cpu.knn(q.astype(np.float32), db.astype(np.float32), 10, metric)
+    _same_neighbours(D, I, RD, RI, rtol=1e-3 if dtype == np.float16 else 1e-5)
+
 @pytest.mark.parametrize("metric", ["euclidean", "cosine", "cityblock", "chebyshev", "minkowski"])
 def test_knn_other_metrics(knn_path, rng, metric):
     q = rng.standard_normal((9, 13)).astype(np.float32)
