@@ -351,9 +351,11 @@ void main() {
     uint cur = 0;
     uint tl = 0, sl = 0;
     for (uint it = 0; it < total; it++) {
-        bool more = it + 1 < total;
         uint ntl_ = sl + 1 == nsl ? tl + 1 : tl, nsl_ = sl + 1 == nsl ? 0 : sl + 1;
-        if (more) { FETCH((tile0 + ntl_) * BN, nsl_ * BK) }
+        // No branch around the fetch (every load is bounds-tested, so the last trip's fetch past
+        // the centres reads zeros): NVIDIA's compiler waits for loads issued inside a branch where
+        // the branch ends, which stalled each slice on its own prefetch (see matmul.comp).
+        FETCH((tile0 + ntl_) * BN, nsl_ * BK)
         const uint abuf = cur * BK * (BM / 4), bbuf = cur * BK * (BN / 4);
         [[unroll]] for (uint p = 0; p < BK; p++) {
             vec4 av[MB], bw[NB];
@@ -388,7 +390,7 @@ void main() {
                 }
             }
         }
-        if (more) { STORE(1 - cur) }
+        STORE(1 - cur)
         barrier();
         cur = 1 - cur;
         tl = ntl_;
