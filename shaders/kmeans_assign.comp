@@ -353,8 +353,8 @@ void main() {
     for (uint it = 0; it < total; it++) {
         uint ntl_ = sl + 1 == nsl ? tl + 1 : tl, nsl_ = sl + 1 == nsl ? 0 : sl + 1;
         // No branch around the fetch (every load is bounds-tested, so the last trip's fetch past
-        // the centres reads zeros): NVIDIA's compiler waits for loads issued inside a branch where
-        // the branch ends, which stalled each slice on its own prefetch (see matmul.comp).
+        // the centres reads zeros): a branch there made NVIDIA's compiler wait for the loads
+        // before the multiply (3 % of the assignment on an H100; see matmul.comp's interior path).
         FETCH((tile0 + ntl_) * BN, nsl_ * BK)
         const uint abuf = cur * BK * (BM / 4), bbuf = cur * BK * (BN / 4);
         [[unroll]] for (uint p = 0; p < BK; p++) {
