@@ -259,6 +259,39 @@ float x_at(uint i, uint p) {
     return HAS_SHIFT ? v - MU[pc.mu_off + p] : v;
 }
 
+// The thread's scores of the current centre tile and its running minima (module scope, so the
+// tile epilogue below and both main loops share them; every index is a constant after unrolling).
+vec4 acc[TM][NB];
+float bv[TM];
+uint bi[TM];
+#if defined(BOUNDS)
+float b2[TM];   // second-smallest score of the thread's rows (ties with the smallest count)
+#endif
+
+// Epilogue of a centre tile starting at column col0: a thread's columns, visited in increasing
+// order, so a strict < keeps the lowest index among its equal scores; the scores are cleared.
+void finish_tile(uint col0, uint tx) {
+    [[unroll]] for (uint j = 0; j < NB; j++) {
+        uint gc = col0 + (j * CT + tx) * 4;
+        vec4 cn = gc < pc.ldct ? CTS4[(pc.d * pc.ldct + gc) / 4] : vec4(INF);
+        [[unroll]] for (uint q = 0; q < TM; q++) {
+            vec4 sc = fma(vec4(-2.0), acc[q][j], cn);
+#if defined(BOUNDS)
+            if (sc.x < bv[q]) { b2[q] = bv[q]; bv[q] = sc.x; bi[q] = gc; } else b2[q] = min(b2[q], sc.x);
+            if (sc.y < bv[q]) { b2[q] = bv[q]; bv[q] = sc.y; bi[q] = gc + 1u; } else b2[q] = min(b2[q], sc.y);
+            if (sc.z < bv[q]) { b2[q] = bv[q]; bv[q] = sc.z; bi[q] = gc + 2u; } else b2[q] = min(b2[q], sc.z);
+            if (sc.w < bv[q]) { b2[q] = bv[q]; bv[q] = sc.w; bi[q] = gc + 3u; } else b2[q] = min(b2[q], sc.w);
+#else
+            if (sc.x < bv[q]) { bv[q] = sc.x; bi[q] = gc; }
+            if (sc.y < bv[q]) { bv[q] = sc.y; bi[q] = gc + 1u; }
+            if (sc.z < bv[q]) { bv[q] = sc.z; bi[q] = gc + 2u; }
+            if (sc.w < bv[q]) { bv[q] = sc.w; bi[q] = gc + 3u; }
+#endif
+            acc[q][j] = vec4(0.0);
+        }
+    }
+}
+
 void main() {
     const uint t = gl_LocalInvocationID.x;
     const uint tx = t % CT, ty = t / CT;
@@ -279,14 +312,10 @@ void main() {
 #endif
 
     vec4 ra[NA4], rb[NB4];
-    vec4 acc[TM][NB];
     [[unroll]] for (uint i = 0; i < TM; i++)
         [[unroll]] for (uint j = 0; j < NB; j++) acc[i][j] = vec4(0.0);
-    float bv[TM];
-    uint bi[TM];
     [[unroll]] for (uint q = 0; q < TM; q++) { bv[q] = INF; bi[q] = NONE; }
 #if defined(BOUNDS)
-    float b2[TM];   // second-smallest score of the thread's rows (ties with the smallest count)
     [[unroll]] for (uint q = 0; q < TM; q++) b2[q] = INF;
 #endif
 
@@ -341,60 +370,73 @@ void main() {
         }                                                                                          \
     }
 
-    // One flat loop over (centre tile, slice), so the fetch of the next slice also runs across
-    // tile boundaries; after a tile's last slice its scores go into the running minima.
-    if (total > 0) {
-        FETCH(tile0 * BN, 0)
-        STORE(0)
+    // fetch_fast(col0, k0): the same for a workgroup whose rows, slices and centre tiles all lie
+    // inside aligned operands: no test around the loads, no branch between them and their stores.
+    // With them NVIDIA's compiler waited for the loads before the multiply (see matmul.comp).
+#define FETCH_FAST(col0, k0)                                                                       \
+    [[unroll]] for (uint s = 0; s < NA4; s++) {                                                    \
+        uint e = (s * WG + t) * 4;                                                                 \
+        if ((BM * BK) % (WG * 4) == 0 || e < BM * BK) {                                            \
+            uint i = row0 + e / BK, p = (k0) + e % BK;                                             \
+            ra[s] = vec4(X4[(pc.x_off + i * pc.ldx + p) / 4]);                                     \
+            if (HAS_SHIFT)                                                                         \
+                ra[s] -= vec4(MU[pc.mu_off + p], MU[pc.mu_off + p + 1], MU[pc.mu_off + p + 2],     \
+                              MU[pc.mu_off + p + 3]);                                              \
+        }                                                                                          \
+    }                                                                                              \
+    [[unroll]] for (uint s = 0; s < NB4; s++) {                                                    \
+        uint e = (s * WG + t) * 4;                                                                 \
+        if ((BK * BN) % (WG * 4) == 0 || e < BK * BN) {                                            \
+            uint p = (k0) + e / BN, j = (col0) + e % BN;                                           \
+            rb[s] = CTS4[(p * pc.ldct + j) / 4];                                                   \
+        }                                                                                          \
     }
-    barrier();
-    uint cur = 0;
-    uint tl = 0, sl = 0;
-    for (uint it = 0; it < total; it++) {
-        uint ntl_ = sl + 1 == nsl ? tl + 1 : tl, nsl_ = sl + 1 == nsl ? 0 : sl + 1;
-        // No branch around the fetch (every load is bounds-tested, so the last trip's fetch past
-        // the centres reads zeros): a branch there made NVIDIA's compiler wait for the loads
-        // before the multiply (3 % of the assignment on an H100; see matmul.comp's interior path).
-        FETCH((tile0 + ntl_) * BN, nsl_ * BK)
-        const uint abuf = cur * BK * (BM / 4), bbuf = cur * BK * (BN / 4);
-        [[unroll]] for (uint p = 0; p < BK; p++) {
-            vec4 av[MB], bw[NB];
-            [[unroll]] for (uint i = 0; i < MB; i++) av[i] = As[abuf + p * (BM / 4) + i * RT + ty];
-            [[unroll]] for (uint j = 0; j < NB; j++) bw[j] = Bs[bbuf + p * (BN / 4) + j * CT + tx];
-            [[unroll]] for (uint i = 0; i < MB; i++)
-                [[unroll]] for (uint r = 0; r < 4; r++)
-                    [[unroll]] for (uint j = 0; j < NB; j++)
-                        acc[i * 4 + r][j] = fma(vec4(av[i][r]), bw[j], acc[i * 4 + r][j]);
-        }
-        if (sl + 1 == nsl) {
-            // Epilogue of this tile: a thread's columns, visited in increasing order, so a strict
-            // < keeps the lowest index among its equal scores.
-            uint col0 = (tile0 + tl) * BN;
-            [[unroll]] for (uint j = 0; j < NB; j++) {
-                uint gc = col0 + (j * CT + tx) * 4;
-                vec4 cn = gc < pc.ldct ? CTS4[(pc.d * pc.ldct + gc) / 4] : vec4(INF);
-                [[unroll]] for (uint q = 0; q < TM; q++) {
-                    vec4 sc = fma(vec4(-2.0), acc[q][j], cn);
-#if defined(BOUNDS)
-                    if (sc.x < bv[q]) { b2[q] = bv[q]; bv[q] = sc.x; bi[q] = gc; } else b2[q] = min(b2[q], sc.x);
-                    if (sc.y < bv[q]) { b2[q] = bv[q]; bv[q] = sc.y; bi[q] = gc + 1u; } else b2[q] = min(b2[q], sc.y);
-                    if (sc.z < bv[q]) { b2[q] = bv[q]; bv[q] = sc.z; bi[q] = gc + 2u; } else b2[q] = min(b2[q], sc.z);
-                    if (sc.w < bv[q]) { b2[q] = bv[q]; bv[q] = sc.w; bi[q] = gc + 3u; } else b2[q] = min(b2[q], sc.w);
-#else
-                    if (sc.x < bv[q]) { bv[q] = sc.x; bi[q] = gc; }
-                    if (sc.y < bv[q]) { bv[q] = sc.y; bi[q] = gc + 1u; }
-                    if (sc.z < bv[q]) { bv[q] = sc.z; bi[q] = gc + 2u; }
-                    if (sc.w < bv[q]) { bv[q] = sc.w; bi[q] = gc + 3u; }
+
+    // One flat loop over (centre tile, slice), so the fetch of the next slice also runs across
+    // tile boundaries; after a tile's last slice (and the store of the next slice) its scores go
+    // into the running minima. The last trip fetches its own slice again (interior) or past the
+    // centres, where every load is tested and reads zeros (the others).
+#define ASSIGN_LOOP(FETCHX, LAST_SAME)                                                             \
+    {                                                                                              \
+        FETCHX(tile0 * BN, 0)                                                                      \
+        STORE(0)                                                                                   \
+        barrier();                                                                                 \
+        uint cur = 0;                                                                              \
+        uint tl = 0, sl = 0;                                                                       \
+        for (uint it = 0; it < total; it++) {                                                      \
+            bool last = LAST_SAME && it + 1 == total;                                              \
+            uint ntl_ = last ? tl : (sl + 1 == nsl ? tl + 1 : tl);                                 \
+            uint nsl_ = last ? sl : (sl + 1 == nsl ? 0 : sl + 1);                                  \
+            FETCHX((tile0 + ntl_) * BN, nsl_ * BK)                                                 \
+            const uint abuf = cur * BK * (BM / 4), bbuf = cur * BK * (BN / 4);                     \
+            [[unroll]] for (uint p = 0; p < BK; p++) {                                             \
+                vec4 av[MB], bw[NB];                                                               \
+                [[unroll]] for (uint i = 0; i < MB; i++) av[i] = As[abuf + p * (BM / 4) + i * RT + ty]; \
+                [[unroll]] for (uint j = 0; j < NB; j++) bw[j] = Bs[bbuf + p * (BN / 4) + j * CT + tx]; \
+                [[unroll]] for (uint i = 0; i < MB; i++)                                           \
+                    [[unroll]] for (uint r = 0; r < 4; r++)                                        \
+                        [[unroll]] for (uint j = 0; j < NB; j++)                                   \
+                            acc[i * 4 + r][j] = fma(vec4(av[i][r]), bw[j], acc[i * 4 + r][j]);     \
+            }                                                                                      \
+            STORE(1 - cur)                                                                         \
+            if (sl + 1 == nsl) finish_tile((tile0 + tl) * BN, tx);                                 \
+            barrier();                                                                             \
+            cur = 1 - cur;                                                                         \
+            tl = last ? tl + 1 : ntl_;                                                             \
+            sl = last ? 0 : nsl_;                                                                  \
+        }                                                                                          \
+    }
+    bool interior = false;
+#if !defined(BOUNDS)
+    interior = VEC_A && total > 0 && row0 + BM <= pc.n && pc.d % BK == 0 &&
+               (tile0 + ntl) * BN <= pc.ldct;
 #endif
-                    acc[q][j] = vec4(0.0);
-                }
-            }
-        }
-        STORE(1 - cur)
+    if (interior) {
+        ASSIGN_LOOP(FETCH_FAST, true)
+    } else if (total > 0) {
+        ASSIGN_LOOP(FETCH, false)
+    } else {
         barrier();
-        cur = 1 - cur;
-        tl = ntl_;
-        sl = nsl_;
     }
 
     // Merge the CT threads of each row: halve the active threads each round.

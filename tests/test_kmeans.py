@@ -65,14 +65,16 @@ def test_assign_matches_exact_argmin(backend, rng, n, k, d):
 def test_assign_every_tile_and_split(monkeypatch, rng, tile):
     # The planner picks the tile by size (128x128 only from 8192 rows and 65 centres on): force
     # each one, with the centres in one split or spread over several (merged by the finish pass).
+    # 32 features: whole slices, so the row blocks and splits whose centre tiles are whole take
+    # the interior path (loads without tests) next to the others.
     monkeypatch.setenv("VACCEL_KMEANS_TILE", tile)
-    x = rng.standard_normal((517, 20)).astype(np.float32)
-    c = rng.standard_normal((131, 20)).astype(np.float32)
+    x = rng.standard_normal((517, 32)).astype(np.float32)
+    c = rng.standard_normal((131, 32)).astype(np.float32)
     c[100] = c[3]
     for split in ("1", "3"):
         monkeypatch.setenv("VACCEL_KMEANS_SPLIT", split)
-        for xv in (x, x.astype(np.float16), x[:, :19]):
-            cc = c[:, :xv.shape[1]]
+        for xv, cc in ((x[:, :20], c[:, :20]), (x[:, :20].astype(np.float16), c[:, :20]), (x[:, :19], c[:, :19]),
+                       (x, c), (x.astype(np.float16), c), (x + 3.0, c + 3.0)):
             labels, dist = cluster.assign(xv, cc)
             D = assert_nearest(labels, xv, cc)
             np.testing.assert_allclose(dist, D[np.arange(517), labels], rtol=2e-6, atol=1e-6)
